@@ -1,0 +1,94 @@
+"""The live-class LTI 1.3 tool: `create_app()` builds the Flask application.
+
+    flask --app wsgi run          # or gunicorn wsgi:app
+
+Extensions and services attach themselves here, in one place: database and migrations, the
+tool's keys, the platform registrations, the platforms' key cache, the video providers, the
+blueprints, the error pages and the command line.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from .config import PROJECT_ROOT, load_config, validate_config
+from .extensions import db, migrate
+from .keys import KeyRing
+from .lti.platform_keys import PlatformKeyCache
+from .providers import build_providers
+from .registrations import RegistrationStore, load_tool_config
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+class ConfigurationError(RuntimeError):
+    """The environment cannot run the tool; the message tells the operator what to fix."""
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    config = load_config(overrides)
+    problems = validate_config(config)
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(config)
+    _configure_logging(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    _attach_services(app)
+    _register_blueprints(app)
+    if (
+        app.config["AUTO_UPGRADE_DATABASE"]
+        and not app.config.get("TESTING")
+        and (MIGRATIONS_DIR / "env.py").exists()
+    ):
+        upgrade_database(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lti_tool").setLevel(logging.INFO)
+
+
+def _attach_services(app: Flask) -> None:
+    registrations = load_tool_config(app.config["TOOL_CONFIG"])
+    extra_key_files = [
+        path for reg in registrations for path in (reg.private_key_file, reg.public_key_file) if path
+    ]
+    key_ring = KeyRing(app.config["KEYS_DIR"], extra_key_files)
+    key_ring.ensure_keys()
+    app.extensions["key_ring"] = key_ring
+    app.extensions["registrations"] = RegistrationStore(registrations, key_ring)
+    app.extensions["platform_keys"] = PlatformKeyCache(ttl_seconds=app.config["JWKS_CACHE_SECONDS"])
+    app.extensions["providers"] = build_providers(app.config)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from . import cli, errors, web
+    from .health import bp as health_bp
+    from .lti import bp as lti_bp
+    from .rooms import bp as rooms_bp
+
+    app.register_blueprint(lti_bp)
+    app.register_blueprint(rooms_bp)
+    app.register_blueprint(health_bp)
+    web.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+
+
+def upgrade_database(app: Flask) -> None:
+    """Bring the schema up to date (the embedded SQLite default does this on start)."""
+    from flask_migrate import upgrade
+
+    if app.config["DATABASE_URL"].startswith("sqlite:///"):
+        (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))

@@ -1,0 +1,119 @@
+"""The command line: `flask --app wsgi platform add|list`, `keys rotate`, `serve`.
+
+(`db upgrade` comes from Flask-Migrate.) Each command prints what it did and exits non-zero
+with a clear message on bad input.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from .registrations import RegistrationConfigError, add_database_platform
+
+platform_cli = AppGroup("platform", help="Register learning platforms (LMSs).")
+keys_cli = AppGroup("keys", help="The tool's signing keys.")
+
+
+def _require_url(value: str, name: str) -> str:
+    parts = urlsplit(value or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"must be an http(s) URL, got {value!r}", param_hint=name)
+    return value
+
+
+@platform_cli.command("add")
+@click.option("--issuer", required=True, help="The platform's issuer (Moodle: its wwwroot).")
+@click.option("--client-id", required=True, help="The client id the platform gave the tool.")
+@click.option("--deployment-id", required=True, help="The deployment id (Moodle: the tool's type id).")
+@click.option("--auth-login-url", required=True, help="Authentication request URL (Moodle: …/mod/lti/auth.php).")
+@click.option("--token-url", required=True, help="Access token URL (Moodle: …/mod/lti/token.php).")
+@click.option("--jwks-url", required=True, help="Public keyset URL (Moodle: …/mod/lti/certs.php).")
+def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jwks_url):
+    """Register a platform, or add a deployment id to a registered one."""
+    for value, name in ((issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"), (jwks_url, "--jwks-url")):
+        _require_url(value, name)
+    for value, name in ((client_id, "--client-id"), (deployment_id, "--deployment-id")):
+        if not value.strip():
+            raise click.BadParameter("must not be empty", param_hint=name)
+    try:
+        row, created = add_database_platform(
+            current_app.extensions["registrations"],
+            issuer=issuer,
+            client_id=client_id.strip(),
+            deployment_id=deployment_id.strip(),
+            auth_login_url=auth_login_url,
+            auth_token_url=token_url,
+            key_set_url=jwks_url,
+        )
+    except RegistrationConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verb = "registered" if created else "updated"
+    deployments = ", ".join(d.deployment_id for d in row.deployments)
+    click.echo(f"{verb} platform {row.issuer} (client id {row.client_id}); deployments: {deployments}")
+
+
+@platform_cli.command("list")
+def platform_list():
+    """List every registration, from TOOL_CONFIG and from the database."""
+    store = current_app.extensions["registrations"]
+    registrations = store.all()
+    if not registrations:
+        click.echo("no platforms registered (use `flask --app wsgi platform add …` or TOOL_CONFIG)")
+    for reg in registrations:
+        deployments = ", ".join(sorted(reg.deployment_ids)) or "(none)"
+        click.echo(f"{reg.issuer}  client_id={reg.client_id}  deployments={deployments}  source={reg.source}")
+        click.echo(f"    login={reg.auth_login_url}  token={reg.auth_token_url}  jwks={reg.key_set_url}")
+    for row in store.shadowed():
+        click.echo(f"warning: database registration {row.issuer} / {row.client_id} is shadowed by TOOL_CONFIG and not live")
+
+
+@keys_cli.command("rotate")
+def keys_rotate():
+    """Add a new signing key; the old public keys stay published in the JWKS."""
+    key_ring = current_app.extensions["key_ring"]
+    key = key_ring.rotate()
+    click.echo(f"new signing key {key.kid} written to {key.path}")
+    click.echo(f"published keys: {', '.join(k['kid'] for k in key_ring.jwks()['keys'])}")
+
+
+@keys_cli.command("list")
+def keys_list():
+    """Show the published keys and which one signs."""
+    key_ring = current_app.extensions["key_ring"]
+    signing = key_ring.signing_key.kid
+    for key in key_ring.all_keys():
+        marker = "signing" if key.kid == signing else "published"
+        click.echo(f"{key.kid}  {marker}  {key.path}")
+
+
+def registration_values(base_url: str) -> list[tuple[str, str]]:
+    return [
+        ("Tool URL", base_url + "/lti/launch"),
+        ("Initiate login URL", base_url + "/lti/login"),
+        ("Redirection URI(s)", base_url + "/lti/launch"),
+        ("Public keyset URL", base_url + "/.well-known/jwks.json"),
+        ("Dynamic registration URL", base_url + "/lti/register"),
+    ]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host, port):
+    """Run the tool on this machine (embedded default), printing what an LMS admin needs."""
+    base = current_app.config["TOOL_BASE_URL"]
+    click.echo("Live-class LTI tool. Values for the LMS administrator (Moodle: Site administration >")
+    click.echo("Plugins > Activity modules > External tool > Manage tools > configure a tool manually):")
+    for label, value in registration_values(base):
+        click.echo(f"  {label:<26} {value}")
+    click.echo(f"Listening on http://{host}:{port} (database: {current_app.config['DATABASE_URL']})")
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(platform_cli)
+    app.cli.add_command(keys_cli)
+    app.cli.add_command(serve)

@@ -1,0 +1,14 @@
+"""Why a login or launch was refused: a reason for the log and a sentence for the person."""
+from __future__ import annotations
+
+
+class LaunchError(Exception):
+    """A login or launch the tool refuses. Nothing has been written when this is raised."""
+
+    def __init__(self, reason: str, user_message: str, status: int = 400, *, relaunch: dict | None = None):
+        super().__init__(reason)
+        self.reason = reason  # for the log: precise, may name claims and values
+        self.user_message = user_message  # for the page: plain words, no internals
+        self.status = status
+        # Login parameters to restart the launch in a new window (third-party cookies blocked).
+        self.relaunch = relaunch

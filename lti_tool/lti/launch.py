@@ -1,0 +1,193 @@
+"""Validation of an id_token launch: every check of LTI 1.3 core and the 1EdTech security
+framework, in an order that writes nothing until everything has passed.
+
+Order: token shape and algorithm → registration (iss, aud/azp) → signature against the
+platform's JWKS → exp/iat → LTI claims (version, message type, deployment, roles, subject,
+resource link) → state (known, unexpired, bound to this browser) → nonce (matches the login,
+never used). `consume_login` then deletes the state and records the nonce inside the caller's
+transaction, so a failure later in the launch rolls those back too.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+from sqlalchemy import delete, exists, select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import LoginState, UsedNonce, utcnow
+from ..registrations import PlatformRegistration, RegistrationStore
+from . import claims as C
+from .errors import LaunchError
+from .login import binding_hash, state_cookie_name
+from .platform_keys import PlatformKeyCache, PlatformKeyError
+
+log = logging.getLogger(__name__)
+
+RELAUNCH_FROM_COURSE = "Please go back to your course and open the activity again."
+NONCE_KEEP = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ValidatedLaunch:
+    registration: PlatformRegistration
+    claims: C.LaunchClaims
+    state: str
+
+
+def _refuse(reason: str, message: str = RELAUNCH_FROM_COURSE, status: int = 400, **kw) -> LaunchError:
+    return LaunchError(reason, message, status, **kw)
+
+
+def _unverified(token: str) -> tuple[dict, dict]:
+    try:
+        header = jwt.get_unverified_header(token)
+        body = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"id_token is not a JWT: {exc}") from exc
+    return header, body
+
+
+def _client_id_from(body: dict) -> str | None:
+    aud, azp = body.get("aud"), body.get("azp")
+    if isinstance(aud, str):
+        return aud
+    if isinstance(aud, list) and aud:
+        if azp in aud:
+            return azp
+        if len(aud) == 1 and isinstance(aud[0], str):
+            return aud[0]
+    return None
+
+
+def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistration:
+    issuer, client_id = body.get("iss"), _client_id_from(body)
+    registration = store.find(issuer, client_id) if issuer and client_id else None
+    if registration is None:
+        raise _refuse(
+            f"no registration for iss={issuer!r} aud={body.get('aud')!r} azp={body.get('azp')!r}",
+            "This learning platform is not registered with the live-class tool. "
+            "Please ask your site administrator.",
+            403,
+        )
+    return registration
+
+
+def _verify_signature(token: str, header: dict, registration, key_cache, leeway: float) -> dict:
+    if header.get("alg") != "RS256":
+        raise _refuse(f"id_token alg {header.get('alg')!r} refused: only RS256 is accepted", status=401)
+    if not header.get("kid"):
+        raise _refuse("id_token header has no kid", status=401)
+    try:
+        key = key_cache.key_for(registration.key_set_url, header["kid"])
+    except PlatformKeyError as exc:
+        raise _refuse(str(exc), status=401) from exc
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            audience=registration.client_id,
+            issuer=registration.issuer,
+            leeway=leeway,
+            options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise _refuse("id_token expired", "This launch has expired. " + RELAUNCH_FROM_COURSE, 401) from exc
+    except jwt.PyJWTError as exc:
+        raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {exc}", status=401) from exc
+
+
+def _check_azp(body: dict, client_id: str) -> None:
+    aud, azp = body.get("aud"), body.get("azp")
+    if isinstance(aud, list) and len(aud) > 1 and not azp:
+        raise _refuse("id_token has several audiences and no azp", status=401)
+    if azp is not None and azp != client_id:
+        raise _refuse(f"id_token azp {azp!r} is not our client id {client_id!r}", status=401)
+
+
+def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration) -> None:
+    if launch.raw.get(C.VERSION) != "1.3.0":
+        raise _refuse(f"LTI version {launch.raw.get(C.VERSION)!r} is not 1.3.0")
+    if launch.message_type not in C.KNOWN_MESSAGE_TYPES:
+        raise _refuse(f"unknown message type {launch.message_type!r}", "The tool does not know this kind of launch.")
+    if not launch.deployment_id:
+        raise _refuse("id_token has no deployment_id")
+    if not registration.has_deployment(launch.deployment_id):
+        raise _refuse(
+            f"deployment {launch.deployment_id!r} is not registered for {registration.issuer}",
+            "This deployment of the tool is not registered. Please ask your site administrator.",
+            403,
+        )
+    if not isinstance(launch.raw.get(C.ROLES), list):
+        raise _refuse("id_token has no roles claim")
+    if not launch.sub:
+        raise _refuse("anonymous launch (no sub): the tool needs to know who joins")
+    if launch.message_type == C.RESOURCE_LINK_REQUEST and not launch.resource_link.get("id"):
+        raise _refuse("resource link launch without resource_link.id")
+
+
+def _check_state(state: str, body: dict, registration, cookies) -> LoginState:
+    if not state:
+        raise _refuse("launch without state", status=403)
+    login = db.session.get(LoginState, state)
+    if login is None or login.expires_at < utcnow():
+        raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
+    if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
+        raise _refuse("state was issued for another platform", status=403)
+    secret = cookies.get(state_cookie_name(state))
+    if secret is None:
+        raise _refuse(
+            "state cookie missing: the browser did not send it (third-party cookies blocked?)",
+            "Your browser blocked the cookie this tool needs inside the course page.",
+            403,
+            relaunch=login.login_params,
+        )
+    if not hmac.compare_digest(binding_hash(secret), login.browser_binding):
+        raise _refuse("state cookie does not match this login", status=403)
+    if not hmac.compare_digest(str(body.get("nonce")), login.nonce):
+        raise _refuse("nonce does not match the one issued at login", status=403)
+    used = db.session.scalar(
+        select(exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == login.nonce))
+    )
+    if used:
+        raise _refuse("nonce replayed", status=403)
+    return login
+
+
+def validate_launch(form, cookies, store: RegistrationStore, key_cache: PlatformKeyCache, config) -> ValidatedLaunch:
+    if form.get("error"):
+        raise _refuse(
+            f"platform returned an error: {form.get('error')} {form.get('error_description', '')}",
+            "The learning platform could not complete the launch. " + RELAUNCH_FROM_COURSE,
+        )
+    token = form.get("id_token")
+    if not token:
+        raise _refuse("launch without id_token", "This page must be opened from your course.")
+    header, unverified = _unverified(token)
+    registration = _find_registration(store, unverified)
+    body = _verify_signature(token, header, registration, key_cache, float(config["JWT_LEEWAY_SECONDS"]))
+    _check_azp(body, registration.client_id)
+    launch = C.LaunchClaims(body)
+    _check_lti_claims(launch, registration)
+    _check_state(form.get("state", ""), body, registration, cookies)
+    return ValidatedLaunch(registration=registration, claims=launch, state=form["state"])
+
+
+def consume_login(validated: ValidatedLaunch) -> None:
+    """Spend the state and nonce in the current transaction (the caller commits)."""
+    deleted = db.session.execute(delete(LoginState).where(LoginState.state == validated.state)).rowcount
+    if deleted != 1:
+        raise _refuse("state already used by a concurrent launch", status=403)
+    exp = datetime.fromtimestamp(int(validated.claims.raw["exp"]), tz=timezone.utc)
+    db.session.add(
+        UsedNonce(issuer=validated.registration.issuer, nonce=validated.claims.raw["nonce"], expires_at=exp + NONCE_KEEP)
+    )
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        raise _refuse("nonce replayed (concurrent launch)", status=403) from exc

@@ -1,0 +1,133 @@
+"""OIDC third-party login initiation: the first leg of every LTI 1.3 launch.
+
+The platform sends the browser here with its issuer and a login hint; the tool answers with a
+302 to the platform's authorization endpoint carrying a fresh `state` and `nonce`. Both are
+stored server-side (any worker can check the launch) and the state is bound to this browser by
+a cookie holding a random secret whose hash only the database knows.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy import delete
+
+from ..extensions import db
+from ..models import LoginState, UsedNonce, utcnow
+from ..registrations import RegistrationStore
+from .errors import LaunchError
+
+log = logging.getLogger(__name__)
+
+STATE_COOKIE_PREFIX = "lti_state_"
+LOGIN_PARAMS = (
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "client_id",
+    "lti_deployment_id",
+    "lti_storage_target",
+)
+
+
+def state_cookie_name(state: str) -> str:
+    return STATE_COOKIE_PREFIX + state
+
+
+def binding_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoginRedirect:
+    url: str
+    state: str
+    cookie_name: str
+    cookie_value: str
+    max_age: int
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def _purge_expired() -> None:
+    now = utcnow()
+    db.session.execute(delete(LoginState).where(LoginState.expires_at < now))
+    db.session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
+
+
+def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRedirect:
+    params = {name: params.get(name) for name in LOGIN_PARAMS if params.get(name)}
+    issuer, login_hint = params.get("iss"), params.get("login_hint")
+    if not issuer or not login_hint:
+        raise LaunchError(
+            "login initiation without iss or login_hint",
+            "This link must be opened from your course in the learning platform.",
+        )
+    registration = store.find(issuer, params.get("client_id"))
+    if registration is None:
+        raise LaunchError(
+            f"login from unregistered platform iss={issuer!r} client_id={params.get('client_id')!r}",
+            "This learning platform is not registered with the live-class tool. "
+            "Please ask your site administrator to register it.",
+            status=403,
+        )
+    deployment_id = params.get("lti_deployment_id")
+    if deployment_id and not registration.has_deployment(deployment_id):
+        raise LaunchError(
+            f"login for unknown deployment {deployment_id!r} of {issuer}",
+            "This deployment of the tool is not registered. Please ask your site administrator.",
+            status=403,
+        )
+    target = params.get("target_link_uri") or ""
+    if not _same_origin(target, config["TOOL_BASE_URL"]):
+        raise LaunchError(
+            f"target_link_uri {target!r} is not on this tool ({config['TOOL_BASE_URL']})",
+            "This launch is meant for another tool.",
+        )
+
+    state, nonce, secret = (secrets.token_urlsafe(32) for _ in range(3))
+    lifetime = int(config["LOGIN_STATE_SECONDS"])
+    _purge_expired()
+    db.session.add(
+        LoginState(
+            state=state,
+            nonce=nonce,
+            browser_binding=binding_hash(secret),
+            issuer=issuer,
+            client_id=registration.client_id,
+            login_params=params,
+            expires_at=utcnow() + timedelta(seconds=lifetime),
+        )
+    )
+    db.session.commit()
+
+    query = {
+        "scope": "openid",
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "prompt": "none",
+        "client_id": registration.client_id,
+        "redirect_uri": config["TOOL_BASE_URL"] + "/lti/launch",
+        "login_hint": login_hint,
+        "state": state,
+        "nonce": nonce,
+    }
+    if params.get("lti_message_hint"):
+        query["lti_message_hint"] = params["lti_message_hint"]
+    separator = "&" if "?" in registration.auth_login_url else "?"
+    log.info("login: iss=%s client_id=%s -> authorization request", issuer, registration.client_id)
+    return LoginRedirect(
+        url=registration.auth_login_url + separator + urlencode(query),
+        state=state,
+        cookie_name=state_cookie_name(state),
+        cookie_value=secret,
+        max_age=lifetime,
+    )

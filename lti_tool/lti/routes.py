@@ -1,0 +1,90 @@
+"""HTTP endpoints of LTI 1.3: /lti/login, /lti/launch and /.well-known/jwks.json.
+
+Views parse the request and hand over to login.py, launch.py and launches.py; a refused launch
+raises `LaunchError`, which errors.py turns into a readable page with its status.
+"""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from flask import current_app, jsonify, redirect, render_template, request, url_for
+
+from ..launches import record_launch
+from ..rooms.tickets import issue_ticket
+from . import bp
+from .claims import DEEP_LINKING_REQUEST
+from .errors import LaunchError
+from .launch import validate_launch
+from .login import start_login, state_cookie_name
+
+log = logging.getLogger(__name__)
+
+
+def _cookie_attributes() -> dict:
+    """Inside the LMS's iframe the state cookie is third-party: over https it must be
+    SameSite=None; Secure, and Partitioned (CHIPS) so browsers that block third-party cookies
+    still keep it for this LMS. Over plain http (a laptop) browsers refuse SameSite=None."""
+    if current_app.config["TOOL_BASE_URL"].startswith("https://"):
+        return {"secure": True, "samesite": "None", "partitioned": True, "httponly": True}
+    return {"secure": False, "samesite": "Lax", "httponly": True}
+
+
+@bp.route("/lti/login", methods=["GET", "POST"])
+def login():
+    params = request.values.to_dict()
+    login_redirect = start_login(params, current_app.extensions["registrations"], current_app.config)
+    response = redirect(login_redirect.url, code=302)
+    response.set_cookie(
+        login_redirect.cookie_name,
+        login_redirect.cookie_value,
+        max_age=login_redirect.max_age,
+        path="/lti/",
+        **_cookie_attributes(),
+    )
+    return response
+
+
+@bp.route("/lti/launch", methods=["POST"])
+def launch():
+    validated = validate_launch(
+        request.form,
+        request.cookies,
+        current_app.extensions["registrations"],
+        current_app.extensions["platform_keys"],
+        current_app.config,
+    )
+    if validated.claims.message_type == DEEP_LINKING_REQUEST:
+        raise LaunchError(
+            "deep linking request: not supported in this version",
+            "Choosing content through deep linking is not available yet. "
+            "Add the live class as an activity directly.",
+            400,
+        )
+    recorded = record_launch(validated)
+    ticket = issue_ticket(recorded.enrolment.id, recorded.room.id)
+    # One redirect to a GET page, so the waiting page can refresh itself.
+    response = redirect(url_for("rooms.show", room_id=recorded.room.id, t=ticket), code=303)
+    response.delete_cookie(state_cookie_name(validated.state), path="/lti/", **_cookie_attributes())
+    return response
+
+
+@bp.route("/.well-known/jwks.json")
+def jwks():
+    response = jsonify(current_app.extensions["key_ring"].jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def relaunch_url(login_params: dict) -> str:
+    """The login URL with the original parameters, for a launch in a new window."""
+    return url_for("lti.login", _external=False) + "?" + urlencode(login_params)
+
+
+def render_launch_error(error: LaunchError):
+    log.warning("launch refused (%s): %s", error.status, error.reason)
+    new_window = relaunch_url(error.relaunch) if error.relaunch else None
+    return (
+        render_template("errors/launch.html", message=error.user_message, new_window_url=new_window),
+        error.status,
+    )

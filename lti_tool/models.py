@@ -1,0 +1,225 @@
+"""The tool's data, mirroring LTI itself: platform → deployment → course → resource link → room.
+
+Registrations from `TOOL_CONFIG` live in memory (see registrations.py); the ones added with
+the CLI (and later dynamic registration) live here. Everything a launch creates refers to its
+platform by issuer and client id, so both kinds of registration are handled alike.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(db.TypeDecorator):
+    """Timezone-aware UTC datetimes on SQLite too (which drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Platform(db.Model):
+    """An LMS registration stored in the database (CLI or dynamic registration)."""
+
+    __tablename__ = "platforms"
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    auth_login_url: Mapped[str] = mapped_column(String(1024))
+    auth_token_url: Mapped[str] = mapped_column(String(1024))
+    key_set_url: Mapped[str] = mapped_column(String(1024))
+    auth_audience: Mapped[str | None] = mapped_column(String(1024))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="platform", cascade="all, delete-orphan", order_by="Deployment.id"
+    )
+
+
+class Deployment(db.Model):
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("platform_id", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("platforms.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    platform: Mapped[Platform] = relationship(back_populates="deployments")
+
+
+class LoginState(db.Model):
+    """One OIDC login in flight: the state and nonce the launch must come back with.
+
+    Stored server-side so any worker can check the launch; bound to the browser that started
+    the login by a cookie whose hash is kept here (`browser_binding`).
+    """
+
+    __tablename__ = "login_states"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), unique=True)
+    browser_binding: Mapped[str] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    # The login parameters, to restart the login in a new window when cookies are blocked.
+    login_params: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UsedNonce(db.Model):
+    """Every nonce a launch has consumed: the unique key makes replays fail on any worker."""
+
+    __tablename__ = "used_nonces"
+    __table_args__ = (UniqueConstraint("issuer", "nonce"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    nonce: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("issuer", "sub"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    sub: Mapped[str] = mapped_column(String(255))
+    # What video servers see as the user's id: stable, but not the LMS's own user id.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: secrets.token_hex(10))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    given_name: Mapped[str] = mapped_column(String(255), default="")
+    family_name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        full = self.name or " ".join(p for p in (self.given_name, self.family_name) if p)
+        return full or self.email or f"User {self.sub}"
+
+
+class Course(db.Model):
+    """An LTI context (usually a course) within one deployment of one platform."""
+
+    __tablename__ = "courses"
+    __table_args__ = (UniqueConstraint("issuer", "deployment_id", "context_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    context_id: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(String(255), default="")
+    title: Mapped[str] = mapped_column(String(512), default="")
+    memberships_url: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResourceLink(db.Model):
+    """One placement of the tool in a course (a Moodle activity)."""
+
+    __tablename__ = "resource_links"
+    __table_args__ = (UniqueConstraint("course_id", "resource_link_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    resource_link_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(512), default="")
+    lineitem_url: Mapped[str | None] = mapped_column(String(1024))
+    lineitems_url: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    course: Mapped[Course] = relationship()
+    room: Mapped[Room | None] = relationship(back_populates="resource_link", uselist=False)
+
+
+class Room(db.Model):
+    """The live classroom of one resource link; its meeting runs many times (class sessions).
+
+    The room's state lives here so that waiting students cost the video server nothing:
+    `started_at`/`ended_at` are set by the moderator's start and end (and later by provider
+    events), and `checked_at` throttles how often anyone asks the server.
+    """
+
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_link_id: Mapped[int] = mapped_column(
+        ForeignKey("resource_links.id", ondelete="CASCADE"), unique=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    # Random, so nobody can derive a meeting id from course or link ids.
+    meeting_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Where people go when they leave the meeting (the LMS return URL of the first launch).
+    return_url: Mapped[str | None] = mapped_column(String(1024))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    running: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_time: Mapped[int | None] = mapped_column(BigInteger)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    resource_link: Mapped[ResourceLink] = relationship(back_populates="room")
+
+    @property
+    def started_since_last_end(self) -> bool:
+        return self.started_at is not None and (
+            self.ended_at is None or self.started_at > self.ended_at
+        )
+
+
+class Enrolment(db.Model):
+    """What a user's latest launch of a resource link granted them there."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (UniqueConstraint("user_id", "resource_link_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    resource_link_id: Mapped[int] = mapped_column(
+        ForeignKey("resource_links.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(16))  # "moderator" or "attendee"
+    lti_roles: Mapped[list] = mapped_column(JSON, default=list)
+    last_launch_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    resource_link: Mapped[ResourceLink] = relationship()

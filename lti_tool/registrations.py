@@ -1,0 +1,258 @@
+"""Where the tool finds the LMS registrations: `TOOL_CONFIG` (pylti1p3's JSON) and the database.
+
+`RegistrationStore` answers "which platform is this issuer and client id, and is this
+deployment one of its own?" for the login and the launch. It implements pylti1p3's
+`ToolConfAbstract`, so pylti1p3's services (deep linking, AGS, NRPS) can run on the same
+registrations. A file registration and a database one for the same issuer and client id must
+not both be live: the file one wins, and the CLI refuses to add such a duplicate.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pylti1p3.deployment import Deployment as PyltiDeployment
+from pylti1p3.registration import Registration as PyltiRegistration
+from pylti1p3.tool_config.abstract import ToolConfAbstract
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Deployment, Platform
+
+log = logging.getLogger(__name__)
+
+REQUIRED_FIELDS = ("client_id", "auth_login_url", "auth_token_url", "key_set_url")
+
+
+class RegistrationConfigError(ValueError):
+    """TOOL_CONFIG cannot be used as it is; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class PlatformRegistration:
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    key_set_url: str
+    deployment_ids: frozenset[str] = field(default_factory=frozenset)
+    source: str = "file"  # "file" or "database"
+    default: bool = False
+    auth_audience: str | None = None
+    private_key_file: str | None = None
+    public_key_file: str | None = None
+
+    def has_deployment(self, deployment_id: str | None) -> bool:
+        return bool(deployment_id) and deployment_id in self.deployment_ids
+
+
+def _entries_for_issuer(issuer: str, value) -> list[dict]:
+    if isinstance(value, dict):  # pylti1p3's older one-client-per-issuer form
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return value
+    raise RegistrationConfigError(f"issuer {issuer!r}: expected a list of client entries")
+
+
+def _resolve(path: str | None, base: Path) -> str | None:
+    if not path:
+        return None
+    candidate = Path(path)
+    return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
+
+
+def parse_tool_config(data: dict, base_dir: Path) -> list[PlatformRegistration]:
+    if not isinstance(data, dict):
+        raise RegistrationConfigError("the top level must be an object: issuer → client entries")
+    registrations = []
+    for issuer, value in data.items():
+        for entry in _entries_for_issuer(issuer, value):
+            missing = [name for name in REQUIRED_FIELDS if not entry.get(name)]
+            if missing:
+                raise RegistrationConfigError(f"issuer {issuer!r}: missing {', '.join(missing)}")
+            deployments = entry.get("deployment_ids") or []
+            if not isinstance(deployments, list):
+                raise RegistrationConfigError(f"issuer {issuer!r}: deployment_ids must be a list")
+            registrations.append(
+                PlatformRegistration(
+                    issuer=issuer,
+                    client_id=str(entry["client_id"]),
+                    auth_login_url=entry["auth_login_url"],
+                    auth_token_url=entry["auth_token_url"],
+                    key_set_url=entry["key_set_url"],
+                    deployment_ids=frozenset(str(d) for d in deployments),
+                    source="file",
+                    default=bool(entry.get("default", False)),
+                    auth_audience=entry.get("auth_audience"),
+                    private_key_file=_resolve(entry.get("private_key_file"), base_dir),
+                    public_key_file=_resolve(entry.get("public_key_file"), base_dir),
+                )
+            )
+    return registrations
+
+
+def load_tool_config(path: str | Path) -> list[PlatformRegistration]:
+    """Registrations from the JSON file; a missing file means none."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except json.JSONDecodeError as exc:
+        raise RegistrationConfigError(f"{path} is not valid JSON: {exc}") from exc
+    try:
+        return parse_tool_config(data, path.parent)
+    except RegistrationConfigError as exc:
+        raise RegistrationConfigError(f"{path}: {exc}") from exc
+
+
+def _from_platform_row(row: Platform) -> PlatformRegistration:
+    return PlatformRegistration(
+        issuer=row.issuer,
+        client_id=row.client_id,
+        auth_login_url=row.auth_login_url,
+        auth_token_url=row.auth_token_url,
+        key_set_url=row.key_set_url,
+        deployment_ids=frozenset(d.deployment_id for d in row.deployments if d.active),
+        source="database",
+        auth_audience=row.auth_audience,
+    )
+
+
+class RegistrationStore(ToolConfAbstract):
+    """File registrations (kept in memory) and database ones (read on each lookup)."""
+
+    def __init__(self, file_registrations: list[PlatformRegistration], key_ring=None):
+        super().__init__()
+        self.file_registrations = list(file_registrations)
+        self.key_ring = key_ring
+        self.issuers_relation_types = {}
+        for reg in self.file_registrations:
+            self.set_iss_has_many_clients(reg.issuer)
+
+    # --- lookups used by the tool ------------------------------------------------------------
+    def _file_matches(self, issuer: str, client_id: str | None) -> list[PlatformRegistration]:
+        return [
+            r
+            for r in self.file_registrations
+            if r.issuer == issuer and (client_id is None or r.client_id == client_id)
+        ]
+
+    def _database_matches(self, issuer: str, client_id: str | None) -> list[PlatformRegistration]:
+        query = select(Platform).where(Platform.issuer == issuer, Platform.active.is_(True))
+        if client_id is not None:
+            query = query.where(Platform.client_id == client_id)
+        file_clients = {r.client_id for r in self._file_matches(issuer, None)}
+        rows = db.session.scalars(query).all()
+        # A database row shadowed by a file registration is not live.
+        return [_from_platform_row(row) for row in rows if row.client_id not in file_clients]
+
+    def find(self, issuer: str, client_id: str | None = None) -> PlatformRegistration | None:
+        """The registration for issuer (+ client id); without a client id, the issuer's only
+        registration or the one marked default."""
+        if not issuer:
+            return None
+        matches = self._file_matches(issuer, client_id) + self._database_matches(issuer, client_id)
+        if client_id is not None or len(matches) == 1:
+            return matches[0] if matches else None
+        defaults = [m for m in matches if m.default]
+        return defaults[0] if defaults else None
+
+    def all(self) -> list[PlatformRegistration]:
+        rows = db.session.scalars(select(Platform).order_by(Platform.id)).all()
+        file_pairs = {(r.issuer, r.client_id) for r in self.file_registrations}
+        database = [
+            _from_platform_row(row) for row in rows if (row.issuer, row.client_id) not in file_pairs
+        ]
+        return [*self.file_registrations, *database]
+
+    def shadowed(self) -> list[Platform]:
+        """Database rows hidden by a file registration with the same issuer and client id."""
+        file_pairs = {(r.issuer, r.client_id) for r in self.file_registrations}
+        rows = db.session.scalars(select(Platform)).all()
+        return [row for row in rows if (row.issuer, row.client_id) in file_pairs]
+
+    def signing_key_for(self, registration: PlatformRegistration):
+        """The tool key that signs for this registration: its own pair, or the newest key."""
+        if registration.private_key_file and self.key_ring is not None:
+            key = self.key_ring.key_for_file(registration.private_key_file)
+            if key is not None and key.private_pem:
+                return key
+        return self.key_ring.signing_key
+
+    # --- pylti1p3's ToolConfAbstract ---------------------------------------------------------
+    def _pylti_registration(self, reg: PlatformRegistration | None) -> PyltiRegistration | None:
+        if reg is None:
+            return None
+        result = (
+            PyltiRegistration()
+            .set_issuer(reg.issuer)
+            .set_client_id(reg.client_id)
+            .set_auth_login_url(reg.auth_login_url)
+            .set_auth_token_url(reg.auth_token_url)
+            .set_key_set_url(reg.key_set_url)
+        )
+        if reg.auth_audience:
+            result.set_auth_audience(reg.auth_audience)
+        if self.key_ring is not None:
+            key = self.signing_key_for(reg)
+            result.set_tool_private_key(key.private_pem.decode())
+        return result
+
+    def find_registration_by_issuer(self, iss, *args, **kwargs):
+        return self._pylti_registration(self.find(iss))
+
+    def find_registration_by_params(self, iss, client_id, *args, **kwargs):
+        return self._pylti_registration(self.find(iss, client_id))
+
+    def find_deployment(self, iss, deployment_id):
+        reg = self.find(iss)
+        return PyltiDeployment().set_deployment_id(deployment_id) if reg and reg.has_deployment(deployment_id) else None
+
+    def find_deployment_by_params(self, iss, deployment_id, client_id, *args, **kwargs):
+        reg = self.find(iss, client_id)
+        return PyltiDeployment().set_deployment_id(deployment_id) if reg and reg.has_deployment(deployment_id) else None
+
+
+def add_database_platform(
+    store: RegistrationStore,
+    *,
+    issuer: str,
+    client_id: str,
+    deployment_id: str,
+    auth_login_url: str,
+    auth_token_url: str,
+    key_set_url: str,
+) -> tuple[Platform, bool]:
+    """Register a platform (or add a deployment to an existing one). Returns (row, created)."""
+    if store._file_matches(issuer, client_id):
+        raise RegistrationConfigError(
+            f"{issuer} / {client_id} is already registered in TOOL_CONFIG; "
+            "edit that file instead (a file and a database registration must not both be live)"
+        )
+    row = db.session.scalar(
+        select(Platform).where(Platform.issuer == issuer, Platform.client_id == client_id)
+    )
+    created = row is None
+    if created:
+        row = Platform(
+            issuer=issuer,
+            client_id=client_id,
+            auth_login_url=auth_login_url,
+            auth_token_url=auth_token_url,
+            key_set_url=key_set_url,
+        )
+        db.session.add(row)
+    else:
+        row.auth_login_url, row.auth_token_url, row.key_set_url = (
+            auth_login_url,
+            auth_token_url,
+            key_set_url,
+        )
+        row.active = True
+    if deployment_id not in {d.deployment_id for d in row.deployments}:
+        row.deployments.append(Deployment(deployment_id=deployment_id))
+    db.session.commit()
+    return row, created

@@ -1,0 +1,171 @@
+"""The rules of a live classroom: who may join when, starting and ending, and the room's state.
+
+Views call these functions after they have authorised the person; the functions talk to the
+video provider through `providers.provider_for` and keep the room's state in the database, so
+that a crowd of waiting students costs the video server at most one status call per room every
+`ROOM_STATE_CHECK_SECONDS`, whatever the number of workers.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import asdict, fields
+from datetime import datetime, timedelta
+
+from flask import current_app, url_for
+from sqlalchemy import or_, update
+
+from ..extensions import db
+from ..lti.roles import MODERATOR
+from ..models import Enrolment, Room, User, utcnow
+from ..providers import provider_for
+from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings
+
+log = logging.getLogger(__name__)
+
+
+class NotOpenYet(Exception):
+    """An attendee tried to join before a moderator started the class."""
+
+
+# --- settings ---------------------------------------------------------------------------------
+SETTING_NAMES = tuple(f.name for f in fields(RoomSettings))
+
+
+def room_settings(room: Room) -> RoomSettings:
+    stored = {k: v for k, v in (room.settings or {}).items() if k in SETTING_NAMES}
+    return RoomSettings(**stored)
+
+
+def update_settings(room: Room, form) -> RoomSettings:
+    """Apply a settings form: checkboxes are booleans, the rest are typed from the defaults."""
+    current = asdict(room_settings(room))
+    for field in fields(RoomSettings):
+        if field.type in ("bool", bool):
+            current[field.name] = form.get(field.name) in ("on", "true", "1")
+        elif field.name in form:
+            current[field.name] = _coerce(field.name, form.get(field.name), current[field.name])
+    room.settings = current
+    db.session.commit()
+    return RoomSettings(**current)
+
+
+def _coerce(name: str, raw: str, previous):
+    if isinstance(previous, int):
+        try:
+            return max(0, min(int(raw or 0), 10000))
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number") from None
+    return (raw or "").strip()[:500]
+
+
+# --- rooms ------------------------------------------------------------------------------------
+def new_meeting_id() -> str:
+    # Random and stored: nobody can derive it from course or link ids.
+    return secrets.token_hex(16)
+
+
+def meeting_spec(room: Room) -> MeetingSpec:
+    base = current_app.config["TOOL_BASE_URL"]
+    return MeetingSpec(
+        meeting_id=room.meeting_id,
+        name=room.name,
+        settings=room_settings(room),
+        logout_url=room.return_url or base + url_for("rooms.left", room_id=room.id),
+        callback_urls={},
+    )
+
+
+def effective_role(room: Room, enrolment: Enrolment) -> str:
+    if room_settings(room).everyone_moderator:
+        return MODERATOR
+    return enrolment.role
+
+
+def _attendee(user: User, role: str) -> Attendee:
+    return Attendee(
+        user_id=user.public_id,
+        full_name=user.display_name,
+        role=JoinRole.MODERATOR if role == MODERATOR else JoinRole.ATTENDEE,
+    )
+
+
+# --- state ------------------------------------------------------------------------------------
+def _claim_state_check(room: Room, now: datetime) -> bool:
+    """Atomically take the right to ask the provider; false if someone asked recently."""
+    interval = timedelta(seconds=current_app.config["ROOM_STATE_CHECK_SECONDS"])
+    result = db.session.execute(
+        update(Room)
+        .where(Room.id == room.id, or_(Room.checked_at.is_(None), Room.checked_at < now - interval))
+        .values(checked_at=now)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def refresh_state(room: Room) -> None:
+    """Ask the provider about the room's meeting, at most once per interval across workers."""
+    check_started = utcnow()
+    if not _claim_state_check(room, check_started):
+        return
+    try:
+        status = provider_for(room.provider).meeting_status(room.meeting_id)
+    except ProviderError as exc:
+        log.warning("room %s: state check failed, keeping the last known state: %s", room.id, exc.detail)
+        return
+    if status.exists:
+        values = {"running": status.running}
+        if status.create_time:
+            values["create_time"] = status.create_time
+        db.session.execute(update(Room).where(Room.id == room.id).values(**values))
+    else:
+        # Gone from the server: ended or expired. Only a start older than this check counts as
+        # ended, so a moderator's start racing with the check is never undone.
+        db.session.execute(
+            update(Room)
+            .where(Room.id == room.id, or_(Room.started_at.is_(None), Room.started_at < check_started))
+            .values(running=False, ended_at=check_started)
+        )
+    db.session.commit()
+    db.session.refresh(room)
+
+
+def is_open(room: Room) -> bool:
+    """May attendees join now? A moderator started it since the last end, or it runs."""
+    refresh_state(room)
+    return room.started_since_last_end or room.running
+
+
+def may_join_now(room: Room, role: str) -> bool:
+    if role == MODERATOR or not room_settings(room).wait_for_moderator:
+        return True
+    return is_open(room)
+
+
+# --- actions ----------------------------------------------------------------------------------
+def join_url(room: Room, user: User, role: str) -> str:
+    """Where `join` sends this person. Only those allowed to start may create the meeting."""
+    provider = provider_for(room.provider)
+    spec = meeting_spec(room)
+    if role == MODERATOR or not room_settings(room).wait_for_moderator:
+        status = provider.start_meeting(spec)
+        room.create_time = status.create_time or room.create_time
+        room.running = status.running
+        if role == MODERATOR:
+            room.started_at = utcnow()
+        db.session.commit()
+        log.info("room %s: %s %s joined, meeting started", room.id, role, user.id)
+    elif not is_open(room):
+        raise NotOpenYet()
+    elif room.create_time is None:
+        room.create_time = provider.meeting_status(room.meeting_id).create_time
+        db.session.commit()
+    return provider.join_url(spec, _attendee(user, role), room.create_time)
+
+
+def end_class(room: Room, user: User) -> None:
+    provider_for(room.provider).end_meeting(room.meeting_id)
+    room.ended_at = utcnow()
+    room.running = False
+    db.session.commit()
+    log.info("room %s: ended by user %s", room.id, user.id)
