@@ -52,29 +52,27 @@ def _unverified(token: str) -> tuple[dict, dict]:
     return header, body
 
 
-def _client_id_from(body: dict) -> str | None:
+def _audiences(body: dict) -> list[str]:
+    """Client ids the token may be for: azp first when it is one of the audiences."""
     aud, azp = body.get("aud"), body.get("azp")
-    if isinstance(aud, str):
-        return aud
-    if isinstance(aud, list) and aud:
-        if azp in aud:
-            return azp
-        if len(aud) == 1 and isinstance(aud[0], str):
-            return aud[0]
-    return None
+    audiences = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+    if azp in audiences:
+        return [azp]
+    return audiences
 
 
 def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistration:
-    issuer, client_id = body.get("iss"), _client_id_from(body)
-    registration = store.find(issuer, client_id) if issuer and client_id else None
-    if registration is None:
-        raise _refuse(
-            f"no registration for iss={issuer!r} aud={body.get('aud')!r} azp={body.get('azp')!r}",
-            "This learning platform is not registered with the live-class tool. "
-            "Please ask your site administrator.",
-            403,
-        )
-    return registration
+    issuer = body.get("iss")
+    for client_id in _audiences(body) if isinstance(issuer, str) else []:
+        registration = store.find(issuer, client_id)
+        if registration is not None:
+            return registration
+    raise _refuse(
+        f"no registration for iss={issuer!r} aud={body.get('aud')!r} azp={body.get('azp')!r}",
+        "This learning platform is not registered with the live-class tool. "
+        "Please ask your site administrator.",
+        403,
+    )
 
 
 def _verify_signature(token: str, header: dict, registration, key_cache, leeway: float) -> dict:

@@ -162,7 +162,7 @@ class ResourceLink:
 
 @dataclass
 class LineItem:
-    """A grade item; `grades` maps a user's sub to {grade, comment, timestamp, timemodified, ...}."""
+    """A grade item; `grades` maps a user's sub to {grade, comment, timestamp, ...}."""
 
     id: str
     course_id: str
@@ -197,6 +197,33 @@ class AccessToken:
     @property
     def expired(self) -> bool:
         return time.time() >= self.expires_at
+
+
+@dataclass(frozen=True)
+class ServiceRule:
+    """How Moodle admits a request to one services.php resource and method."""
+
+    scopes: tuple[str, ...]  # any one of them will do
+    accept: tuple[str, ...] = ()  # GET: Accept absent or exactly one of these
+    wildcard_accept: bool = False  # GET: an Accept containing */* passes too
+    content_type: tuple[str, ...] = ()  # other methods: the body's media type
+    refusal_status: int = 401  # Moodle's answer to no token, a bad one or a missing scope
+    needs_type_id: bool = True
+
+
+# Moodle's resources differ: lineitems and results want their exact container type (not */*),
+# and results and memberships answer an authorisation failure with 403 where the others use 401.
+LINEITEMS_GET = ServiceRule((SCOPE_LINEITEM, SCOPE_LINEITEM_READ), accept=(LINEITEM_CONTAINER,))
+LINEITEMS_POST = ServiceRule((SCOPE_LINEITEM,), content_type=(LINEITEM,))
+LINEITEM_GET = ServiceRule((SCOPE_LINEITEM, SCOPE_LINEITEM_READ), accept=(LINEITEM,),
+                           wildcard_accept=True)
+LINEITEM_PUT = ServiceRule((SCOPE_LINEITEM,), content_type=(LINEITEM,))
+LINEITEM_DELETE = ServiceRule((SCOPE_LINEITEM,))
+SCORES_POST = ServiceRule((SCOPE_SCORE,), content_type=(SCORE,))
+RESULTS_GET = ServiceRule((SCOPE_RESULT_READ,), accept=(RESULT_CONTAINER,), refusal_status=403)
+MEMBERSHIPS_GET = ServiceRule((SCOPE_NRPS,),
+                              accept=(MEMBERSHIP_CONTAINER, LEGACY_MEMBERSHIP_CONTAINER),
+                              wildcard_accept=True, refusal_status=403, needs_type_id=False)
 
 
 # --------------------------------------------------------------------------- keys and JWTs
@@ -357,8 +384,19 @@ def _media_type(header_value: str | None) -> str:
     return (header_value or "").split(";", 1)[0].strip()
 
 
+def _check_media_types(rule: ServiceRule) -> None:
+    """Moodle's services.php compares the whole Accept or Content-Type header: 400 otherwise."""
+    if request.method == "GET":
+        asked = (request.headers.get("Accept") or "").strip()
+        wildcard = rule.wildcard_accept and "*/*" in asked
+        if asked and asked not in rule.accept and not wildcard:
+            raise ServiceRefusal(400, f"Unsupported Accept header {asked!r}")
+    elif rule.content_type and _media_type(request.content_type) not in rule.content_type:
+        raise ServiceRefusal(400, f"Unsupported Content-Type {request.content_type!r}")
+
+
 def _browser_post(browser, url: str, data: dict):
-    """POST a form the way a browser would, without following redirects (requests or Flask client)."""
+    """POST a form as a browser would, not following redirects (requests or Flask client)."""
     if isinstance(browser, requests.Session):
         return browser.post(url, data=data, allow_redirects=False)
     return browser.post(url, data=data)
@@ -369,17 +407,15 @@ class FakePlatform:
     """Moodle 4.5 as an LTI 1.3 platform, served on 127.0.0.1 for one test."""
 
     def __init__(self, tool_base_url: str = "http://localhost", client_id: str = MOODLE_CLIENT_ID,
-                 deployment_id: str = "1", tool_jwks=None):
-        self.tool_base_url = tool_base_url.rstrip("/")
+                 deployment_id: str = "1", tool_jwks=None, signing_key: SigningKey | None = None):
+        self.tool_base_url = tool_base_url  # also sets the tool's login and launch URLs
         self.client_id = client_id
         self.deployment_id = deployment_id  # in Moodle also the tool type id (`type_id=`)
         self.tool_jwks = tool_jwks  # URL, zero-argument callable or dict
-        self.tool_login_url = self.tool_base_url + "/lti/login"
-        self.default_target_link_uri = self.tool_base_url + "/lti/launch"
-        self.redirect_uris = [self.default_target_link_uri]
         self.permitted_scopes = list(TOOL_SCOPES)
 
-        self.keys = [SigningKey()]
+        # A suite may pass one pre-made key to every platform: RSA generation costs ~0.1 s.
+        self.keys = [signing_key or SigningKey()]
         self.signing_key = self.keys[0]
         self._published_kids: list[str] | None = None
 
@@ -413,6 +449,18 @@ class FakePlatform:
         self.auth_token_url = self.issuer + "/mod/lti/token.php"
         self.key_set_url = self.issuer + "/mod/lti/certs.php"
         self.openid_configuration_url = self.issuer + "/mod/lti/openid-configuration.php"
+
+    @property
+    def tool_base_url(self) -> str:
+        return self._tool_base_url
+
+    @tool_base_url.setter
+    def tool_base_url(self, url: str) -> None:
+        """Point the platform at the tool; the registered redirect URIs start over from it."""
+        self._tool_base_url = url.rstrip("/")
+        self.tool_login_url = self._tool_base_url + "/lti/login"
+        self.default_target_link_uri = self._tool_base_url + "/lti/launch"
+        self.redirect_uris = [self.default_target_link_uri]
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> "FakePlatform":
@@ -555,7 +603,8 @@ class FakePlatform:
         return f"{self.issuer}/mod/lti/services.php/{course_id}/lineitems"
 
     def _lineitem_base(self, item_id: str) -> str:
-        course_id = self.line_items[str(item_id)].course_id if str(item_id) in self.line_items else "2"
+        item = self.line_items.get(str(item_id))
+        course_id = item.course_id if item else "2"
         return f"{self._lineitems_base(course_id)}/{item_id}/lineitem"
 
     # ----------------------------------------------------------------- keys
@@ -606,7 +655,8 @@ class FakePlatform:
             self.launches[launch_id] = Launch(
                 launch_id, account, message_type, str(context_id), link.id if link else None,
                 dict(custom or {}), target_link_uri or self.default_target_link_uri)
-        hint = {"launchid": launch_id} if is_deep_link else {"cmid": link.cmid, "launchid": launch_id}
+        hint = ({"launchid": launch_id} if is_deep_link
+                else {"cmid": link.cmid, "launchid": launch_id})
         return {
             "iss": self.issuer,
             "target_link_uri": target_link_uri or self.default_target_link_uri,
@@ -651,9 +701,10 @@ class FakePlatform:
                              {"id_token": form["id_token"], "state": form["state"]})
 
     # ----------------------------------------------------------------- id_tokens
-    def id_token_claims(self, user: str = "teacher", nonce: str | None = None, exp_in: int = ID_TOKEN_SECONDS,
-                        iat_offset: int = 0, message_type: str = RESOURCE_LINK_REQUEST,
-                        resource_link_id: str = "1", context_id: str = "2",
+    def id_token_claims(self, user: str = "teacher", nonce: str | None = None,
+                        exp_in: int = ID_TOKEN_SECONDS, iat_offset: int = 0,
+                        message_type: str = RESOURCE_LINK_REQUEST, resource_link_id: str = "1",
+                        context_id: str = "2",
                         custom: dict | None = None, target_link_uri: str | None = None) -> dict:
         """The id_token payload Moodle would send, in Moodle's claim order."""
         account = self.user(user)
@@ -923,19 +974,20 @@ class FakePlatform:
 
     def _grant_access_token(self) -> AccessToken:
         if _media_type(request.content_type) != "application/x-www-form-urlencoded":
-            raise OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded")
+            raise OAuthError("invalid_request", "the body must be form-urlencoded")
         form = request.form
         for name in ("client_assertion", "client_assertion_type", "grant_type", "scope"):
             if not form.get(name):
                 raise OAuthError("invalid_request", f"missing {name}")
-        if form["grant_type"] != "client_credentials" or form["client_assertion_type"] != JWT_BEARER:
+        if (form["grant_type"] != "client_credentials"
+                or form["client_assertion_type"] != JWT_BEARER):
             raise OAuthError("unsupported_grant_type", "client_credentials with a JWT bearer only")
         self._verify_client_assertion(form["client_assertion"])
         requested = form["scope"].split()
-        # Like Moodle, grant what was asked for and is permitted, refusing only when nothing is left.
+        # Like Moodle, grant what was asked and is permitted; refuse only when nothing is left.
         scopes = [scope for scope in dict.fromkeys(requested) if scope in self.permitted_scopes]
         if not scopes:
-            raise OAuthError("invalid_scope", "none of the requested scopes is granted to this tool")
+            raise OAuthError("invalid_scope", "none of the requested scopes is granted")
         return self._issue_access_token(scopes)
 
     def _issue_access_token(self, scopes: list[str]) -> AccessToken:
@@ -1032,39 +1084,26 @@ class FakePlatform:
         return None
 
     # ----------------------------------------------------------------- services: admission
-    def _admit(self, scopes: list[str], accept: list[str] | None = None,
-               content_type: list[str] | None = None, needs_type_id: bool = True) -> AccessToken:
+    def _admit(self, rule: "ServiceRule") -> AccessToken:
         """What every services.php request goes through before its resource runs."""
         self._take_failure("services")
         if self.down:
             raise ServiceRefusal(503, "Service Unavailable")
-        self._check_media_types(accept, content_type)
-        if needs_type_id and request.args.get("type_id") != self.deployment_id:
+        _check_media_types(rule)
+        if rule.needs_type_id and request.args.get("type_id") != self.deployment_id:
             # Without type_id Moodle takes the request for LTI 2 and finds no tool proxy.
-            raise ServiceRefusal(403, "Invalid tool proxy specified (type_id missing or unknown).")
-        return self._check_bearer(scopes)
+            raise ServiceRefusal(rule.refusal_status, "type_id missing or unknown")
+        return self._check_bearer(rule)
 
-    @staticmethod
-    def _check_media_types(accept: list[str] | None, content_type: list[str] | None) -> None:
-        # Moodle compares the whole Accept header with the resource's media types: "*/*" or a
-        # list of types is refused (400) on AGS resources; NRPS also takes anything with "*/*".
-        if accept is not None:
-            asked = (request.headers.get("Accept") or "").strip()
-            wildcard = "*/*" in accept and "*/*" in asked
-            if asked and asked not in accept and not wildcard:
-                raise ServiceRefusal(400, f"Unsupported Accept header {asked!r}")
-        if content_type is not None and _media_type(request.content_type) not in content_type:
-            raise ServiceRefusal(400, f"Unsupported Content-Type {request.content_type!r}")
-
-    def _check_bearer(self, scopes: list[str]) -> AccessToken:
+    def _check_bearer(self, rule: "ServiceRule") -> AccessToken:
         authorization = request.headers.get("Authorization", "")
-        if not authorization.startswith("Bearer "):
-            raise ServiceRefusal(401, "Missing bearer access token")
-        token = self.access_tokens.get(authorization[len("Bearer "):].strip())
+        token = None
+        if authorization.startswith("Bearer "):
+            token = self.access_tokens.get(authorization[len("Bearer "):].strip())
         if token is None or token.expired:
-            raise ServiceRefusal(401, "Unknown or expired access token")
-        if not set(scopes) & set(token.scopes):
-            raise ServiceRefusal(403, "The access token lacks the scope for this resource")
+            raise ServiceRefusal(rule.refusal_status, "Missing, unknown or expired access token")
+        if not set(rule.scopes) & set(token.scopes):
+            raise ServiceRefusal(rule.refusal_status, "The access token lacks the scope needed")
         return token
 
     def _course(self, course_id: str) -> Course:
@@ -1091,9 +1130,9 @@ class FakePlatform:
     # ----------------------------------------------------------------- AGS: line items
     def _lineitems_endpoint(self, course_id: str):
         if request.method == "POST":
-            self._admit([SCOPE_LINEITEM], content_type=[LINEITEM])
+            self._admit(LINEITEMS_POST)
             return self._create_line_item(self._course(course_id))
-        self._admit([SCOPE_LINEITEM, SCOPE_LINEITEM_READ], accept=[LINEITEM_CONTAINER])
+        self._admit(LINEITEMS_GET)
         self._course(course_id)
         items = [item for item in self.line_items.values()
                  if item.course_id == course_id and _line_item_matches(item, request.args)]
@@ -1121,13 +1160,13 @@ class FakePlatform:
 
     def _lineitem_endpoint(self, course_id: str, item_id: str):
         if request.method == "GET":
-            self._admit([SCOPE_LINEITEM, SCOPE_LINEITEM_READ], accept=[LINEITEM])
+            self._admit(LINEITEM_GET)
             return _json_answer(self.line_item_json(self._line_item(course_id, item_id)), 200,
                                 LINEITEM)
         if request.method == "PUT":
-            self._admit([SCOPE_LINEITEM], content_type=[LINEITEM])
+            self._admit(LINEITEM_PUT)
             return self._update_line_item(self._line_item(course_id, item_id))
-        self._admit([SCOPE_LINEITEM])
+        self._admit(LINEITEM_DELETE)
         return self._delete_line_item(self._line_item(course_id, item_id))
 
     def _update_line_item(self, item: LineItem):
@@ -1158,7 +1197,7 @@ class FakePlatform:
 
     # ----------------------------------------------------------------- AGS: scores and results
     def _scores_endpoint(self, course_id: str, item_id: str):
-        self._admit([SCOPE_SCORE], content_type=[SCORE])
+        self._admit(SCORES_POST)
         item = self._line_item(course_id, item_id)
         score = self._json_body()
         problem = _score_problem(score)
@@ -1202,7 +1241,7 @@ class FakePlatform:
         return round(min(max(given, 0.0), item.score_maximum), 5)
 
     def _results_endpoint(self, course_id: str, item_id: str):
-        self._admit([SCOPE_RESULT_READ], accept=[RESULT_CONTAINER])
+        self._admit(RESULTS_GET)
         item = self._line_item(course_id, item_id)
         user_filter = request.args.get("user_id")
         entries = [(sub, entry) for sub, entry in item.grades.items()
@@ -1225,8 +1264,7 @@ class FakePlatform:
 
     # ----------------------------------------------------------------- NRPS
     def _memberships_endpoint(self, course_id: str, type_id: str):
-        self._admit([SCOPE_NRPS], accept=[MEMBERSHIP_CONTAINER, LEGACY_MEMBERSHIP_CONTAINER, "*/*"],
-                    needs_type_id=False)
+        self._admit(MEMBERSHIPS_GET)
         course = self._course(course_id)
         if type_id != self.deployment_id:
             raise ServiceRefusal(404, f"Not Found: tool type {type_id}")

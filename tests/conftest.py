@@ -1,0 +1,172 @@
+"""Shared fixtures: a fresh database per test, a fake Moodle and a fake BigBlueButton over real
+HTTP, and `lms`, which performs launches the way a browser does (`lms.launch("student")`).
+
+The suite runs on SQLite by default and on PostgreSQL with
+`TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from lti_tool import create_app, upgrade_database
+from lti_tool.extensions import db
+from tests.fakes.bbb_server import FakeBigBlueButton
+from tests.fakes.lti_platform import FakePlatform
+
+BBB_SECRET = "8cd8ef52e8e101574e400365b55e11a6"
+TOOL_BASE_URL = "http://localhost"
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url and url.startswith("postgres"):
+        _reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("keys")
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url, keys_dir, tmp_path_factory):
+    """Build the schema once per session through the real migrations."""
+    config_file = tmp_path_factory.mktemp("cfg") / "tool_config.json"
+    config_file.write_text("{}")
+    app = create_app(_overrides(database_url, keys_dir, config_file))
+    upgrade_database(app)
+    return True
+
+
+def _overrides(database_url, keys_dir, config_file, **extra) -> dict:
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "TOOL_BASE_URL": TOOL_BASE_URL,
+        "KEYS_DIR": str(keys_dir),
+        "TOOL_CONFIG": str(config_file),
+        "SECRET_KEY": "test-secret-key",
+        **extra,
+    }
+
+
+@pytest.fixture
+def bbb():
+    with FakeBigBlueButton(BBB_SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def platform():
+    with FakePlatform(tool_base_url=TOOL_BASE_URL) as fake:
+        yield fake
+
+
+@pytest.fixture
+def app_overrides() -> dict:
+    """Tests override configuration by requesting this fixture and updating it."""
+    return {}
+
+
+@pytest.fixture
+def app(migrated, database_url, keys_dir, tmp_path, platform, bbb, app_overrides):
+    config_file = tmp_path / "tool_config.json"
+    config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
+    overrides = _overrides(
+        database_url,
+        keys_dir,
+        config_file,
+        BBB_SERVER_URL=bbb.url,
+        BBB_SHARED_SECRET=BBB_SECRET,
+        **app_overrides,
+    )
+    app = create_app(overrides)
+    # The tool must fetch the JWKS the fake platform would fetch: the test client's own.
+    platform.tool_jwks = lambda: app.test_client().get("/.well-known/jwks.json").get_json()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
+        db.engine.dispose()
+
+
+class Person:
+    """One browser after a launch: its own cookies, its room page and its ticket."""
+
+    def __init__(self, client, launch_response):
+        self.client = client
+        self.launch_response = launch_response
+        location = launch_response.headers.get("Location", "")
+        parts = urlsplit(location)
+        self.room_url = parts.path + ("?" + parts.query if parts.query else "")
+        self.ticket = parse_qs(parts.query).get("t", [""])[0]
+        self.room_id = int(parts.path.rstrip("/").split("/")[-1]) if parts.path.startswith("/rooms/") else None
+
+    def page(self):
+        return self.client.get(self.room_url)
+
+    def status(self):
+        return self.client.get(f"/rooms/{self.room_id}/status", query_string={"t": self.ticket})
+
+    def join(self, **headers):
+        return self.client.post(f"/rooms/{self.room_id}/join", data={"t": self.ticket}, headers=headers)
+
+    def end(self):
+        return self.client.post(f"/rooms/{self.room_id}/end", data={"t": self.ticket})
+
+    def save_settings(self, **fields):
+        return self.client.post(f"/rooms/{self.room_id}/settings", data={"t": self.ticket, **fields})
+
+
+class LMS:
+    """What people do in Moodle: open the activity (a full OIDC launch in a fresh browser)."""
+
+    def __init__(self, app, platform):
+        self.app = app
+        self.platform = platform
+
+    def launch(self, as_: str = "teacher", **login) -> Person:
+        client = self.app.test_client()
+        response = self.platform.launch(client, user=as_, login_url=TOOL_BASE_URL + "/lti/login", **login)
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return Person(client, response)
+
+    def start_login(self, client, as_: str = "teacher", **login) -> dict:
+        """Only the first two legs: login at the tool, authorization at the platform.
+        Returns the id_token form the platform would POST (tests tamper with it)."""
+        fields = self.platform.login_initiation(user=as_, **login)
+        answer = client.post("/lti/login", data=fields)
+        assert answer.status_code == 302, answer.get_data(as_text=True)
+        return self.platform.authorize(answer.headers["Location"])
+
+
+@pytest.fixture
+def lms(app, platform) -> LMS:
+    return LMS(app, platform)
+
+
+def row_counts(app) -> dict:
+    """How many rows each table holds: 'nothing written' checks compare these."""
+    with app.app_context():
+        return {
+            table.name: db.session.execute(text(f"SELECT COUNT(*) FROM {table.name}")).scalar()
+            for table in db.metadata.sorted_tables
+        }

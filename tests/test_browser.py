@@ -1,0 +1,337 @@
+"""End to end in headless Chromium: a Moodle course page embeds the tool in an iframe and the
+browser itself runs the whole LTI 1.3 launch (login → auth.php → id_token POST → room page),
+then people start, wait for, join and end the class the way they would with a mouse, a keyboard
+or a phone.
+
+Everything is served over real HTTP on 127.0.0.1: the tool (TOOL_BASE_URL is its real URL), the
+fake Moodle, the fake BigBlueButton and a tiny course page on another port (same site, so the
+tool's SameSite=Lax cookies behave as they do behind a real LMS on the same domain).
+
+Skipped when Debian's Chromium (/usr/bin/chromium) or Playwright is missing.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import pytest
+
+from lti_tool import create_app
+from lti_tool.extensions import db
+from tests.conftest import BBB_SECRET
+from tests.fakes.bbb_server import FakeBigBlueButton
+from tests.fakes.http_server import ServedApp
+from tests.fakes.lti_platform import FakePlatform
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+expect = sync_api.expect
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ROOM_URL = re.compile(r"/rooms/\d+\?t=")
+# The waiting page polls /status every 4–7 s (and meta-refreshes every 15 s): generous.
+OPENS_WITHIN_MS = 20_000
+PHONE = {"viewport": {"width": 375, "height": 667}, "device_scale_factor": 2,
+         "is_mobile": True, "has_touch": True}
+
+
+# --------------------------------------------------------------------------- servers
+class _Later:
+    """A WSGI app bound now and filled in later: the tool must know its URL before it exists."""
+
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+def _course_page(platform: FakePlatform, tool_url: str):
+    """Moodle's course page for the activity: an iframe named `tool` and a form, posted into it,
+    carrying a fresh login initiation for `?user=` (teacher by default)."""
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] != "/course":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+        fields = platform.login_initiation(user=query.get("user", "teacher"))
+        inputs = "\n".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(str(v))}">'
+            for k, v in fields.items()
+        )
+        body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>LTI Live 101: LTI Live Activity</title>
+<style>body{{margin:0;font-family:sans-serif}} h1{{font-size:1.2rem;margin:.5rem}}
+iframe{{display:block;width:100%;height:600px;border:0}}</style></head>
+<body><h1>LTI Live Activity</h1>
+<form id="launch" action="{html.escape(tool_url)}/lti/login" method="post" target="tool">
+{inputs}
+</form>
+<iframe name="tool" title="LTI Live Activity" allow="camera; microphone; display-capture"></iframe>
+<script>document.getElementById("launch").submit();</script>
+</body></html>"""
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [body.encode()]
+
+    return app
+
+
+@dataclass
+class Live:
+    tool: ServedApp
+    course: ServedApp
+    platform: FakePlatform
+    bbb: FakeBigBlueButton
+    app: object
+
+    def course_url(self, user: str) -> str:
+        return f"{self.course.url}/course?user={user}"
+
+
+@pytest.fixture
+def live(migrated, database_url, keys_dir, tmp_path):
+    later = _Later()
+    tool = ServedApp(later)  # binds now: its URL is the tool's TOOL_BASE_URL
+    with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
+        tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json"
+    ) as platform:
+        config_file = tmp_path / "tool_config.json"
+        config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
+        app = create_app({
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "TOOL_BASE_URL": tool.url,
+            "KEYS_DIR": str(keys_dir),
+            "TOOL_CONFIG": str(config_file),
+            "SECRET_KEY": "test-secret-key",
+            "BBB_SERVER_URL": bbb.url,
+            "BBB_SHARED_SECRET": BBB_SECRET,
+        })
+        later.app = app
+        tool.start()
+        course = ServedApp(_course_page(platform, tool.url)).start()
+        try:
+            yield Live(tool, course, platform, bbb, app)
+        finally:
+            course.stop()
+            tool.stop()
+            with app.app_context():
+                db.session.remove()
+                for table in reversed(db.metadata.sorted_tables):
+                    db.session.execute(table.delete())
+                db.session.commit()
+                db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# --------------------------------------------------------------------------- people
+@dataclass
+class Problems:
+    """What a page must not show: console errors, uncaught exceptions, failed responses."""
+
+    items: list = field(default_factory=list)
+
+    def watch(self, page):
+        page.on("console", lambda m: m.type == "error" and self.items.append(f"console: {m.text} {m.location}"))
+        page.on("pageerror", lambda e: self.items.append(f"pageerror: {e}"))
+        page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status} {r.url}"))
+        return page
+
+
+class Person:
+    """One browser profile (own cookies) with the course page open; `frame` is the tool."""
+
+    def __init__(self, browser, live: Live, user: str, **context_options):
+        self.live = live
+        self.context = browser.new_context(**context_options)
+        self.context.set_default_timeout(10_000)
+        self.problems = Problems()
+        self.page = self.problems.watch(self.context.new_page())
+        self.page.goto(live.course_url(user))
+        self.frame = self.page.frame(name="tool")
+        assert self.frame is not None, "the course page has no iframe named tool"
+        self.frame.wait_for_url(ROOM_URL)
+        self.frame.wait_for_load_state()
+
+    def join_in_new_tab(self, press=None):
+        """Follow #join (a click, or `press()` for the keyboard); returns the new tab at BBB."""
+        with self.context.expect_page() as opened:
+            if press is None:
+                self.frame.locator("#join").click()
+            else:
+                press()
+        tab = opened.value
+        tab.wait_for_url(self.live.bbb.url + "/html5client/join?sessionToken=*")
+        expect(tab.locator("body")).to_contain_text("In meeting")
+        return tab
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def people(browser, live):
+    opened: list[Person] = []
+
+    def open_(user: str, **context_options) -> Person:
+        person = Person(browser, live, user, **context_options)
+        opened.append(person)
+        return person
+
+    yield open_
+    for person in opened:
+        person.close()
+
+
+def no_horizontal_scroll(frame_or_page) -> tuple[int, int]:
+    return frame_or_page.evaluate(
+        "() => [document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]"
+    )
+
+
+# --------------------------------------------------------------------------- tests
+def test_teacher_launches_in_the_lms_iframe_and_start_class_opens_bbb_as_moderator(people, live):
+    teacher = people("teacher")
+    join = teacher.frame.locator("#join")
+    expect(join).to_be_visible()
+    expect(join).to_have_text("Start class")
+    expect(teacher.frame.locator("h1#room-title")).to_have_text("LTI Live Activity")
+    expect(teacher.frame.locator("p.status[role=status]")).to_contain_text("has not started")
+
+    tab = teacher.join_in_new_tab()
+
+    assert [(p.full_name, p.role) for p in live.bbb.joins] == [("Terry Teacher", "MODERATOR")]
+    assert ROOM_URL.search(teacher.frame.url), "the course page's iframe stays on the room page"
+    assert tab.url.startswith(live.bbb.url + "/html5client/join?sessionToken=")
+    assert teacher.problems.items == []
+
+
+def test_student_waits_until_the_teacher_starts_then_the_page_opens_by_itself(people, live):
+    student = people("student")
+    expect(student.frame.locator("#waiting[role=status]")).to_contain_text("has not started yet")
+    expect(student.frame.locator("#join")).to_have_count(0)
+    student.page.screenshot(path="/tmp/waiting-iframe.png")
+
+    teacher = people("teacher")
+    teacher.join_in_new_tab()
+
+    # No reload from the test: the waiting page notices by itself.
+    join = student.frame.locator("#join")
+    expect(join).to_be_visible(timeout=OPENS_WITHIN_MS)
+    expect(join).to_have_text("Join class")
+    expect(student.frame.locator("p.status[role=status]")).to_contain_text("The class is running")
+
+    student.join_in_new_tab()
+
+    assert [p.role for p in live.bbb.joins] == ["MODERATOR", "VIEWER"]
+    assert live.bbb.joins[1].full_name == "Sam Student"
+    assert student.problems.items == []
+    assert teacher.problems.items == []
+
+
+def test_room_and_waiting_pages_fit_a_phone_screen(people, live):
+    student = people("student", **PHONE)
+    width, client = no_horizontal_scroll(student.frame)
+    assert width <= client, f"waiting page in the iframe scrolls sideways: {width} > {client}"
+    waiting = student.context.new_page()
+    waiting.goto(student.frame.url)  # the tool alone, as in a new window or the Moodle app
+    expect(waiting.locator("#waiting")).to_be_visible()
+    width, client = no_horizontal_scroll(waiting)
+    assert width <= client, f"waiting page scrolls sideways: {width} > {client}"
+    waiting.screenshot(path="/tmp/waiting.png", full_page=True)
+
+    teacher = people("teacher", **PHONE)
+    width, client = no_horizontal_scroll(teacher.frame)
+    assert width <= client, f"room page in the iframe scrolls sideways: {width} > {client}"
+    teacher.page.screenshot(path="/tmp/room-phone-iframe.png")
+
+    room = teacher.problems.watch(teacher.context.new_page())
+    room.goto(teacher.frame.url)
+    join = room.locator("#join")
+    expect(join).to_be_visible()
+    box = join.bounding_box()
+    assert box["height"] >= 44, f"join button is {box['height']}px high, a finger needs 44"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 375, f"join button off screen: {box}"
+    width, client = no_horizontal_scroll(room)
+    assert width <= client, f"room page scrolls sideways: {width} > {client}"
+    room.screenshot(path="/tmp/room-phone.png", full_page=True)
+
+    room.locator("summary").tap()  # the settings stay inside the screen too
+    expect(room.locator("#s-welcome")).to_be_visible()
+    width, client = no_horizontal_scroll(room)
+    assert width <= client, f"room settings scroll sideways: {width} > {client}"
+    room.screenshot(path="/tmp/room-phone-settings.png", full_page=True)
+
+    teacher.join_in_new_tab(press=join.tap)  # a tap on a phone opens the class too
+    assert [p.role for p in live.bbb.joins] == ["MODERATOR"]
+    assert student.problems.items == [] and teacher.problems.items == []
+
+
+def test_keyboard_tab_reaches_the_join_button_and_enter_starts_the_class(people, live):
+    teacher = people("teacher")
+    frame = teacher.frame
+    focused = "() => document.activeElement && (document.activeElement.id || document.activeElement.className)"
+
+    teacher.page.keyboard.press("Tab")
+    assert frame.evaluate(focused) == "skip", "the first Tab should land on the skip link"
+    skip_box = frame.locator("a.skip").bounding_box()
+    assert skip_box["x"] >= 0, "the focused skip link must be visible"
+
+    teacher.page.keyboard.press("Tab")
+    assert frame.evaluate(focused) == "join", "the second Tab should reach the join button"
+    outline = frame.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused join button shows no focus outline"
+
+    teacher.join_in_new_tab(press=lambda: teacher.page.keyboard.press("Enter"))
+    assert [p.role for p in live.bbb.joins] == ["MODERATOR"]
+    assert teacher.problems.items == []
+
+
+def test_moderator_ends_the_class_after_confirming_and_can_start_it_again(people, live):
+    teacher = people("teacher")
+    teacher.join_in_new_tab().close()
+    teacher.frame.goto(teacher.frame.url)  # the teacher reloads the activity
+    end = teacher.frame.locator("#end")
+    expect(end).to_have_text("End class for everyone")
+    expect(teacher.frame.locator("#join")).to_have_text("Join class")
+    expect(teacher.frame.locator("p.status[role=status]")).to_contain_text("The class is running")
+
+    dialogs = []
+
+    def answer(dialog, accept):
+        dialogs.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    # Cancelling the confirmation ends nothing.
+    teacher.page.once("dialog", lambda d: answer(d, False))
+    end.click()
+    expect(end).to_be_visible()
+    assert dialogs == ["End the class for everyone?"]
+    assert live.bbb.count("end") == 0
+
+    teacher.page.once("dialog", lambda d: answer(d, True))
+    end.click()
+    expect(teacher.frame.locator("#join")).to_have_text("Start class")
+    expect(teacher.frame.locator("#end")).to_have_count(0)
+    expect(teacher.frame.locator("p.status[role=status]")).to_contain_text("has not started")
+    assert dialogs == ["End the class for everyone?"] * 2
+    assert live.bbb.count("end") == 1 and live.bbb.meetings == {}
+    assert teacher.problems.items == []

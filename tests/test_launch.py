@@ -1,0 +1,343 @@
+"""OIDC login and id_token launch: the happy path and every rejection.
+
+Every refused launch must answer 4xx with a page a person can read, log its reason, and write
+nothing: no user, course, link, room, enrolment or used nonce, and the login's state unspent.
+"""
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from tests.conftest import row_counts
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+RECORDS = ("users", "courses", "resource_links", "rooms", "enrolments", "used_nonces")
+
+
+def claims_of(id_token: str) -> dict:
+    return jwt.decode(id_token, options={"verify_signature": False})
+
+
+class LaunchAttempt:
+    """A real login (state, nonce, cookie) whose id_token the test may swap before posting."""
+
+    def __init__(self, app, lms, as_="teacher", **login):
+        self.app, self.lms = app, lms
+        self.client = app.test_client()
+        self.form = lms.start_login(self.client, as_=as_, **login)
+        self.claims = claims_of(self.form["id_token"])
+        self.before = row_counts(app)
+
+    def resign(self, claims=None, header=None, **kw) -> str:
+        """The platform's own token for this login, with claims changed and signed again."""
+        payload = {**self.claims}
+        for name, value in (claims or {}).items():
+            if value is None:
+                payload.pop(name, None)
+            else:
+                payload[name] = value
+        return self.lms.platform.sign_jwt(payload, header=header, **kw)
+
+    def post(self, id_token=None, state=None, **extra):
+        data = {
+            "id_token": id_token if id_token is not None else self.form["id_token"],
+            "state": state if state is not None else self.form["state"],
+            **extra,
+        }
+        data = {k: v for k, v in data.items() if v != ""}
+        return self.client.post("/lti/launch", data=data)
+
+    def assert_refused(self, response, status=None, text=None):
+        body = response.get_data(as_text=True)
+        assert 400 <= response.status_code < 500, (response.status_code, body)
+        if status:
+            assert response.status_code == status, body
+        assert "<h1" in body and "Traceback" not in body
+        if text:
+            assert text in body
+        after = row_counts(self.app)
+        for table in RECORDS:
+            assert after[table] == self.before[table], f"{table} was written"
+        assert after["login_states"] == self.before["login_states"], "the state was spent"
+
+
+@pytest.fixture
+def attempt(app, lms):
+    return LaunchAttempt(app, lms)
+
+
+# --- the happy path ---------------------------------------------------------------------------
+def test_teacher_launch_redirects_once_to_room_page_with_join_control(lms):
+    teacher = lms.launch("teacher")
+    assert teacher.launch_response.status_code == 303
+    page = teacher.page()
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'id="join"' in html and "Start class" in html
+    assert "Terry Teacher" in html and "LTI Live Activity" in html
+
+
+def test_student_launch_before_class_shows_waiting_page_without_join(lms):
+    student = lms.launch("student")
+    html = student.page().get_data(as_text=True)
+    assert 'id="join"' not in html
+    assert "has not started yet" in html and 'http-equiv="refresh"' in html
+
+
+def test_launch_records_user_course_link_room_and_enrolment(app, lms):
+    lms.launch("teacher")
+    counts = row_counts(app)
+    assert {t: counts[t] for t in RECORDS} == {
+        "users": 1, "courses": 1, "resource_links": 1, "rooms": 1, "enrolments": 1, "used_nonces": 1,
+    }
+    assert counts["login_states"] == 0
+
+
+def test_state_cookie_is_deleted_after_launch(lms):
+    teacher = lms.launch("teacher")
+    cookies = teacher.launch_response.headers.getlist("Set-Cookie")
+    assert any(c.startswith("lti_state_") and "Max-Age=0" in c for c in cookies)
+
+
+def test_login_accepts_get_and_post(app, platform):
+    fields = platform.login_initiation(user="student")
+    for send in (app.test_client().get, app.test_client().post):
+        kwargs = {"query_string": fields} if send.__name__ == "get" else {"data": fields}
+        answer = send("/lti/login", **kwargs)
+        assert answer.status_code == 302
+        assert answer.headers["Location"].startswith(platform.auth_login_url + "?")
+
+
+def test_login_redirect_carries_oidc_parameters_and_binds_state_to_browser(app, platform):
+    fields = platform.login_initiation(user="student")
+    answer = app.test_client().post("/lti/login", data=fields)
+    from urllib.parse import parse_qs, urlsplit
+
+    query = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["Location"]).query).items()}
+    assert query["scope"] == "openid" and query["response_type"] == "id_token"
+    assert query["response_mode"] == "form_post" and query["prompt"] == "none"
+    assert query["client_id"] == platform.client_id and query["login_hint"] == fields["login_hint"]
+    assert query["redirect_uri"] == "http://localhost/lti/launch"
+    assert query["lti_message_hint"] == fields["lti_message_hint"]
+    assert query["state"] and query["nonce"] and query["state"] != query["nonce"]
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith(f"lti_state_{query['state']}=") and "HttpOnly" in cookie and "Path=/lti/" in cookie
+
+
+@pytest.mark.parametrize("app_overrides", [{"TOOL_BASE_URL": "https://tool.example.edu"}])
+def test_over_https_state_cookie_works_in_iframes(app, platform):
+    fields = platform.login_initiation(user="student", target_link_uri="https://tool.example.edu/lti/launch")
+    cookie = app.test_client().post("/lti/login", data=fields).headers["Set-Cookie"]
+    assert "Secure" in cookie and "SameSite=None" in cookie and "Partitioned" in cookie
+
+
+# --- login refusals ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "change, status",
+    [
+        ({"iss": "https://unknown.example.com"}, 403),
+        ({"client_id": "someone-else"}, 403),
+        ({"lti_deployment_id": "99"}, 403),
+        ({"iss": None}, 400),
+        ({"login_hint": None}, 400),
+        ({"target_link_uri": "https://evil.example.com/lti/launch"}, 400),
+    ],
+    ids=["unknown-issuer", "unknown-client", "unknown-deployment", "no-iss", "no-login-hint", "foreign-target"],
+)
+def test_login_refusals_are_readable_and_write_nothing(app, platform, change, status):
+    fields = {**platform.login_initiation(user="student"), **change}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    before = row_counts(app)
+    answer = app.test_client().post("/lti/login", data=fields)
+    assert answer.status_code == status
+    assert "<h1" in answer.get_data(as_text=True) and "Set-Cookie" not in answer.headers
+    assert row_counts(app) == before
+
+
+# --- launch refusals --------------------------------------------------------------------------
+def test_tampered_payload_fails_signature(attempt):
+    header, payload, signature = attempt.form["id_token"].split(".")
+    other = attempt.resign(claims={"sub": "2"}).split(".")[1]
+    attempt.assert_refused(attempt.post(id_token=f"{header}.{other}.{signature}"), 401)
+
+
+def test_token_signed_by_unknown_key_refused(attempt, platform):
+    forged = platform.token_signed_by_unknown_key(claims={"nonce": attempt.claims["nonce"]})
+    attempt.assert_refused(attempt.post(id_token=forged), 401)
+
+
+def test_token_signed_by_other_key_with_real_kid_refused(attempt, platform):
+    forged = platform.token_signed_by_unknown_key(reuse_kid=True, claims={"nonce": attempt.claims["nonce"]})
+    attempt.assert_refused(attempt.post(id_token=forged), 401)
+
+
+def test_alg_none_refused(attempt, platform):
+    forged = platform.token_alg_none(claims={"nonce": attempt.claims["nonce"]})
+    attempt.assert_refused(attempt.post(id_token=forged), 401)
+
+
+def test_hs256_signed_with_public_key_refused(attempt, platform):
+    forged = platform.token_hs256_with_public_key(claims={"nonce": attempt.claims["nonce"]})
+    attempt.assert_refused(attempt.post(id_token=forged), 401)
+
+
+def test_expired_token_refused(attempt):
+    attempt.assert_refused(
+        attempt.post(id_token=attempt.resign(claims={"iat": 1_700_000_000, "exp": 1_700_000_060})),
+        401,
+        "expired",
+    )
+
+
+def test_token_issued_in_the_future_refused(attempt):
+    import time
+
+    later = int(time.time()) + 3600
+    attempt.assert_refused(attempt.post(id_token=attempt.resign(claims={"iat": later, "exp": later + 60})), 401)
+
+
+def test_wrong_audience_refused(attempt):
+    attempt.assert_refused(attempt.post(id_token=attempt.resign(claims={"aud": "another-tool"})), 403)
+
+
+def test_several_audiences_without_azp_refused(attempt, platform):
+    token = attempt.resign(claims={"aud": [platform.client_id, "another-tool"]})
+    attempt.assert_refused(attempt.post(id_token=token), 401)
+
+
+def test_azp_naming_another_client_refused(attempt, platform):
+    token = attempt.resign(claims={"aud": [platform.client_id, "another-tool"], "azp": "another-tool"})
+    attempt.assert_refused(attempt.post(id_token=token), 403)
+
+
+def test_wrong_issuer_refused(attempt):
+    attempt.assert_refused(attempt.post(id_token=attempt.resign(claims={"iss": "https://evil.example.com"})), 403)
+
+
+def test_replayed_nonce_refused(app, lms, attempt):
+    """An id_token already used once, replayed with a fresh login of the same browser."""
+    used = LaunchAttempt(app, lms)
+    assert used.post().status_code == 303
+    attempt.before = row_counts(app)
+    replay = attempt.resign(claims={"nonce": used.claims["nonce"]})
+    attempt.assert_refused(attempt.post(id_token=replay), 403)
+
+
+def test_same_launch_posted_twice_refused(app, attempt):
+    assert attempt.post().status_code == 303
+    attempt.before = row_counts(app)
+    second = attempt.post()
+    assert second.status_code == 403
+    assert row_counts(app) == attempt.before
+
+
+def test_missing_state_refused(attempt):
+    attempt.assert_refused(attempt.post(state=""), 403)
+
+
+def test_unknown_state_refused(attempt):
+    attempt.assert_refused(attempt.post(state="not-a-state-we-issued"), 403)
+
+
+def test_state_from_another_browser_refused(app, lms, attempt):
+    """The state is real, but this browser never started that login (login CSRF)."""
+    other = LaunchAttempt(app, lms, as_="student")
+    attempt.before = row_counts(app)
+    refused = attempt.client.post("/lti/launch", data={"id_token": other.form["id_token"], "state": other.form["state"]})
+    attempt.assert_refused(refused, 403)
+
+
+def test_missing_state_cookie_offers_new_window(app, lms, attempt):
+    attempt.client.delete_cookie(f"lti_state_{attempt.form['state']}", path="/lti/")
+    response = attempt.post()
+    attempt.assert_refused(response, 403, "blocked the cookie")
+    html = response.get_data(as_text=True)
+    assert 'id="open-new-window"' in html and 'target="_blank"' in html
+    assert "/lti/login?" in html and "login_hint=" in html
+
+
+def test_nonce_not_issued_for_this_state_refused(attempt):
+    attempt.assert_refused(attempt.post(id_token=attempt.resign(claims={"nonce": "made-up"})), 403)
+
+
+@pytest.mark.parametrize(
+    "claims, status",
+    [
+        ({LTI + "deployment_id": None}, 400),
+        ({LTI + "deployment_id": "99"}, 403),
+        ({LTI + "version": "1.1"}, 400),
+        ({LTI + "version": None}, 400),
+        ({LTI + "message_type": "LtiStrangeRequest"}, 400),
+        ({LTI + "roles": None}, 400),
+        ({"sub": None}, 400),
+        ({LTI + "resource_link": None}, 400),
+        ({"nonce": None}, 401),
+        ({"exp": None}, 401),
+    ],
+    ids=[
+        "no-deployment", "unknown-deployment", "wrong-version", "no-version", "unknown-message-type",
+        "no-roles", "no-sub", "no-resource-link", "no-nonce", "no-exp",
+    ],
+)
+def test_claim_refusals(attempt, claims, status):
+    attempt.assert_refused(attempt.post(id_token=attempt.resign(claims=claims)), status)
+
+
+def test_missing_id_token_refused(attempt):
+    attempt.assert_refused(attempt.client.post("/lti/launch", data={"state": attempt.form["state"]}), 400)
+
+
+def test_garbage_id_token_refused(attempt):
+    attempt.assert_refused(attempt.post(id_token="not.a.jwt"), 400)
+
+
+def test_platform_error_response_is_shown_readably(attempt):
+    response = attempt.client.post(
+        "/lti/launch", data={"error": "login_required", "error_description": "Session expired", "state": attempt.form["state"]}
+    )
+    attempt.assert_refused(response, 400, "could not complete the launch")
+
+
+def test_empty_roles_claim_is_an_attendee(app, attempt):
+    response = attempt.post(id_token=attempt.resign(claims={LTI + "roles": []}))
+    assert response.status_code == 303
+
+
+def test_deep_linking_request_is_refused_readably_for_now(app, lms):
+    client = app.test_client()
+    form = lms.start_login(client, as_="teacher", message_type="LtiDeepLinkingRequest")
+    before = row_counts(app)
+    response = client.post("/lti/launch", data=form)
+    assert response.status_code == 400 and "deep linking" in response.get_data(as_text=True)
+    assert row_counts(app) == before
+
+
+# --- platform keys ----------------------------------------------------------------------------
+def test_platform_jwks_is_cached_between_launches(lms, platform):
+    lms.launch("teacher")
+    lms.launch("student")
+    assert platform.jwks_requests == 1
+
+
+def test_unknown_kid_after_platform_rotation_refetches_jwks_once(app, lms, platform, monkeypatch):
+    lms.launch("teacher")
+    assert platform.jwks_requests == 1
+    platform.rotate_key()
+    # The cache refuses to refetch more often than every 10 s; let that time pass.
+    from lti_tool.lti import platform_keys
+
+    monkeypatch.setattr(platform_keys, "MIN_REFETCH_SECONDS", 0.0)
+    lms.launch("student")
+    assert platform.jwks_requests == 2
+
+
+def test_forged_kids_do_not_make_the_tool_hammer_the_platform(attempt, platform):
+    for _ in range(5):
+        forged = platform.token_signed_by_unknown_key(claims={"nonce": attempt.claims["nonce"]})
+        assert attempt.post(id_token=forged).status_code == 401
+    assert platform.jwks_requests <= 2
+
+
+def test_jwks_unreachable_refuses_launch(attempt, platform):
+    platform.fail_next(3, status=500, endpoint="jwks")
+    attempt.assert_refused(attempt.post(), 401)
