@@ -88,14 +88,8 @@ def app_overrides() -> dict:
 def app(migrated, database_url, keys_dir, tmp_path, platform, bbb, app_overrides):
     config_file = tmp_path / "tool_config.json"
     config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
-    overrides = _overrides(
-        database_url,
-        keys_dir,
-        config_file,
-        BBB_SERVER_URL=bbb.url,
-        BBB_SHARED_SECRET=BBB_SECRET,
-        **app_overrides,
-    )
+    provider_settings = {"BBB_SERVER_URL": bbb.url, "BBB_SHARED_SECRET": BBB_SECRET}
+    overrides = _overrides(database_url, keys_dir, config_file, **{**provider_settings, **app_overrides})
     app = create_app(overrides)
     # The tool must fetch the JWKS the fake platform would fetch: the test client's own.
     platform.tool_jwks = lambda: app.test_client().get("/.well-known/jwks.json").get_json()

@@ -29,3 +29,9 @@ def provider_for(name: str) -> VideoProvider:
             ),
         )
     return providers[name]
+
+
+def is_ready(name: str) -> bool:
+    """True when the provider exists in this version and the operator configured it."""
+    provider = current_app.extensions["providers"].get(name)
+    return provider is not None and provider.is_configured()

@@ -13,7 +13,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request, u
 from ..extensions import db
 from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room
-from ..providers import provider_for
+from ..providers import is_ready
 from ..providers.base import ProviderError
 from . import bp, service
 from .tickets import TicketError, read_ticket
@@ -69,7 +69,7 @@ def _require_moderator(role: str) -> None:
 @bp.get("/<int:room_id>")
 def show(room_id: int):
     room, enrolment, role = _authorise(room_id)
-    configured = provider_for(room.provider).is_configured()
+    configured = is_ready(room.provider)
     can_join = configured and service.may_join_now(room, role)
     template = "rooms/room.html" if can_join or role == MODERATOR else "rooms/waiting.html"
     return render_template(
