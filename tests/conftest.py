@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from lti_tool import create_app, upgrade_database
 from lti_tool.extensions import db
 from tests.fakes.bbb_server import FakeBigBlueButton
-from tests.fakes.lti_platform import FakePlatform
+from tests.fakes.lti_platform import FakePlatform, SigningKey
 
 BBB_SECRET = "8cd8ef52e8e101574e400365b55e11a6"
 TOOL_BASE_URL = "http://localhost"
@@ -72,9 +72,14 @@ def bbb():
         yield server
 
 
+@pytest.fixture(scope="session")
+def platform_key():
+    return SigningKey()  # one RSA key for every test's fake platform: key generation is slow
+
+
 @pytest.fixture
-def platform():
-    with FakePlatform(tool_base_url=TOOL_BASE_URL) as fake:
+def platform(platform_key):
+    with FakePlatform(tool_base_url=TOOL_BASE_URL, signing_key=platform_key) as fake:
         yield fake
 
 
@@ -91,6 +96,9 @@ def app(migrated, database_url, keys_dir, tmp_path, platform, bbb, app_overrides
     provider_settings = {"BBB_SERVER_URL": bbb.url, "BBB_SHARED_SECRET": BBB_SECRET}
     overrides = _overrides(database_url, keys_dir, config_file, **{**provider_settings, **app_overrides})
     app = create_app(overrides)
+    provider = app.extensions["providers"]["bbb"]
+    if provider.is_configured():
+        provider.client.backoff_base = 0.01  # retries stay real, only the waits shrink
     # The tool must fetch the JWKS the fake platform would fetch: the test client's own.
     platform.tool_jwks = lambda: app.test_client().get("/.well-known/jwks.json").get_json()
     yield app
