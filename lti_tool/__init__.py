@@ -75,10 +75,12 @@ def _register_blueprints(app: Flask) -> None:
     from .health import bp as health_bp
     from .lti import bp as lti_bp
     from .rooms import bp as rooms_bp
+    from .webhooks import bp as webhooks_bp
 
     app.register_blueprint(lti_bp)
     app.register_blueprint(rooms_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
     web.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

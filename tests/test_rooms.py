@@ -309,3 +309,46 @@ def test_state_check_failure_keeps_last_known_state(lms, bbb):
     teacher.join()
     bbb.stop()
     assert student.status().get_json() == {"open": True}
+
+
+# --- the end-of-meeting callback --------------------------------------------------------------
+def end_callback_url(bbb) -> str:
+    create = dict(next(params for call, params in bbb.calls if call == "create"))
+    return create["meta_endCallbackUrl"]
+
+
+def test_create_registers_a_signed_end_callback_under_webhooks(lms, bbb):
+    lms.launch("teacher").join()
+    url = end_callback_url(bbb)
+    assert url.startswith("http://localhost/webhooks/bbb/end?") and "sig=" in url
+
+
+def test_end_callback_confirmed_by_server_closes_room(app, lms, bbb):
+    teacher, student = lms.launch("teacher"), lms.launch("student")
+    teacher.join()
+    url = end_callback_url(bbb)
+    with app.app_context():
+        meeting_id = db.session.get(Room, teacher.room_id).meeting_id
+    bbb.expire(meeting_id)
+    response = app.test_client().get(url + "&recordingmarks=false")
+    assert response.status_code == 200 and response.get_json() == {"ended": True}
+    assert student.status().get_json() == {"open": False}
+
+
+def test_end_callback_is_only_a_hint_while_server_says_running(app, lms, bbb):
+    teacher, student = lms.launch("teacher"), lms.launch("student")
+    teacher.join()
+    response = app.test_client().get(end_callback_url(bbb) + "&recordingmarks=false")
+    assert response.get_json() == {"ended": False}
+    assert student.status().get_json() == {"open": True}
+
+
+def test_end_callback_with_bad_signature_is_refused_and_changes_nothing(app, lms, bbb):
+    teacher, student = lms.launch("teacher"), lms.launch("student")
+    teacher.join()
+    url = end_callback_url(bbb).replace("sig=", "sig=0")
+    calls_before = len(bbb.calls)
+    response = app.test_client().get(url)
+    assert response.status_code == 401 and response.is_json
+    assert len(bbb.calls) == calls_before
+    assert student.status().get_json() == {"open": True}

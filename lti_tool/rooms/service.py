@@ -65,6 +65,14 @@ def new_meeting_id() -> str:
     return secrets.token_hex(16)
 
 
+def callback_urls(room: Room) -> dict[str, str]:
+    from ..webhooks.signing import callback_signature
+
+    base = current_app.config["TOOL_BASE_URL"]
+    end = url_for("webhooks.bbb_meeting_ended", meetingID=room.meeting_id, sig=callback_signature("end", room.meeting_id))
+    return {"end": base + end}
+
+
 def meeting_spec(room: Room) -> MeetingSpec:
     base = current_app.config["TOOL_BASE_URL"]
     return MeetingSpec(
@@ -72,7 +80,7 @@ def meeting_spec(room: Room) -> MeetingSpec:
         name=room.name,
         settings=room_settings(room),
         logout_url=room.return_url or base + url_for("rooms.left", room_id=room.id),
-        callback_urls={},
+        callback_urls=callback_urls(room),
     )
 
 
@@ -103,10 +111,11 @@ def _claim_state_check(room: Room, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def refresh_state(room: Room) -> None:
-    """Ask the provider about the room's meeting, at most once per interval across workers."""
+def refresh_state(room: Room, force: bool = False) -> None:
+    """Ask the provider about the room's meeting, at most once per interval across workers
+    (unless `force`: a provider's own event says something changed)."""
     check_started = utcnow()
-    if not _claim_state_check(room, check_started):
+    if not force and not _claim_state_check(room, check_started):
         return
     try:
         status = provider_for(room.provider).meeting_status(room.meeting_id)
@@ -128,6 +137,12 @@ def refresh_state(room: Room) -> None:
         )
     db.session.commit()
     db.session.refresh(room)
+
+
+def confirm_meeting_ended(room: Room) -> bool:
+    """A provider said the meeting ended: believe the server, not the message."""
+    refresh_state(room, force=True)
+    return not room.running and not room.started_since_last_end
 
 
 def is_open(room: Room) -> bool:

@@ -1,0 +1,17 @@
+"""Unguessable callback URLs: BigBlueButton's end-of-meeting callback carries no signature of
+its own, so the tool signs the URL it registers (HMAC of the meeting id with SECRET_KEY)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import current_app
+
+
+def callback_signature(purpose: str, meeting_id: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{purpose}:{meeting_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def signature_matches(purpose: str, meeting_id: str, signature: str | None) -> bool:
+    return bool(signature) and hmac.compare_digest(callback_signature(purpose, meeting_id), signature)
