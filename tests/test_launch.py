@@ -341,3 +341,54 @@ def test_forged_kids_do_not_make_the_tool_hammer_the_platform(attempt, platform)
 def test_jwks_unreachable_refuses_launch(attempt, platform):
     platform.fail_next(3, status=500, endpoint="jwks")
     attempt.assert_refused(attempt.post(), 401)
+
+
+# --- LTI platform storage (platforms that send lti_storage_target) ----------------------------
+def storage_login(app, platform, client):
+    import re
+
+    fields = {**platform.login_initiation(user="student"), "lti_storage_target": "post_message_forwarding"}
+    page = client.post("/lti/login", data=fields)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "lti.put_data" in html
+    key = re.search(r'\.put\("(lti_state_[^"]+)", "([^"]+)"\)', html)
+    redirect_url = re.search(r'var next = "([^"]+)"', html).group(1).replace("\\u0026", "&")
+    return key.group(1), key.group(2), platform.authorize(redirect_url)
+
+
+def test_storage_login_puts_binding_in_platform_storage_and_sets_cookie_too(app, platform):
+    client = app.test_client()
+    fields = {**platform.login_initiation(user="student"), "lti_storage_target": "_parent"}
+    page = client.post("/lti/login", data=fields)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert '"_parent"' in html and f'"{platform.issuer}"' in html  # only the platform's origin
+    assert page.headers["Set-Cookie"].startswith("lti_state_")
+
+
+def test_launch_without_cookie_reads_binding_back_from_platform_storage(app, platform):
+    client = app.test_client()
+    key, binding, form = storage_login(app, platform, client)
+    client.delete_cookie(key, path="/lti/")
+    before = row_counts(app)
+    ask = client.post("/lti/launch", data={"id_token": form["id_token"], "state": form["state"]})
+    html = ask.get_data(as_text=True)
+    assert ask.status_code == 200 and "lti.get_data" in html and key in html
+    assert row_counts(app) == before
+    done = client.post(
+        "/lti/launch", data={"id_token": form["id_token"], "state": form["state"], "lti_storage_binding": binding}
+    )
+    assert done.status_code == 303
+
+
+def test_platform_storage_binding_must_match(app, platform):
+    client = app.test_client()
+    key, _, form = storage_login(app, platform, client)
+    client.delete_cookie(key, path="/lti/")
+    before = row_counts(app)
+    for wrong in ("", "someone-elses-binding"):
+        refused = client.post(
+            "/lti/launch", data={"id_token": form["id_token"], "state": form["state"], "lti_storage_binding": wrong}
+        )
+        assert refused.status_code == 403
+    assert row_counts(app) == before

@@ -12,3 +12,14 @@ class LaunchError(Exception):
         self.status = status
         # Login parameters to restart the launch in a new window (third-party cookies blocked).
         self.relaunch = relaunch
+
+
+class PlatformStorageNeeded(LaunchError):
+    """No state cookie came back, but the platform offers LTI platform storage: the browser
+    must read the state's binding from there and post the launch again."""
+
+    def __init__(self, reason: str, *, storage_target: str, platform_origin: str, state: str):
+        super().__init__(reason, "Checking your launch with the learning platform…", 200)
+        self.storage_target = storage_target
+        self.platform_origin = platform_origin
+        self.state = state

@@ -22,8 +22,8 @@ from ..extensions import db
 from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
-from .errors import LaunchError
-from .login import binding_hash, state_cookie_name
+from .errors import LaunchError, PlatformStorageNeeded
+from .login import binding_hash, origin_of, state_cookie_name
 from .platform_keys import PlatformKeyCache, PlatformKeyError
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,31 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
         raise _refuse("resource link launch without resource_link.id")
 
 
-def _check_state(state: str, body: dict, registration, cookies) -> LoginState:
+def _browser_binding(login: LoginState, state: str, cookies, form, registration) -> str:
+    """The browser's proof that it started this login: the state cookie, or, on platforms with
+    LTI platform storage, the same secret read back from there by the launch page."""
+    secret = cookies.get(state_cookie_name(state))
+    if secret is not None:
+        return secret
+    storage_target = (login.login_params or {}).get("lti_storage_target")
+    if storage_target and form.get("lti_storage_binding"):
+        return form["lti_storage_binding"]
+    if storage_target and "lti_storage_binding" not in form:
+        raise PlatformStorageNeeded(
+            "state cookie missing: reading the binding from LTI platform storage",
+            storage_target=storage_target,
+            platform_origin=origin_of(registration.auth_login_url),
+            state=state,
+        )
+    raise _refuse(
+        "state cookie missing: the browser did not send it (third-party cookies blocked?)",
+        "Your browser blocked the cookie this tool needs inside the course page.",
+        403,
+        relaunch=login.login_params,
+    )
+
+
+def _check_state(state: str, body: dict, registration, cookies, form) -> LoginState:
     if not state:
         raise _refuse("launch without state", status=403)
     login = db.session.get(LoginState, state)
@@ -137,14 +161,7 @@ def _check_state(state: str, body: dict, registration, cookies) -> LoginState:
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
     if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
         raise _refuse("state was issued for another platform", status=403)
-    secret = cookies.get(state_cookie_name(state))
-    if secret is None:
-        raise _refuse(
-            "state cookie missing: the browser did not send it (third-party cookies blocked?)",
-            "Your browser blocked the cookie this tool needs inside the course page.",
-            403,
-            relaunch=login.login_params,
-        )
+    secret = _browser_binding(login, state, cookies, form, registration)
     if not hmac.compare_digest(binding_hash(secret), login.browser_binding):
         raise _refuse("state cookie does not match this login", status=403)
     if not hmac.compare_digest(str(body.get("nonce")), login.nonce):
@@ -172,7 +189,7 @@ def validate_launch(form, cookies, store: RegistrationStore, key_cache: Platform
     _check_azp(body, registration.client_id)
     launch = C.LaunchClaims(body)
     _check_lti_claims(launch, registration)
-    _check_state(form.get("state", ""), body, registration, cookies)
+    _check_state(form.get("state", ""), body, registration, cookies, form)
     return ValidatedLaunch(registration=registration, claims=launch, state=form["state"])
 
 

@@ -43,6 +43,16 @@ def binding_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def storage_key(state: str) -> str:
+    """The key under which the state's binding is kept in LTI platform storage."""
+    return STATE_COOKIE_PREFIX + state
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 @dataclass(frozen=True)
 class LoginRedirect:
     url: str
@@ -50,6 +60,10 @@ class LoginRedirect:
     cookie_name: str
     cookie_value: str
     max_age: int
+    # Set when the platform offers LTI platform storage (`lti_storage_target`): the binding is
+    # then also put there, in case the browser drops the cookie.
+    storage_target: str | None = None
+    platform_origin: str | None = None
 
 
 def _same_origin(url: str, base_url: str) -> bool:
@@ -130,4 +144,6 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
         cookie_name=state_cookie_name(state),
         cookie_value=secret,
         max_age=lifetime,
+        storage_target=params.get("lti_storage_target"),
+        platform_origin=origin_of(registration.auth_login_url),
     )

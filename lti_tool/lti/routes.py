@@ -8,15 +8,15 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask import current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from ..launches import record_launch
 from ..rooms.tickets import issue_ticket
 from . import bp
 from .claims import DEEP_LINKING_REQUEST
-from .errors import LaunchError
+from .errors import LaunchError, PlatformStorageNeeded
 from .launch import validate_launch
-from .login import start_login, state_cookie_name
+from .login import start_login, state_cookie_name, storage_key
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,21 @@ def _cookie_attributes() -> dict:
 def login():
     params = request.values.to_dict()
     login_redirect = start_login(params, current_app.extensions["registrations"], current_app.config)
-    response = redirect(login_redirect.url, code=302)
+    if login_redirect.storage_target:
+        # The platform offers LTI platform storage (Canvas, D2L, Blackboard; Moodle does not):
+        # put the binding there before going on, since the cookie may not come back.
+        response = make_response(
+            render_template(
+                "lti/storage_login.html",
+                redirect_url=login_redirect.url,
+                storage_target=login_redirect.storage_target,
+                platform_origin=login_redirect.platform_origin,
+                key=storage_key(login_redirect.state),
+                value=login_redirect.cookie_value,
+            )
+        )
+    else:
+        response = redirect(login_redirect.url, code=302)
     response.set_cookie(
         login_redirect.cookie_name,
         login_redirect.cookie_value,
@@ -82,6 +96,15 @@ def relaunch_url(login_params: dict) -> str:
 
 
 def render_launch_error(error: LaunchError):
+    if isinstance(error, PlatformStorageNeeded):
+        log.info("launch: %s", error.reason)
+        return render_template(
+            "lti/storage_launch.html",
+            fields={"id_token": request.form.get("id_token", ""), "state": error.state},
+            storage_target=error.storage_target,
+            platform_origin=error.platform_origin,
+            key=storage_key(error.state),
+        )
     log.warning("launch refused (%s): %s", error.status, error.reason)
     new_window = relaunch_url(error.relaunch) if error.relaunch else None
     return (
