@@ -37,12 +37,22 @@ def _public_jwk(key: jwk.JWK) -> dict:
     return public
 
 
+class KeyFileError(ValueError):
+    """A key file cannot be used; the message names the file and what is wrong."""
+
+
 def _load_pem(path: Path) -> ToolKey:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the RSA key file {path}: {exc}") from exc
     try:
         key = jwk.JWK.from_pem(data)
     except (ValueError, TypeError) as exc:
-        raise KeyError(f"{path} is not a PEM RSA key: {exc}") from exc
+        raise KeyFileError(f"{path} is not an unencrypted PEM RSA key: {exc}") from exc
+    key_type = key.get("kty")
+    if key_type != "RSA":
+        raise KeyFileError(f"{path} is a {key_type} key; the tool signs with RSA (RS256) keys only")
     private = data if key.has_private else None
     return ToolKey(kid=key.thumbprint(), private_pem=private, public_jwk=_public_jwk(key), path=path)
 

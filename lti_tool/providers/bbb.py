@@ -181,7 +181,9 @@ class BigBlueButtonClient:
             return
         key = response.get("messageKey") or ""
         message = response.get("message") or ""
-        logger.warning("BBB %s meetingID=%s: FAILED %s", call, meeting_id, key)
+        # "not found" is an ordinary answer (a room nobody has started yet), not a problem.
+        level = logging.INFO if key in ("notFound", "invalidMeetingIdentifier") else logging.WARNING
+        logger.log(level, "BBB %s meetingID=%s: FAILED %s", call, meeting_id, key)
         if key == "checksumError":
             raise ProviderMisconfigured(
                 f"BigBlueButton rejected the checksum of {call}: the shared secret (BBB_SHARED_SECRET) "

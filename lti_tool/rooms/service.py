@@ -100,8 +100,14 @@ def _attendee(user: User, role: str) -> Attendee:
 
 # --- state ------------------------------------------------------------------------------------
 def _claim_state_check(room: Room, now: datetime) -> bool:
-    """Atomically take the right to ask the provider; false if someone asked recently."""
+    """Atomically take the right to ask the provider; false if someone asked recently.
+
+    The already-loaded `checked_at` answers most calls without touching the database, so a
+    crowd of polling students costs reads, not writes; only a stale value tries the
+    conditional UPDATE, which exactly one worker wins."""
     interval = timedelta(seconds=current_app.config["ROOM_STATE_CHECK_SECONDS"])
+    if room.checked_at is not None and room.checked_at >= now - interval:
+        return False
     result = db.session.execute(
         update(Room)
         .where(Room.id == room.id, or_(Room.checked_at.is_(None), Room.checked_at < now - interval))

@@ -1,0 +1,317 @@
+"""End to end in headless Chromium: the browser really does not send the tool's state cookie at
+launch, and the platform's LTI platform storage (1EdTech "LTI Client Side postMessages", as
+Canvas, D2L and Blackboard offer it through `lti_storage_target`) carries the launch instead.
+
+Sites and origins, and why:
+
+* the tool: `http://127.0.0.1:<tool port>` (TOOL_BASE_URL);
+* the fake platform's issuer stays `http://127.0.0.1:<platform port>`: the id_token's `iss`, the
+  login initiation's `iss` and the registration's issuer must be the same string, and the
+  FakePlatform signs every token with `iss = platform.issuer`;
+* the course page and the platform's OIDC auth endpoint: `http://localhost:<platform port>`.
+  The tool posts its `lti.put_data` / `lti.get_data` messages with targetOrigin = the origin of
+  the registration's `auth_login_url`, so the frame answering them (here `_parent`, the course
+  page) must be on exactly that origin. The registration therefore names the platform's
+  endpoints on `localhost` while its issuer stays on `127.0.0.1`, much as Canvas's issuer
+  (canvas.instructure.com) differs from the host of its auth endpoint (sso.canvaslms.com).
+
+`localhost` and `127.0.0.1` are different *sites*, so the tool's iframe is cross-site: its
+SameSite=Lax state cookie is neither kept from the login answer nor sent with the launch POST
+from auth.php's auto-submitting form. No browser flag is needed to block third-party cookies,
+and the same FakePlatform server (wrapped, not edited) serves the course page, so the platform
+stays one process on one port as a real LMS is one site.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from lti_tool import create_app
+from lti_tool.extensions import db
+from tests.conftest import BBB_SECRET, row_counts
+from tests.fakes.bbb_server import FakeBigBlueButton
+from tests.fakes.http_server import ServedApp
+from tests.fakes.lti_platform import FakePlatform
+from tests.test_browser import ROOM_URL, Problems, _Later, browser, expect  # noqa: F401 (fixture)
+
+STATE_COOKIE_PREFIX = "lti_state_"
+WRONG_BINDING = "someone-elses-binding"
+
+# The course page of an LMS that offers platform storage: it answers the tool's frame the way
+# the spec's "lti.*" postMessages ask, keeping values per (tool origin, key) in a Map. Every
+# message it sees is logged in `window.ltiStorageLog` for the test. `MODE` is "ok", or "wrong"
+# (lti.get_data answers another value) or "error" (lti.get_data answers an error).
+STORAGE_JS = r"""
+(function () {
+  var TOOL_ORIGIN = %(tool_origin)s, MODE = %(mode)s;
+  var store = new Map();
+  window.ltiStorageLog = [];
+  window.addEventListener("message", function (event) {
+    var data = event.data;
+    if (!data || typeof data !== "object" || typeof data.subject !== "string") { return; }
+    var tool = document.querySelector("iframe[name=tool]").contentWindow;
+    var accepted = event.source === tool && event.origin === TOOL_ORIGIN;
+    window.ltiStorageLog.push({subject: data.subject, key: data.key, value: data.value,
+                               message_id: data.message_id, origin: event.origin, accepted: accepted});
+    if (!accepted) { return; }  // a platform answers only the tool it launched, on its origin
+    var reply = {subject: data.subject + ".response", message_id: data.message_id};
+    var slot = event.origin + " " + data.key;
+    if (data.subject === "lti.capabilities") {
+      reply.supported_messages = [{subject: "lti.capabilities"}, {subject: "lti.put_data"},
+                                  {subject: "lti.get_data"}];
+    } else if (data.subject === "lti.put_data") {
+      if (typeof data.key !== "string" || typeof data.value !== "string") {
+        reply.error = {code: "bad_request", message: "key and value must be strings"};
+      } else {
+        store.set(slot, data.value);
+        reply.key = data.key;
+        reply.value = data.value;
+      }
+    } else if (data.subject === "lti.get_data") {
+      reply.key = data.key;
+      if (MODE === "error") {
+        reply.error = {code: "server_error", message: "storage unavailable"};
+      } else if (MODE === "wrong") {
+        reply.value = %(wrong)s;
+      } else if (store.has(slot)) {
+        reply.value = store.get(slot);
+      } else {
+        reply.error = {code: "bad_request", message: "no value for this key"};
+      }
+    } else {
+      reply = {subject: data.subject + ".response", message_id: data.message_id,
+               error: {code: "unsupported_subject", message: "unsupported subject " + data.subject}};
+    }
+    event.source.postMessage(reply, event.origin);
+  });
+})();
+"""
+
+
+class PlatformWithCoursePage:
+    """WSGI app in front of the FakePlatform's own: `GET /course?user=&storage=` is the course
+    page (platform storage listener, login form posted into the tool's iframe); every other path
+    goes to the FakePlatform unchanged."""
+
+    def __init__(self, platform: FakePlatform, platform_app, tool_url: str):
+        self.platform = platform
+        self.platform_app = platform_app
+        self.tool_url = tool_url
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"] != "/course":
+            return self.platform_app(environ, start_response)
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        fields = {
+            **self.platform.login_initiation(user=query.get("user", "teacher")),
+            "lti_storage_target": "_parent",
+        }
+        inputs = "\n".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(str(v))}">'
+            for k, v in fields.items()
+        )
+        script = STORAGE_JS % {
+            "tool_origin": json.dumps(self.tool_url),
+            "mode": json.dumps(query.get("storage", "ok")),
+            "wrong": json.dumps(WRONG_BINDING),
+        }
+        body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>LTI Live 101: LTI Live Activity</title>
+<style>body{{margin:0;font-family:sans-serif}} h1{{font-size:1.2rem;margin:.5rem}}
+iframe{{display:block;width:100%;height:600px;border:0}}</style></head>
+<body><h1>LTI Live Activity</h1>
+<form id="launch" action="{html.escape(self.tool_url)}/lti/login" method="post" target="tool">
+{inputs}
+</form>
+<iframe name="tool" title="LTI Live Activity" allow="camera; microphone; display-capture"></iframe>
+<script>{script}</script>
+<script>document.getElementById("launch").submit();</script>
+</body></html>"""
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [body.encode()]
+
+
+@dataclass
+class StorageLive:
+    tool: ServedApp
+    platform: FakePlatform
+    platform_site: str  # http://localhost:<platform port>: course page and OIDC auth endpoint
+    app: object
+
+    def course_url(self, user: str, storage: str = "ok") -> str:
+        return f"{self.platform_site}/course?user={user}&storage={storage}"
+
+
+@pytest.fixture
+def storage_live(migrated, database_url, keys_dir, tmp_path):
+    later = _Later()
+    tool = ServedApp(later)  # binds now: its URL is the tool's TOOL_BASE_URL
+    with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
+        tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json"
+    ) as platform:
+        werkzeug_server = platform._server._server
+        werkzeug_server.app = PlatformWithCoursePage(platform, werkzeug_server.app, tool.url)
+        site = f"http://localhost:{platform._server.port}"
+        assert urlsplit(platform.issuer).hostname == "127.0.0.1"
+        registration = {
+            **platform.registration_args(),
+            "auth_login_url": site + "/mod/lti/auth.php",
+            "auth_token_url": site + "/mod/lti/token.php",
+            "key_set_url": site + "/mod/lti/certs.php",
+        }
+        config_file = tmp_path / "tool_config.json"
+        config_file.write_text(json.dumps({platform.issuer: [registration]}))
+        app = create_app({
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "TOOL_BASE_URL": tool.url,
+            "KEYS_DIR": str(keys_dir),
+            "TOOL_CONFIG": str(config_file),
+            "SECRET_KEY": "test-secret-key",
+            "BBB_SERVER_URL": bbb.url,
+            "BBB_SHARED_SECRET": BBB_SECRET,
+        })
+        later.app = app
+        tool.start()
+        try:
+            yield StorageLive(tool, platform, site, app)
+        finally:
+            tool.stop()
+            with app.app_context():
+                db.session.remove()
+                for table in reversed(db.metadata.sorted_tables):
+                    db.session.execute(table.delete())
+                db.session.commit()
+                db.engine.dispose()
+
+
+class StorageLaunch:
+    """One fresh browser profile opening the course page; records what went to the tool."""
+
+    def __init__(self, browser, live: StorageLive, user: str, storage: str = "ok"):
+        self.live = live
+        self.context = browser.new_context()
+        self.context.set_default_timeout(10_000)
+        self.problems = Problems()
+        self.page = self.problems.watch(self.context.new_page())
+        self.launch_posts = []  # Playwright Requests: POST /lti/launch, in order
+        self.login_responses = []
+        self.page.on("request", self._on_request)
+        self.page.on("response", self._on_response)
+        self.page.goto(live.course_url(user, storage))
+        self.frame = self.page.frame(name="tool")
+        assert self.frame is not None, "the course page has no iframe named tool"
+
+    def _on_request(self, request):
+        if request.method == "POST" and request.url == self.live.tool.url + "/lti/launch":
+            self.launch_posts.append(request)
+
+    def _on_response(self, response):
+        if response.url.split("?")[0] == self.live.tool.url + "/lti/login":
+            self.login_responses.append(response)
+
+    def posted(self, request) -> dict:
+        return {k: v[0] for k, v in parse_qs(request.post_data or "", keep_blank_values=True).items()}
+
+    def storage_log(self) -> list[dict]:
+        return self.page.evaluate("() => window.ltiStorageLog")
+
+    def assert_no_state_cookie_sent(self):
+        assert self.launch_posts, "the browser never posted to /lti/launch"
+        for request in self.launch_posts:
+            cookie = request.all_headers().get("cookie", "")
+            assert STATE_COOKIE_PREFIX not in cookie, f"the launch POST carried a state cookie: {cookie}"
+        kept = [c for c in self.context.cookies(self.live.tool.url) if c["name"].startswith(STATE_COOKIE_PREFIX)]
+        assert kept == [], f"the browser kept the tool's cross-site Lax cookie: {kept}"
+
+    def assert_tool_tried_the_cookie(self):
+        """The login answer did set the cookie: the browser, not the tool, dropped it."""
+        assert len(self.login_responses) == 1, self.login_responses
+        answer = self.login_responses[0]
+        assert answer.status == 200, "a login with lti_storage_target answers the storage page"
+        assert answer.header_value("set-cookie").startswith(STATE_COOKIE_PREFIX)
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def open_course(browser, storage_live):
+    opened: list[StorageLaunch] = []
+
+    def open_(user: str, storage: str = "ok") -> StorageLaunch:
+        launch = StorageLaunch(browser, storage_live, user, storage)
+        opened.append(launch)
+        return launch
+
+    yield open_
+    for launch in opened:
+        launch.close()
+
+
+# --------------------------------------------------------------------------- tests
+def test_launch_without_cookie_succeeds_through_platform_storage(open_course, storage_live):
+    teacher = open_course("teacher")
+    teacher.frame.wait_for_url(ROOM_URL)
+    join = teacher.frame.locator("#join")
+    expect(join).to_be_visible()
+    expect(join).to_have_text("Start class")
+
+    teacher.assert_tool_tried_the_cookie()
+    teacher.assert_no_state_cookie_sent()
+    # First the id_token alone (the tool answers the storage page), then the same launch again
+    # with the binding read back from platform storage.
+    assert len(teacher.launch_posts) == 2, [r.post_data for r in teacher.launch_posts]
+    first, second = (teacher.posted(r) for r in teacher.launch_posts)
+    assert set(first) == {"id_token", "state"}
+    assert second["id_token"] == first["id_token"] and second["state"] == first["state"]
+    key = STATE_COOKIE_PREFIX + first["state"]
+
+    log = teacher.storage_log()
+    assert [entry["subject"] for entry in log] == ["lti.put_data", "lti.get_data"], log
+    put, get = log
+    assert put["key"] == get["key"] == key
+    assert put["accepted"] and get["accepted"] and put["origin"] == storage_live.tool.url
+    assert put["message_id"] and get["message_id"] and put["message_id"] != get["message_id"]
+    assert second["lti_storage_binding"] == put["value"], "the binding posted is the one stored at login"
+
+    assert teacher.problems.items == []
+
+
+@pytest.mark.parametrize("storage", ["wrong", "error"])
+def test_platform_storage_that_answers_wrongly_gets_the_refusal_page(open_course, storage_live, storage):
+    before = row_counts(storage_live.app)
+    student = open_course("student", storage)
+    refusal = student.frame.locator("#error-title")
+    expect(refusal).to_have_text("The class could not be opened")
+    expect(student.frame.locator("p.lead")).to_contain_text("blocked the cookie")
+    new_window = student.frame.locator("a#open-new-window")
+    expect(new_window).to_be_visible()
+    href = new_window.get_attribute("href")
+    assert href.startswith("/lti/login?") and "login_hint=" in href, href
+    assert new_window.get_attribute("target") == "_blank"
+
+    student.assert_tool_tried_the_cookie()
+    student.assert_no_state_cookie_sent()
+    assert len(student.launch_posts) == 2, [r.post_data for r in student.launch_posts]
+    expected_binding = WRONG_BINDING if storage == "wrong" else ""
+    assert student.posted(student.launch_posts[1])["lti_storage_binding"] == expected_binding
+    assert student.launch_posts[1].response().status == 403
+    log = student.storage_log()
+    assert [entry["subject"] for entry in log] == ["lti.put_data", "lti.get_data"], log
+    assert log[0]["key"] == log[1]["key"] == STATE_COOKIE_PREFIX + student.posted(student.launch_posts[0])["state"]
+
+    after = row_counts(storage_live.app)
+    assert {k: v for k, v in after.items() if k != "login_states"} == {
+        k: v for k, v in before.items() if k != "login_states"
+    }, "a refused launch wrote something"
+    assert ROOM_URL.search(student.frame.url) is None
+    refused = f"HTTP 403 {storage_live.tool.url}/lti/launch"
+    assert [p for p in student.problems.items if p != refused] == []
