@@ -95,7 +95,7 @@ def registration_values(base_url: str) -> list[tuple[str, str]]:
         ("Initiate login URL", base_url + "/lti/login"),
         ("Redirection URI(s)", base_url + "/lti/launch"),
         ("Public keyset URL", base_url + "/.well-known/jwks.json"),
-        ("Dynamic registration URL", base_url + "/lti/register"),
+        ("Dynamic registration URL", base_url + "/lti/register  (coming soon: use the values above)"),
     ]
 
 

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jwcrypto import jwk
 from pylti1p3.deployment import Deployment as PyltiDeployment
 from pylti1p3.registration import Registration as PyltiRegistration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
@@ -183,6 +184,14 @@ class RegistrationStore(ToolConfAbstract):
         return self.key_ring.signing_key
 
     # --- pylti1p3's ToolConfAbstract ---------------------------------------------------------
+    # Every issuer may have several client ids (database ones too): pylti1p3 must always look
+    # registrations up with the client id, never by issuer alone.
+    def check_iss_has_one_client(self, iss):
+        return False
+
+    def check_iss_has_many_clients(self, iss):
+        return True
+
     def _pylti_registration(self, reg: PlatformRegistration | None) -> PyltiRegistration | None:
         if reg is None:
             return None
@@ -199,6 +208,8 @@ class RegistrationStore(ToolConfAbstract):
         if self.key_ring is not None:
             key = self.signing_key_for(reg)
             result.set_tool_private_key(key.private_pem.decode())
+            # The public half gives pylti1p3 the kid to put in its client assertions' header.
+            result.set_tool_public_key(jwk.JWK(**key.public_jwk).export_to_pem().decode())
         return result
 
     def find_registration_by_issuer(self, iss, *args, **kwargs):

@@ -285,12 +285,45 @@ def test_launch_without_cookie_succeeds_through_platform_storage(open_course, st
     assert teacher.problems.items == []
 
 
-@pytest.mark.parametrize("storage", ["wrong", "error"])
-def test_platform_storage_that_answers_wrongly_gets_the_refusal_page(open_course, storage_live, storage):
+def _refused_launch(open_course, storage_live, storage):
+    """Open the course page with a platform storage that answers `lti.get_data` wrongly; wait
+    for the tool's refusal and check what both refusals share. Returns the StorageLaunch."""
     before = row_counts(storage_live.app)
     student = open_course("student", storage)
-    refusal = student.frame.locator("#error-title")
-    expect(refusal).to_have_text("The class could not be opened")
+    expect(student.frame.locator("#error-title")).to_have_text("The class could not be opened")
+
+    student.assert_tool_tried_the_cookie()
+    student.assert_no_state_cookie_sent()
+    assert len(student.launch_posts) == 2, [r.post_data for r in student.launch_posts]
+    first, second = (student.posted(r) for r in student.launch_posts)
+    assert student.launch_posts[0].response().status == 200  # the storage page
+    assert student.launch_posts[1].response().status == 403
+    expected_binding = WRONG_BINDING if storage == "wrong" else ""  # "" when get_data failed
+    assert second["lti_storage_binding"] == expected_binding
+
+    log = student.storage_log()
+    assert [entry["subject"] for entry in log] == ["lti.put_data", "lti.get_data"], log
+    assert log[0]["key"] == log[1]["key"] == STATE_COOKIE_PREFIX + first["state"]
+
+    after = row_counts(storage_live.app)
+    assert {k: v for k, v in after.items() if k != "login_states"} == {
+        k: v for k, v in before.items() if k != "login_states"
+    }, "a refused launch wrote something"
+    assert ROOM_URL.search(student.frame.url) is None
+    launch_url = f"{storage_live.tool.url}/lti/launch"
+    expected = {
+        f"HTTP 403 {launch_url}",  # the refusal itself, and Chromium's console line about it
+        f"console: Failed to load resource: the server responded with a status of 403 (FORBIDDEN) "
+        f"{{'url': '{launch_url}', 'line': 0, 'column': 0, 'lineNumber': 0, 'columnNumber': 0}}",
+    }
+    assert [p for p in student.problems.items if p not in expected] == []
+    return student
+
+
+def test_platform_storage_error_on_get_shows_the_blocked_cookie_page(open_course, storage_live):
+    """lti.get_data answers an error: for the tool that is "no binding came back", the same as a
+    blocked cookie on a platform without storage: say so and offer a new window."""
+    student = _refused_launch(open_course, storage_live, "error")
     expect(student.frame.locator("p.lead")).to_contain_text("blocked the cookie")
     new_window = student.frame.locator("a#open-new-window")
     expect(new_window).to_be_visible()
@@ -298,20 +331,11 @@ def test_platform_storage_that_answers_wrongly_gets_the_refusal_page(open_course
     assert href.startswith("/lti/login?") and "login_hint=" in href, href
     assert new_window.get_attribute("target") == "_blank"
 
-    student.assert_tool_tried_the_cookie()
-    student.assert_no_state_cookie_sent()
-    assert len(student.launch_posts) == 2, [r.post_data for r in student.launch_posts]
-    expected_binding = WRONG_BINDING if storage == "wrong" else ""
-    assert student.posted(student.launch_posts[1])["lti_storage_binding"] == expected_binding
-    assert student.launch_posts[1].response().status == 403
-    log = student.storage_log()
-    assert [entry["subject"] for entry in log] == ["lti.put_data", "lti.get_data"], log
-    assert log[0]["key"] == log[1]["key"] == STATE_COOKIE_PREFIX + student.posted(student.launch_posts[0])["state"]
 
-    after = row_counts(storage_live.app)
-    assert {k: v for k, v in after.items() if k != "login_states"} == {
-        k: v for k, v in before.items() if k != "login_states"
-    }, "a refused launch wrote something"
-    assert ROOM_URL.search(student.frame.url) is None
-    refused = f"HTTP 403 {storage_live.tool.url}/lti/launch"
-    assert [p for p in student.problems.items if p != refused] == []
+def test_platform_storage_returning_another_binding_is_refused_as_a_mismatch(open_course, storage_live):
+    """lti.get_data answers a value that is not this login's binding: that is what a forged or
+    crossed launch looks like, so the tool refuses it like a wrong cookie, without the
+    new-window link (which would restart someone else's login)."""
+    student = _refused_launch(open_course, storage_live, "wrong")
+    expect(student.frame.locator("p.lead")).to_have_text("Please go back to your course and open the activity again.")
+    expect(student.frame.locator("a#open-new-window")).to_have_count(0)

@@ -176,6 +176,7 @@ def test_pylti1p3_registration_by_params_has_the_registered_urls(app, platform):
     assert registration.get_key_set_url() == platform.key_set_url
     signing = app.extensions["key_ring"].signing_key
     assert registration.get_tool_private_key() == signing.private_pem.decode()
+    assert registration.get_kid() == signing.kid, "pylti1p3's client assertions must name the key"
     assert store.find_registration_by_params(platform.issuer, "unknown-client") is None
     assert store.find_registration_by_issuer(platform.issuer).get_client_id() == platform.client_id
 
@@ -196,7 +197,9 @@ def test_pylti1p3_looks_database_issuers_up_by_client_id(app):
     add_platform_row(client_id="second")
     store = app.extensions["registrations"]
     assert store.check_iss_has_many_clients(MOODLE) and not store.check_iss_has_one_client(MOODLE)
-    assert store.find_registration_by_params(MOODLE, "second").get_auth_login_url() == f"{MOODLE}/db-auth"
+    assert store.find_registration_by_params(MOODLE, "second").get_client_id() == "second"
+    # pylti1p3's own lookup (used by its services) goes through the client id.
+    assert store.get_jwks(iss=MOODLE, client_id="second") == app.extensions["key_ring"].jwks()
 
 
 # --- deployments the registration does not list are refused -----------------------------------
