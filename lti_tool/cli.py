@@ -109,8 +109,13 @@ def serve(host, port):
     click.echo("Plugins > Activity modules > External tool > Manage tools > configure a tool manually):")
     for label, value in registration_values(base):
         click.echo(f"  {label:<26} {value}")
+    if urlsplit(base).port not in (port, None) or urlsplit(base).hostname not in (host, "localhost"):
+        click.echo(f"note: TOOL_BASE_URL is {base}; set it to the address the LMS reaches this server at")
     click.echo(f"Listening on http://{host}:{port} (database: {current_app.config['DATABASE_URL']})")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # werkzeug's server directly: Flask refuses app.run() inside its own CLI.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
 def init_app(app: Flask) -> None:

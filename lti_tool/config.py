@@ -6,6 +6,7 @@ whatever directory it is started from.
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -78,6 +79,18 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
+NUMBERS = ("RETRY_BASE_SECONDS", *TUNABLES)
+
+
+def _number(value: str) -> float | str:
+    """A number of seconds; an unusable value is kept as given for validate_config to report."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) and number >= 0 else value
+
+
 def load_config(overrides: dict | None = None) -> dict:
     """Return the Flask config mapping: defaults < environment (.env included) < overrides."""
     try:
@@ -94,9 +107,10 @@ def load_config(overrides: dict | None = None) -> dict:
     values["TOOL_BASE_URL"] = values["TOOL_BASE_URL"].rstrip("/")
     values["VIDEO_PROVIDER"] = values["VIDEO_PROVIDER"].strip().lower()
     values["BBB_CHECKSUM_ALGORITHM"] = values["BBB_CHECKSUM_ALGORITHM"].strip().lower()
-    for name in TUNABLES:
-        values[name] = float(values[name])
-    values["RETRY_BASE_SECONDS"] = float(values["RETRY_BASE_SECONDS"])
+    for name in ("TOOL_CONFIG", "KEYS_DIR"):
+        values[name] = str(PROJECT_ROOT / values[name])  # an absolute path stays as it is
+    for name in NUMBERS:
+        values[name] = _number(values[name])
     config = {
         **values,
         "SECRET_KEY": overrides.pop("SECRET_KEY", None) or _secret_key(),
@@ -121,4 +135,7 @@ def validate_config(config: dict) -> list[str]:
             "BBB_CHECKSUM_ALGORITHM must be sha1, sha256, sha384 or sha512, "
             f"not {config['BBB_CHECKSUM_ALGORITHM']!r}"
         )
+    for name in NUMBERS:
+        if not isinstance(config[name], (int, float)):
+            problems.append(f"{name} must be a number of seconds (0 or more), not {config[name]!r}")
     return problems

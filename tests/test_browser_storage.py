@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -203,6 +204,9 @@ class StorageLaunch:
         self.page = self.problems.watch(self.context.new_page())
         self.launch_posts = []  # Playwright Requests: POST /lti/launch, in order
         self.login_responses = []
+        self.console = []  # every console message of every frame, warnings included
+        self.seen_at = []  # (what, time.monotonic()) of the steps of the launch
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
         self.page.on("request", self._on_request)
         self.page.on("response", self._on_response)
         self.page.goto(live.course_url(user, storage))
@@ -212,10 +216,21 @@ class StorageLaunch:
     def _on_request(self, request):
         if request.method == "POST" and request.url == self.live.tool.url + "/lti/launch":
             self.launch_posts.append(request)
+            self.seen_at.append(("launch request", time.monotonic()))
+        elif request.url.startswith(self.live.platform_site + "/mod/lti/auth.php"):
+            self.seen_at.append(("auth request", time.monotonic()))
 
     def _on_response(self, response):
         if response.url.split("?")[0] == self.live.tool.url + "/lti/login":
             self.login_responses.append(response)
+            self.seen_at.append(("login response", time.monotonic()))
+        elif response.url == self.live.tool.url + "/lti/launch":
+            self.seen_at.append(("launch response", time.monotonic()))
+
+    def gaps(self) -> list[tuple[str, str, float]]:
+        """Seconds between consecutive steps: the storage pages wait at most 2 s for an answer,
+        so a gap that long means a put or get went unanswered and the page went on anyway."""
+        return [(a, b, round(tb - ta, 3)) for (a, ta), (b, tb) in zip(self.seen_at, self.seen_at[1:])]
 
     def posted(self, request) -> dict:
         return {k: v[0] for k, v in parse_qs(request.post_data or "", keep_blank_values=True).items()}
@@ -281,8 +296,21 @@ def test_launch_without_cookie_succeeds_through_platform_storage(open_course, st
     assert put["accepted"] and get["accepted"] and put["origin"] == storage_live.tool.url
     assert put["message_id"] and get["message_id"] and put["message_id"] != get["message_id"]
     assert second["lti_storage_binding"] == put["value"], "the binding posted is the one stored at login"
+    # Both storage pages went on because the platform answered, not because they timed out.
+    steps = [(a, b) for a, b, _ in teacher.gaps()]
+    assert steps == [
+        ("login response", "auth request"),  # storage_login.html: put, answered, then auth.php
+        ("auth request", "launch request"),
+        ("launch request", "launch response"),
+        ("launch response", "launch request"),  # storage_launch.html: get, answered, re-post
+        ("launch request", "launch response"),
+    ], teacher.gaps()
+    slow = [gap for gap in teacher.gaps() if gap[2] >= 1.8]
+    assert slow == [], f"a storage page waited for its 2 s timeout: {slow}"
 
     assert teacher.problems.items == []
+    noisy = [(kind, text) for kind, text in teacher.console if kind in ("error", "warning")]
+    assert noisy == [], noisy  # e.g. a postMessage whose targetOrigin is not the course page's
 
 
 def _refused_launch(open_course, storage_live, storage):
