@@ -153,8 +153,10 @@ class RegistrationStore(ToolConfAbstract):
     def find(self, issuer: str, client_id: str | None = None) -> PlatformRegistration | None:
         """The registration for issuer (+ client id); without a client id, the issuer's only
         registration or the one marked default."""
-        if not issuer:
+        if not isinstance(issuer, str) or not issuer or "\x00" in issuer:
             return None
+        if client_id is not None and (not isinstance(client_id, str) or "\x00" in client_id):
+            return None  # no registration has one; PostgreSQL refuses NUL in a query's text
         matches = self._file_matches(issuer, client_id) + self._database_matches(issuer, client_id)
         if client_id is not None or len(matches) == 1:
             return matches[0] if matches else None
@@ -263,7 +265,10 @@ def add_database_platform(
             key_set_url,
         )
         row.active = True
-    if deployment_id not in {d.deployment_id for d in row.deployments}:
+    existing = next((d for d in row.deployments if d.deployment_id == deployment_id), None)
+    if existing is None:
         row.deployments.append(Deployment(deployment_id=deployment_id))
+    else:
+        existing.active = True  # adding a deactivated deployment again brings it back
     db.session.commit()
     return row, created

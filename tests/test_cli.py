@@ -73,6 +73,16 @@ def test_platform_add_same_deployment_twice_keeps_one(app, runner):
         assert db.session.query(Deployment).count() == 1
 
 
+def test_platform_add_again_reactivates_a_deactivated_deployment(app, runner):
+    assert runner.invoke(args=add_args(deployment_id="1")).exit_code == 0
+    db.session.execute(db.update(Deployment).values(active=False))
+    db.session.commit()
+    assert not store(app).find(MOODLE, "client-1").has_deployment("1")
+    result = runner.invoke(args=add_args(deployment_id="1"))
+    assert result.exit_code == 0, result.output
+    assert store(app).find(MOODLE, "client-1").has_deployment("1")
+
+
 @pytest.mark.parametrize(
     "args, complaint",
     [

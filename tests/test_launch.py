@@ -392,3 +392,16 @@ def test_platform_storage_binding_must_match(app, platform):
         )
         assert refused.status_code == 403
     assert row_counts(app) == before
+
+
+def test_new_window_relaunch_leaves_platform_storage_out(app, platform):
+    import re
+
+    client = app.test_client()
+    key, _, form = storage_login(app, platform, client)
+    client.delete_cookie(key, path="/lti/")
+    refused = client.post("/lti/launch", data={"id_token": form["id_token"], "state": form["state"], "lti_storage_binding": ""})
+    link = re.search(r'id="open-new-window"[^>]*href="([^"]+)"', refused.get_data(as_text=True)) or re.search(
+        r'href="([^"]+)"[^>]*id="open-new-window"', refused.get_data(as_text=True)
+    )
+    assert link and "lti_storage_target" not in link.group(1) and "login_hint=" in link.group(1)

@@ -163,7 +163,7 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
         raise _refuse("state was issued for another platform", status=403)
     secret = _browser_binding(login, state, cookies, form, registration)
     if not hmac.compare_digest(binding_hash(secret), login.browser_binding):
-        raise _refuse("state cookie does not match this login", status=403)
+        raise _refuse("browser binding (state cookie or platform storage) does not match this login", status=403)
     if not hmac.compare_digest(str(body.get("nonce")), login.nonce):
         raise _refuse("nonce does not match the one issued at login", status=403)
     used = db.session.scalar(

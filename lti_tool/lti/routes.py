@@ -91,8 +91,10 @@ def jwks():
 
 
 def relaunch_url(login_params: dict) -> str:
-    """The login URL with the original parameters, for a launch in a new window."""
-    return url_for("lti.login", _external=False) + "?" + urlencode(login_params)
+    """The login URL with the original parameters, for a launch in a new window. A new window
+    has no platform frame around it, so platform storage is left out there."""
+    params = {k: v for k, v in login_params.items() if k != "lti_storage_target"}
+    return url_for("lti.login", _external=False) + "?" + urlencode(params)
 
 
 def render_launch_error(error: LaunchError):
