@@ -116,6 +116,12 @@ class KeyRing:
             return []
         return sorted(self.keys_dir.glob(f"{KEY_PREFIX}*.pem"))
 
+    def _refresh_if_rotated(self) -> None:
+        """Another process (`keys rotate`, another machine sharing KEYS_DIR) may have added or
+        removed a key: a directory listing is cheap, so every worker follows at once."""
+        if [k.path for k in self._keys] != self._own_key_files():
+            self.reload()
+
     def reload(self) -> None:
         self._keys = [_load_pem(path) for path in self._own_key_files()]
         self._extra = {}
@@ -133,6 +139,7 @@ class KeyRing:
 
     @property
     def signing_key(self) -> ToolKey:
+        self._refresh_if_rotated()
         signing = [k for k in self._keys if k.private_pem]
         if not signing:
             raise LookupError(f"no private key in {self.keys_dir}; run `flask --app wsgi keys rotate`")
@@ -142,6 +149,7 @@ class KeyRing:
         return self._extra.get(Path(path))
 
     def all_keys(self) -> list[ToolKey]:
+        self._refresh_if_rotated()
         return [*self._keys, *self._extra.values()]
 
     def jwks(self) -> dict:

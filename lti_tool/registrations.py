@@ -95,9 +95,11 @@ def parse_tool_config(data: dict, base_dir: Path) -> list[PlatformRegistration]:
 
 
 def load_tool_config(path: str | Path) -> list[PlatformRegistration]:
-    """Registrations from the JSON file; a missing file means none."""
+    """Registrations from the JSON file; a missing file means none (and a warning, in case the
+    path was mistyped)."""
     path = Path(path)
     if not path.exists():
+        log.warning("TOOL_CONFIG %s does not exist: no file registrations", path)
         return []
     try:
         data = json.loads(path.read_text() or "{}")

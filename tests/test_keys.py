@@ -115,8 +115,6 @@ def test_rotation_changes_the_signing_key_and_keeps_the_old_one_published(tmp_pa
     assert {key["kid"] for key in restarted.jwks()["keys"]} == {old.kid, new.kid}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a KeyRing never re-reads KEYS_DIR; a running worker "
-                   "does not publish a key rotated by `flask keys rotate` until it restarts")
 def test_running_worker_publishes_a_key_rotated_by_another_process(tmp_path):
     worker = KeyRing(tmp_path)
     worker.ensure_keys()

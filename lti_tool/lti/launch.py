@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -153,9 +154,14 @@ def _browser_binding(login: LoginState, state: str, cookies, form, registration)
     )
 
 
+STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
 def _check_state(state: str, body: dict, registration, cookies, form) -> LoginState:
     if not state:
         raise _refuse("launch without state", status=403)
+    if not STATE_PATTERN.fullmatch(state):
+        raise _refuse("state is not one the tool could have issued", status=403)
     login = db.session.get(LoginState, state)
     if login is None or login.expires_at < utcnow():
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
