@@ -102,6 +102,11 @@ def app(migrated, database_url, keys_dir, tmp_path, platform, bbb, app_overrides
     # The tool must fetch the JWKS the fake platform would fetch: the test client's own.
     platform.tool_jwks = lambda: app.test_client().get("/.well-known/jwks.json").get_json()
     yield app
+    empty_tables(app)
+
+
+def empty_tables(app) -> None:
+    """Leave the shared test database empty for the next test."""
     with app.app_context():
         db.session.remove()
         for table in reversed(db.metadata.sorted_tables):

@@ -13,7 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import lti_tool
-from lti_tool import ConfigurationError, config as config_module, create_app
+from lti_tool import ConfigurationError, create_app
+from lti_tool import config as config_module
 from lti_tool.config import DEFAULTS, TUNABLES, load_config
 from lti_tool.extensions import db
 

@@ -21,7 +21,11 @@ from lti_tool.providers.base import (
     ProviderUnavailable,
     RoomSettings,
 )
-from lti_tool.providers.bbb import BigBlueButtonClient, BigBlueButtonProvider, create_params
+from lti_tool.providers.bbb import (
+    BigBlueButtonClient,
+    BigBlueButtonProvider,
+    create_params,
+)
 from tests.fakes.bbb_server import FakeBigBlueButton
 
 FIXTURES = Path("/work/shared/fixtures/bbb")

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from lti_tool import create_app
-from lti_tool.extensions import db
-from tests.conftest import BBB_SECRET
+from tests.conftest import BBB_SECRET, empty_tables
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import ServedApp
 from tests.fakes.lti_platform import FakePlatform
@@ -126,12 +125,7 @@ def live(migrated, database_url, keys_dir, tmp_path):
         finally:
             course.stop()
             tool.stop()
-            with app.app_context():
-                db.session.remove()
-                for table in reversed(db.metadata.sorted_tables):
-                    db.session.execute(table.delete())
-                db.session.commit()
-                db.engine.dispose()
+            empty_tables(app)
 
 
 @pytest.fixture(scope="module")

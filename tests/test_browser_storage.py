@@ -32,9 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lti_tool import create_app
-from lti_tool.extensions import db
 from tests import test_browser
-from tests.conftest import BBB_SECRET, row_counts
+from tests.conftest import BBB_SECRET, empty_tables, row_counts
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import ServedApp
 from tests.fakes.lti_platform import FakePlatform
@@ -188,12 +187,7 @@ def storage_live(migrated, database_url, keys_dir, tmp_path):
             yield StorageLive(tool, platform, site, app)
         finally:
             tool.stop()
-            with app.app_context():
-                db.session.remove()
-                for table in reversed(db.metadata.sorted_tables):
-                    db.session.execute(table.delete())
-                db.session.commit()
-                db.engine.dispose()
+            empty_tables(app)
 
 
 class StorageLaunch:
