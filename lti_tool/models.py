@@ -15,7 +15,9 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -161,6 +163,8 @@ class ResourceLink(db.Model):
     title: Mapped[str] = mapped_column(String(512), default="")
     lineitem_url: Mapped[str | None] = mapped_column(String(1024))
     lineitems_url: Mapped[str | None] = mapped_column(String(1024))
+    # The line item the tool found or created when the platform sent none with the launch.
+    tool_lineitem_url: Mapped[str | None] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     course: Mapped[Course] = relationship()
@@ -193,6 +197,8 @@ class Room(db.Model):
     running: Mapped[bool] = mapped_column(Boolean, default=False)
     create_time: Mapped[int | None] = mapped_column(BigInteger)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Attendance grading policy (grades/policy.py GradePolicy), chosen by the teacher.
+    grading: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resource_link: Mapped[ResourceLink] = relationship(back_populates="room")
@@ -218,6 +224,138 @@ class Enrolment(db.Model):
     role: Mapped[str] = mapped_column(String(16))  # "moderator" or "attendee"
     lti_roles: Mapped[list] = mapped_column(JSON, default=list)
     last_launch_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    resource_link: Mapped[ResourceLink] = relationship()
+
+
+# --- attendance ---------------------------------------------------------------------------------
+class ClassSession(db.Model):
+    """One run of a room's meeting (BBB: one createTime / internal meeting id)."""
+
+    __tablename__ = "class_sessions"
+    __table_args__ = (UniqueConstraint("room_id", "internal_meeting_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    internal_meeting_id: Mapped[str] = mapped_column(String(255))
+    create_time: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # provider's time
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # provider's time
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    room: Mapped[Room] = relationship()
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.started_at is None or self.ended_at is None:
+            return 0.0
+        return max(0.0, (self.ended_at - self.started_at).total_seconds())
+
+
+class ProviderEvent(db.Model):
+    """The inbox: every authenticated provider event, stored before it is applied.
+
+    `dedupe_key` identifies the event itself (provider, kind, meeting run, user, time), so the
+    same event delivered twice is stored once. `status` is pending, applied, unknown_meeting
+    (kept for a replay once the meeting is known), ignored or failed (with `error`).
+    """
+
+    __tablename__ = "provider_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # webhook, analytics, end_callback, poll, …
+    kind: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(512), unique=True)
+    meeting_id: Mapped[str] = mapped_column(String(255), index=True)
+    internal_meeting_id: Mapped[str] = mapped_column(String(255), default="")
+    external_user_id: Mapped[str | None] = mapped_column(String(255))
+    user_name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(32), default="")
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(32), default="pending", index=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("class_sessions.id", ondelete="SET NULL"), index=True)
+
+
+class AttendanceInterval(db.Model):
+    """A stretch of time one person spent in one class session (merged, provider times)."""
+
+    __tablename__ = "attendance_intervals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("class_sessions.id", ondelete="CASCADE"), index=True)
+    external_user_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RosterMember(db.Model):
+    """A course member as the platform's Names and Role Provisioning Service lists them."""
+
+    __tablename__ = "roster_members"
+    __table_args__ = (UniqueConstraint("course_id", "sub"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    sub: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(32), default="Active")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- grades -------------------------------------------------------------------------------------
+class PlatformToken(db.Model):
+    """An OAuth2 access token of a platform, cached for every worker until shortly before expiry."""
+
+    __tablename__ = "platform_tokens"
+    __table_args__ = (UniqueConstraint("issuer", "client_id", "scopes"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[str] = mapped_column(String(1024))  # sorted, space-separated
+    access_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScoreDelivery(db.Model):
+    """The outbox: one score to send to the platform's gradebook, written in the same
+    transaction as the attendance that caused it and delivered by the worker.
+
+    A newer score for the same person and resource link supersedes pending older ones.
+    `locked_until` is a lease: a worker killed mid-delivery loses nothing, the row is simply
+    picked up again when the lease runs out.
+    """
+
+    __tablename__ = "score_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_link_id: Mapped[int] = mapped_column(ForeignKey("resource_links.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    sub: Mapped[str] = mapped_column(String(255))
+    score_given: Mapped[float] = mapped_column(db.Float)
+    score_maximum: Mapped[float] = mapped_column(db.Float)
+    activity_progress: Mapped[str] = mapped_column(String(32))
+    grading_progress: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
     resource_link: Mapped[ResourceLink] = relationship()
