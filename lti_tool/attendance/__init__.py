@@ -1,0 +1,1 @@
+"""Attendance: provider events in (an inbox), class sessions and merged intervals out."""

@@ -1,0 +1,1 @@
+"""Grades: attendance turned into scores, and their delivery to the platform through AGS."""
