@@ -68,6 +68,9 @@ def _attach_services(app: Flask) -> None:
     app.extensions["registrations"] = RegistrationStore(registrations, key_ring)
     app.extensions["platform_keys"] = PlatformKeyCache(ttl_seconds=app.config["JWKS_CACHE_SECONDS"])
     app.extensions["providers"] = build_providers(app.config)
+    from .grades.platform_services import PlatformServices
+
+    app.extensions["platform_services"] = PlatformServices(app.extensions["registrations"], key_ring)
 
 
 def _register_blueprints(app: Flask) -> None:

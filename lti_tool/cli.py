@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from .registrations import RegistrationConfigError, add_database_platform
 
 platform_cli = AppGroup("platform", help="Register learning platforms (LMSs).")
+webhooks_cli = AppGroup("webhooks", help="Provider events received by the tool.")
 keys_cli = AppGroup("keys", help="The tool's signing keys.")
 
 
@@ -112,13 +113,49 @@ def serve(host, port):
     if urlsplit(base).port not in (port, None) or urlsplit(base).hostname not in (host, "localhost"):
         click.echo(f"note: TOOL_BASE_URL is {base}; set it to the address the LMS reaches this server at")
     click.echo(f"Listening on http://{host}:{port} (database: {current_app.config['DATABASE_URL']})")
+    # The embedded default delivers grades from a thread of its own (no separate worker).
+    from .worker import start_worker_thread
+
+    start_worker_thread(current_app._get_current_object())
     # werkzeug's server directly: Flask refuses app.run() inside its own CLI.
     from werkzeug.serving import run_simple
 
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Do one pass and exit (for cron or a test).")
+def worker(once):
+    """Run queued work: score deliveries and their retries, rosters, the attendance safety net."""
+    from .worker import Worker
+
+    runner = Worker(current_app._get_current_object())
+    if once:
+        click.echo(f"worker pass done: {runner.run_once()} item(s) handled")
+        return
+    click.echo("worker running (Ctrl+C to stop)")
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        click.echo("worker stopped")
+
+
+@webhooks_cli.command("replay")
+@click.option("--include-failed/--unknown-only", default=True, show_default=True,
+              help="Also re-apply events whose application failed.")
+def webhooks_replay(include_failed):
+    """Apply stored events again: those for meetings that were unknown, and failed ones."""
+    from .attendance.service import replay
+
+    statuses = ("pending", "unknown_meeting", "failed") if include_failed else ("pending", "unknown_meeting")
+    counts = replay(statuses)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to replay"
+    click.echo(f"replayed {sum(counts.values())} event(s): {summary}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(platform_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(serve)
+    app.cli.add_command(worker)
+    app.cli.add_command(webhooks_cli)

@@ -148,6 +148,8 @@ class Course(db.Model):
     label: Mapped[str] = mapped_column(String(255), default="")
     title: Mapped[str] = mapped_column(String(512), default="")
     memberships_url: Mapped[str | None] = mapped_column(String(1024))
+    # When the roster (NRPS) was last fetched; None = needs fetching before grading absentees.
+    roster_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -242,6 +244,9 @@ class ClassSession(db.Model):
     create_time: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # provider's time
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # provider's time
+    # Which source set ended_at: webhook/analytics (the provider's own time) outrank the end
+    # callback and polling (the time the tool noticed).
+    ended_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     room: Mapped[Room] = relationship()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,21 +23,50 @@ BBB_SECRET = "8cd8ef52e8e101574e400365b55e11a6"
 TOOL_BASE_URL = "http://localhost"
 
 
+def _psycopg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+
+
 def _reset_postgres(url: str) -> None:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(_psycopg_url(url))
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 
+def _private_postgres_database(url: str):
+    """A throwaway database next to the one named, so concurrent runs (CI, helpers, a developer)
+    never share tables. Falls back to resetting the named database's schema when the role may
+    not create databases."""
+    from sqlalchemy.engine import make_url
+
+    name = f"lti_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(_psycopg_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:  # no CREATEDB right: use the named database itself
+        admin.dispose()
+        _reset_postgres(url)
+        return url, None
+    private = make_url(_psycopg_url(url)).set(database=name).render_as_string(hide_password=False)
+    return private, (admin, name)
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
+def database_url(tmp_path_factory):
     url = os.environ.get("TEST_DATABASE_URL")
     if url and url.startswith("postgres"):
-        _reset_postgres(url)
-        return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        private, cleanup = _private_postgres_database(url)
+        yield private
+        if cleanup:
+            admin, name = cleanup
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        return
+    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
 @pytest.fixture(scope="session")

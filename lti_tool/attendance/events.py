@@ -36,4 +36,8 @@ class IncomingEvent:
         The source is part of it: BBB's analytics callback repeats webhook joins at second
         precision, and the interval merge (not the dedupe) reconciles the two."""
         user = self.external_user_id or "-"
-        return f"{self.provider}:{self.source}:{self.kind}:{self.meeting_id}:{self.session_key}:{user}:{self.occurred_at_ms}"
+        connection = (self.payload or {}).get("connection", "")
+        return (
+            f"{self.provider}:{self.source}:{self.kind}:{self.meeting_id}:{self.session_key}:"
+            f"{user}:{connection}:{self.occurred_at_ms}"
+        )

@@ -61,6 +61,15 @@ class Attendee:
 
 
 @dataclass(frozen=True)
+class Participant:
+    """Someone in the meeting right now, as the provider lists them."""
+
+    user_id: str  # the id the tool gave when joining (Attendee.user_id)
+    full_name: str = ""
+    role: str = ""  # MODERATOR / VIEWER
+
+
+@dataclass(frozen=True)
 class MeetingStatus:
     """What the provider reports about one meeting."""
 
@@ -70,6 +79,8 @@ class MeetingStatus:
     participant_count: int = 0
     moderator_count: int = 0
     internal_id: str = ""
+    # Who is in the meeting now (the attendance safety net compares it with its intervals).
+    participants: tuple[Participant, ...] = ()
 
 
 NOT_FOUND = MeetingStatus(exists=False)
@@ -157,6 +168,10 @@ class VideoProvider(abc.ABC):
     @abc.abstractmethod
     def end_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Ending a meeting that does not exist is not an error."""
+
+    def register_event_hook(self, callback_url: str) -> None:
+        """Ask the server to send its events to `callback_url` (idempotent). Providers whose
+        events are configured on the server side (LiveKit) do nothing here."""
 
     @abc.abstractmethod
     def list_recordings(self, meeting_id: str) -> list[Recording]:

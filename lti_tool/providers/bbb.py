@@ -20,6 +20,7 @@ import xmltodict
 
 from .base import (
     NOT_FOUND,
+    Participant,
     Attendee,
     JoinRole,
     MeetingNotFound,
@@ -320,6 +321,10 @@ class BigBlueButtonProvider(VideoProvider):
         except MeetingNotFound:
             return NOT_FOUND
 
+    def register_event_hook(self, callback_url: str) -> None:
+        # A global hook (no meetingID): one registration serves every room.
+        self.client.hooks_create(callback_url)
+
     def end_meeting(self, meeting_id: str) -> None:
         try:
             self.client.end(meeting_id)
@@ -429,6 +434,11 @@ def _status_from(response: dict) -> MeetingStatus:
         participant_count=_int_or_none(response.get("participantCount")) or 0,
         moderator_count=_int_or_none(response.get("moderatorCount")) or 0,
         internal_id=response.get("internalMeetingID") or "",
+        participants=tuple(
+            Participant(user_id=_text(a.get("userID")), full_name=_text(a.get("fullName")), role=_text(a.get("role")))
+            for a in _as_list((response.get("attendees") or {}).get("attendee"))
+            if isinstance(a, dict) and a.get("userID")
+        ),
     )
 
 

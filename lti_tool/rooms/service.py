@@ -70,7 +70,11 @@ def callback_urls(room: Room) -> dict[str, str]:
 
     base = current_app.config["TOOL_BASE_URL"]
     end = url_for("webhooks.bbb_meeting_ended", meetingID=room.meeting_id, sig=callback_signature("end", room.meeting_id))
-    return {"end": base + end}
+    return {
+        "end": base + end,
+        "analytics": base + url_for("webhooks.bbb_analytics"),
+        "recording_ready": base + url_for("webhooks.bbb_recording_ready"),
+    }
 
 
 def meeting_spec(room: Room) -> MeetingSpec:
@@ -169,6 +173,7 @@ def join_url(room: Room, user: User, role: str) -> str:
     provider = provider_for(room.provider)
     spec = meeting_spec(room)
     if role == MODERATOR or not room_settings(room).wait_for_moderator:
+        _register_event_hook(provider)
         status = provider.start_meeting(spec)
         room.create_time = status.create_time or room.create_time
         room.running = status.running
@@ -182,6 +187,28 @@ def join_url(room: Room, user: User, role: str) -> str:
         room.create_time = provider.meeting_status(room.meeting_id).create_time
         db.session.commit()
     return provider.join_url(spec, _attendee(user, role), room.create_time)
+
+
+HOOK_RECHECK_SECONDS = 600
+
+
+def _register_event_hook(provider) -> None:
+    """Make sure the provider sends its events to /webhooks/: at most every ten minutes per
+    process (bbb-webhooks answers duplicateWarning for a URL it already has, and forgets hooks
+    when its Redis is flushed, hence the re-check)."""
+    import time
+
+    from ..webhooks.routes import webhook_url
+
+    url = webhook_url()
+    registered = provider.__dict__.setdefault("hooks_registered_at", {})  # providers are built per app
+    if time.monotonic() - registered.get(url, -1e9) < HOOK_RECHECK_SECONDS:
+        return
+    try:
+        provider.register_event_hook(url)
+        registered[url] = time.monotonic()
+    except ProviderError as exc:  # attendance still has the analytics callback and polling
+        log.warning("could not register the event hook %s: %s", url, exc.detail)
 
 
 def end_class(room: Room, user: User) -> None:

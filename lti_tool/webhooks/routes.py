@@ -1,17 +1,27 @@
-"""BigBlueButton's end-of-meeting callback (`meta_endCallbackUrl`).
+"""BigBlueButton's callbacks, each authenticated as BBB authenticates it, then stored in the
+inbox and applied (lti_tool/attendance/service.py).
 
-The callback is unsigned by BBB, so the URL carries our own HMAC; even then it is only a hint:
-the tool asks the server whether the meeting is really gone before closing the room.
+- POST /webhooks/bbb: bbb-webhooks events (checksum over URL + body + secret, older variants,
+  or `Authorization: Bearer <secret>`); the tool registers this URL through the hooks API and
+  also accepts events from a permanent hook an operator configured at the same URL.
+- POST /webhooks/bbb/analytics: the analytics callback (Bearer JWT HS512).
+- POST /webhooks/bbb/recording-ready: `signed_parameters` (JWT HS256); kept for recordings.
+- GET /webhooks/bbb/end: the end-of-meeting callback; BBB does not sign it, so the URL carries
+  the tool's own HMAC, and even then the server is asked before anything changes.
+
+Answers are JSON: 401 when authentication fails (nothing stored), 400 for malformed bodies.
 """
 from __future__ import annotations
 
 import logging
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from sqlalchemy import select
 
+from ..attendance.service import bbb_internal_meeting_id, receive, to_ms
 from ..extensions import db
-from ..models import Room
+from ..models import Room, utcnow
+from ..providers import bbb_callbacks as callbacks
 from ..rooms import service
 from . import bp
 from .signing import signature_matches
@@ -19,16 +29,78 @@ from .signing import signature_matches
 log = logging.getLogger(__name__)
 
 
+def _bbb_secret() -> str:
+    return current_app.config["BBB_SHARED_SECRET"]
+
+
+def webhook_url() -> str:
+    return current_app.config["TOOL_BASE_URL"] + "/webhooks/bbb"
+
+
+def _refuse(status: int, message: str, reason: str):
+    log.warning("%s %s refused (%s): %s", request.method, request.path, status, reason)
+    return jsonify({"error": message}), status
+
+
+def _receive(events, what: str):
+    stored = receive(events)
+    log.info("%s: %d event(s), %d new", what, len(events), stored)
+    return jsonify({"received": len(events), "new": stored})
+
+
+@bp.post("/bbb")
+def bbb_events():
+    if not _bbb_secret():
+        return _refuse(503, "BigBlueButton is not configured", "no BBB_SHARED_SECRET")
+    raw = request.get_data(cache=True)
+    variant = callbacks.verify_webhook(
+        webhook_url(), raw, request.args.get("checksum"), request.headers.get("Authorization"), _bbb_secret()
+    )
+    if variant is None:
+        return _refuse(401, "checksum does not match", "bbb-webhooks checksum/authorization invalid")
+    try:
+        events = callbacks.parse_webhook(raw)
+    except callbacks.CallbackFormatError as exc:
+        return _refuse(400, "malformed webhook body", str(exc))
+    return _receive(events, f"bbb-webhooks ({variant})")
+
+
+@bp.post("/bbb/analytics")
+def bbb_analytics():
+    if not _bbb_secret() or not callbacks.verify_analytics(request.headers.get("Authorization"), _bbb_secret()):
+        return _refuse(401, "invalid token", "analytics callback token invalid")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _refuse(400, "body must be JSON", "analytics callback body is not a JSON object")
+    try:
+        events = callbacks.parse_analytics(body)
+    except callbacks.CallbackFormatError as exc:
+        return _refuse(400, "malformed analytics body", str(exc))
+    return _receive(events, "bbb analytics callback")
+
+
+@bp.post("/bbb/recording-ready")
+def bbb_recording_ready():
+    try:
+        claims = callbacks.verify_recording_ready(request.form.get("signed_parameters", ""), _bbb_secret())
+    except callbacks.CallbackAuthError as exc:
+        return _refuse(401, "invalid signed_parameters", str(exc))
+    return _receive([callbacks.recording_ready_event(claims)], "bbb recording-ready callback")
+
+
 @bp.get("/bbb/end")
 def bbb_meeting_ended():
     meeting_id = request.args.get("meetingID", "")
     if not signature_matches("end", meeting_id, request.args.get("sig")):
-        log.warning("end callback with a bad signature for meeting %r", meeting_id[:64])
-        return jsonify({"error": "bad signature"}), 401
+        return _refuse(401, "bad signature", f"end callback signature invalid for {meeting_id[:64]!r}")
     room = db.session.scalar(select(Room).where(Room.meeting_id == meeting_id))
     if room is None:
-        log.warning("end callback for unknown meeting %r", meeting_id)
-        return jsonify({"error": "unknown meeting"}), 404
+        return _refuse(404, "unknown meeting", f"end callback for unknown meeting {meeting_id[:64]!r}")
+    create_time = room.create_time
     ended = service.confirm_meeting_ended(room)
+    if ended and create_time:
+        # The callback has no time of its own: the moment BBB called is the end we know.
+        event = callbacks.end_callback_event(meeting_id, bbb_internal_meeting_id(meeting_id, create_time), to_ms(utcnow()))
+        receive([event])
     log.info("end callback for room %s: %s", room.id, "ended" if ended else "still running on the server")
     return jsonify({"ended": ended})

@@ -15,13 +15,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus, urlsplit
 
+import jwt
+import requests
 import xmltodict
 from flask import Flask, Response, redirect, request
 
@@ -490,6 +495,248 @@ class FakeBigBlueButton:
         return _xml({"returncode": "SUCCESS", "removed": True})
 
 
+    # -- callbacks to the tool ---------------------------------------------------------------
+    # Like a BBB server with bbb-webhooks and the recording/analytics scripts, but nothing is
+    # sent on its own (not even for meta_endCallbackUrl or registered hooks): tests call these,
+    # with whatever past timestamps they need, and get the tool's requests.Response back.
+
+    WEBHOOK_VARIANTS = ("v3.4", "v3.0-3.3", "v2", "bearer")
+
+    @property
+    def webhook_domain(self) -> str:
+        """bbb-webhooks' `server.domain`: this server's host name."""
+        return urlsplit(self.url).hostname or "localhost"
+
+    def send_webhook(
+        self,
+        callback_url: str,
+        events: list[dict],
+        algorithm: str = "sha1",
+        variant: str = "v3.4",
+        timestamp_ms: int | None = None,
+    ) -> requests.Response | None:
+        """POST `events` (one batch) to a hook registered with hooks/create, as bbb-webhooks does.
+
+        `callback_url` is the callbackURL as registered. Events the hook would not receive
+        (its meetingID or eventID filter) are dropped; None when nothing is left to send.
+        `variant`: "v3.4" (checksum over URL + body), "v3.0-3.3" (over URL + "{}"), "v2"
+        (sha1 over URL + JSON of event/timestamp/domain, fields in that order) or "bearer"
+        (bbb.auth2_0: `Authorization: Bearer <secret>`, no checksum).
+        """
+        if variant not in self.WEBHOOK_VARIANTS:
+            raise ValueError(f"unknown webhook variant {variant!r}: one of {self.WEBHOOK_VARIANTS}")
+        if variant == "v2" and algorithm != "sha1":
+            raise ValueError("bbb-webhooks 2.x signed with sha1 only")
+        hook = self._hook_for_url(callback_url)
+        events = [event for event in events if _hook_wants(hook, event)]
+        if not events:
+            return None
+        timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        event_text = _json_stringify(events)
+        domain = self.webhook_domain
+        if variant == "v2":
+            body = _querystring_stringify([("event", event_text), ("timestamp", str(timestamp)), ("domain", domain)])
+            signed = _json_stringify({"event": event_text, "timestamp": timestamp, "domain": domain})
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        else:
+            body = _url_search_params([("domain", domain), ("event", event_text), ("timestamp", str(timestamp))])
+            signed = body if variant == "v3.4" else "{}"
+            headers = {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
+        url = callback_url
+        if variant == "bearer":
+            headers["Authorization"] = f"Bearer {self.secret}"
+        else:
+            checksum = hashlib.new(algorithm, (callback_url + signed + self.secret).encode("utf-8")).hexdigest()
+            url += ("&" if "?" in callback_url else "?") + f"checksum={checksum}"
+        return requests.post(url, data=body.encode("utf-8"), headers=headers, timeout=10)
+
+    def event_meeting_created(self, meeting_id: str, ts_ms: int, internal_meeting_id: str | None = None) -> dict:
+        """A meeting-created event; create-time and ts are both `ts_ms`, so the start is `ts_ms`."""
+        meeting = self.meetings.get(meeting_id)
+        params = meeting.params if meeting else {}
+        return _webhook_event("meeting-created", ts_ms, {"meeting": {
+            "internal-meeting-id": internal_meeting_id or self._callback_internal_id(meeting_id, ts_ms),
+            "external-meeting-id": meeting_id,
+            "name": meeting.name if meeting else meeting_id,
+            "is-breakout": False,
+            "parent-id": "bbb-none",
+            "duration": params_int(params, "duration"),
+            "create-time": ts_ms,
+            "create-date": time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(ts_ms // 1000)),
+            "moderator-pass": meeting.moderator_pw if meeting else "mp",
+            "viewer-pass": meeting.attendee_pw if meeting else "ap",
+            "record": params.get("record", "false") == "true",
+            "voice-conf": meeting.voice_bridge if meeting else "70000",
+            "dial-number": "613-555-1234",
+            "max-users": params_int(params, "maxParticipants"),
+            "metadata": meeting.metadata if meeting else {},
+        }})
+
+    def event_user_joined(
+        self, meeting_id: str, user_id: str, name: str, role: str, ts_ms: int, internal_meeting_id: str | None = None
+    ) -> dict:
+        return _webhook_event("user-joined", ts_ms, {
+            "meeting": self._event_meeting(meeting_id, ts_ms, internal_meeting_id),
+            "user": {
+                "internal-user-id": _internal_user_id(meeting_id, user_id),
+                "external-user-id": user_id,
+                "name": name,
+                "role": role,
+                "presenter": False,
+                "guest": False,
+            },
+        })
+
+    def event_user_left(
+        self, meeting_id: str, user_id: str, ts_ms: int, internal_meeting_id: str | None = None
+    ) -> dict:
+        """A user-left event: bbb-webhooks sends no name or role with it."""
+        return _webhook_event("user-left", ts_ms, {
+            "meeting": self._event_meeting(meeting_id, ts_ms, internal_meeting_id),
+            "user": {
+                "internal-user-id": _internal_user_id(meeting_id, user_id),
+                "external-user-id": user_id,
+                "guest": False,
+            },
+        })
+
+    def event_meeting_ended(self, meeting_id: str, ts_ms: int, internal_meeting_id: str | None = None) -> dict:
+        return _webhook_event("meeting-ended", ts_ms, {
+            "meeting": self._event_meeting(meeting_id, ts_ms, internal_meeting_id),
+        })
+
+    def event_rap_publish_ended(
+        self, meeting_id: str, ts_ms: int, record_id: str | None = None, success: bool = True
+    ) -> dict:
+        """A rap-publish-ended event for the presentation format (record id = internal id)."""
+        internal_id = record_id or self._callback_internal_id(meeting_id, ts_ms)
+        return _webhook_event("rap-publish-ended", ts_ms, {
+            "meeting": {"internal-meeting-id": internal_id, "external-meeting-id": meeting_id},
+            "record-id": internal_id,
+            "success": success,
+            "step-time": 1000,
+            "workflow": "presentation",
+            "recording": {
+                "name": meeting_id,
+                "is-breakout": "false",
+                "start-time": ts_ms - 3_600_000,
+                "end-time": ts_ms - 60_000,
+                "size": 250_000,
+                "raw-size": 1_000_000,
+                "metadata": {"meetingId": meeting_id, "meetingName": meeting_id, "isBreakout": "false"},
+                "playback": {"format": "presentation", "link": f"{self.url}/playback/presentation/2.3/{internal_id}",
+                             "processing_time": 1000, "duration": 3_540_000, "size": 250_000},
+                "download": {},
+            },
+        })
+
+    def send_analytics(
+        self,
+        callback_url: str | None,
+        meeting_id: str,
+        attendees: list[dict],
+        start_ms: int,
+        finish_ms: int,
+        token: str | None = None,
+        internal_meeting_id: str | None = None,
+    ) -> requests.Response:
+        """POST the analytics callback's JSON (post_events_analytics_callback.rb) with a fresh
+        `Bearer` JWT (HS512, exp now+24h) — or `token`, to send a bad one.
+
+        `callback_url` None: the meeting's meta_analytics-callback-url. Each attendee is a dict
+        `{"user_id", "name", "moderator": bool, "joins": [ms…], "leaves": [ms…], "talk_time": s}`.
+        """
+        url = callback_url or self._create_meta(meeting_id, "analytics-callback-url")
+        internal_id = internal_meeting_id or self._callback_internal_id(meeting_id, start_ms)
+        body = {
+            "version": "1.0",
+            "meeting_id": meeting_id,
+            "internal_meeting_id": internal_id,
+            "data": {
+                "metadata": _analytics_metadata(self._create_params(meeting_id)),
+                "duration": (finish_ms - start_ms) // 1000,
+                "start": _iso(start_ms),
+                "finish": _iso(finish_ms),
+                "attendees": [_analytics_attendee(meeting_id, a) for a in attendees],
+                "files": ["default.pdf"],
+                "polls": [],
+            },
+        }
+        if token is None:
+            with warnings.catch_warnings():  # a 32-character secret is short for HS512: BBB's choice
+                warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                token = jwt.encode({"exp": int(time.time()) + 86400}, self.secret, algorithm="HS512",
+                                   headers={"typ": "JWT"})
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+            "User-Agent": "BigBlueButton Analytics Callback",
+        }
+        return requests.post(url, data=json.dumps(body).encode("utf-8"), headers=headers, timeout=10)
+
+    def send_recording_ready(
+        self, callback_url: str | None, meeting_id: str, record_id: str | None = None, secret: str | None = None
+    ) -> requests.Response:
+        """POST `signed_parameters=<JWT>` as post_publish_recording_ready_callback.rb does (ruby-jwt:
+        header {"alg":"HS256"} only, claims meeting_id and record_id, no exp). `callback_url`
+        None: the meeting's meta_bbb-recording-ready-url; `secret` to sign with another key."""
+        url = callback_url or self._create_meta(meeting_id, "bbb-recording-ready-url")
+        claims = {"meeting_id": meeting_id, "record_id": record_id or self._callback_internal_id(meeting_id, 0)}
+        token = jwt.encode(claims, secret or self.secret, algorithm="HS256", headers={"typ": None})
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return requests.post(url, data={"signed_parameters": token}, headers=headers, timeout=10)
+
+    def call_end_callback(self, meeting_id: str, recording_marks: bool = False) -> requests.Response:
+        """GET the meeting's meta_endCallbackUrl with `recordingmarks=` appended, as bbb-web does
+        when the meeting ends (true only for a recorded meeting with marks). Works after `end`."""
+        url = self._create_meta(meeting_id, "endCallbackUrl")
+        recorded = self._create_params(meeting_id).get("record", "false") == "true"
+        marks = "true" if recorded and recording_marks else "false"
+        return requests.get(url + ("&" if "?" in url else "?") + f"recordingmarks={marks}", timeout=10)
+
+    def _hook_for_url(self, callback_url: str) -> dict:
+        with self._lock:
+            hook = next((h for h in self.hooks.values() if h["callbackURL"] == callback_url), None)
+        if hook is None:
+            raise LookupError(f"no hook registered for {callback_url!r}: the tool must call hooks/create first")
+        return hook
+
+    def _create_params(self, meeting_id: str) -> dict:
+        """The parameters of the meeting's create call, also after it ended."""
+        with self._lock:
+            meeting = self.meetings.get(meeting_id)
+            if meeting:
+                return meeting.params
+            creates = [p for name, p in self.calls if name == "create" and p.get("meetingID") == meeting_id]
+        return creates[-1] if creates else {}
+
+    def _create_meta(self, meeting_id: str, name: str) -> str:
+        wanted = "meta_" + name.lower()
+        params = self._create_params(meeting_id)
+        value = next((v for k, v in params.items() if k.lower() == wanted and v), None)
+        if value is None:
+            raise LookupError(f"meeting {meeting_id!r} was not created with meta_{name}")
+        return value
+
+    def _callback_internal_id(self, meeting_id: str, create_time: int) -> str:
+        """The running meeting's internal id; else the one used before for this meeting id; else
+        a new one made like BBB's (sha1 of the id + create time)."""
+        with self._lock:
+            remembered = self.__dict__.setdefault("_callback_internal_ids", {})
+            meeting = self.meetings.get(meeting_id)
+            if meeting:
+                remembered[meeting_id] = meeting.internal_id
+            elif meeting_id not in remembered:
+                remembered[meeting_id] = hashlib.sha1(meeting_id.encode()).hexdigest() + f"-{create_time}"
+            return remembered[meeting_id]
+
+    def _event_meeting(self, meeting_id: str, ts_ms: int, internal_meeting_id: str | None) -> dict:
+        return {
+            "internal-meeting-id": internal_meeting_id or self._callback_internal_id(meeting_id, ts_ms),
+            "external-meeting-id": meeting_id,
+        }
+
+
 ID_NOT_UNIQUE = "A meeting already exists with that meeting ID.  Please use a different meeting ID."
 MISMATCH_CREATE_TIME = "The createTime parameter submitted mismatches with the current meeting."
 MAX_PARTICIPANTS_REACHED = "The number of participants allowed for this meeting has been reached."
@@ -612,3 +859,82 @@ def _strings(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if value is None else str(value)
+
+
+# -- callbacks: bodies encoded byte for byte like BBB's senders -------------------------------
+
+
+def _webhook_event(event_id: str, ts_ms: int, attributes: dict) -> dict:
+    return {"data": {"type": "event", "id": event_id, "attributes": attributes, "event": {"ts": ts_ms}}}
+
+
+def _hook_wants(hook: dict, event: dict) -> bool:
+    """bbb-webhooks' filters: a meeting's hook gets only its events; eventID lists the ids."""
+    data = event.get("data", {})
+    meeting = data.get("attributes", {}).get("meeting", {})
+    if hook.get("meetingID") and meeting.get("external-meeting-id") != hook["meetingID"]:
+        return False
+    wanted = [i for i in (hook.get("eventID") or "").split(",") if i]
+    return not wanted or str(data.get("id", "")).lower() in wanted
+
+
+def _internal_user_id(meeting_id: str, user_id: str) -> str:
+    return "w_" + hashlib.sha1(f"{meeting_id}/{user_id}".encode()).hexdigest()[:12]
+
+
+def _json_stringify(value) -> str:
+    """JSON.stringify: no spaces, non-ASCII kept, the same escapes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _url_search_params(pairs) -> str:
+    """WHATWG URLSearchParams.toString() (bbb-webhooks 3.x): space as '+', keeps A-Za-z0-9*-._."""
+    def encode(text: str) -> str:
+        return quote_plus(text, safe="*").replace("~", "%7E")
+    return "&".join(f"{encode(name)}={encode(value)}" for name, value in pairs)
+
+
+def _querystring_stringify(pairs) -> str:
+    """Node's querystring.stringify (bbb-webhooks 2.x): space as %20, keeps A-Za-z0-9-_.!~*'()."""
+    def encode(text: str) -> str:
+        return quote(text, safe="-_.!~*'()")
+    return "&".join(f"{encode(name)}={encode(value)}" for name, value in pairs)
+
+
+def _iso(millis: int) -> str:
+    """bbbevents' times: 2024-05-09T13:35:28.000+00:00."""
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=millis)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _analytics_metadata(params: dict) -> dict:
+    """meta_* keys in snake_case, gl_* left out, as the analytics script sends them."""
+    metadata = {}
+    for key, value in params.items():
+        if key.lower().startswith("meta_"):
+            name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key[5:]).lower().replace("-", "_")
+            if not name.startswith("gl_"):
+                metadata[name] = value
+    return metadata
+
+
+def _analytics_attendee(meeting_id: str, attendee: dict) -> dict:
+    user_id = attendee.get("user_id") or attendee["ext_user_id"]
+    joins, leaves = list(attendee.get("joins", [])), list(attendee.get("leaves", []))
+    internal = _internal_user_id(meeting_id, user_id)
+
+    def entries(times, event):
+        return [{"timestamp": _iso(t), "userid": internal, "ext_userid": user_id, "event": event} for t in times]
+
+    return {
+        "ext_user_id": user_id,
+        "name": attendee.get("name", user_id),
+        "moderator": bool(attendee.get("moderator", False)),
+        "joins": [_iso(t) for t in joins],
+        "leaves": [_iso(t) for t in leaves],
+        "duration": sum(max(0, left - joined) for joined, left in zip(joins, leaves)) // 1000,
+        "recent_talking_time": "",
+        "engagement": {"chats": 0, "talks": 0, "raisehand": 0, "emojis": 0, "poll_votes": 0,
+                       "talk_time": attendee.get("talk_time", 0)},
+        "sessions": [{"joins": entries(joins, "join"), "lefts": entries(leaves, "left")}],
+    }

@@ -1,8 +1,8 @@
 """attendance and grades: sessions, inbox, intervals, roster, tokens, score outbox
 
-Revision ID: c970e964ea40
+Revision ID: b666d022ca87
 Revises: 6dcb7154e8d4
-Create Date: 2026-11-21 23:23:34.585619
+Create Date: 2026-11-21 23:25:30.186872
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'c970e964ea40'
+revision = 'b666d022ca87'
 down_revision = '6dcb7154e8d4'
 branch_labels = None
 depends_on = None
@@ -80,6 +80,7 @@ def upgrade():
     sa.Column('create_time', sa.BigInteger(), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('ended_by', sa.String(length=32), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['room_id'], ['rooms.id'], name=op.f('fk_class_sessions_room_id_rooms'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_class_sessions')),
@@ -129,6 +130,9 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_provider_events_session_id'), ['session_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_provider_events_status'), ['status'], unique=False)
 
+    with op.batch_alter_table('courses', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('roster_fetched_at', sa.DateTime(timezone=True), nullable=True))
+
     with op.batch_alter_table('resource_links', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tool_lineitem_url', sa.String(length=1024), nullable=True))
 
@@ -145,6 +149,9 @@ def downgrade():
 
     with op.batch_alter_table('resource_links', schema=None) as batch_op:
         batch_op.drop_column('tool_lineitem_url')
+
+    with op.batch_alter_table('courses', schema=None) as batch_op:
+        batch_op.drop_column('roster_fetched_at')
 
     with op.batch_alter_table('provider_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_provider_events_status'))

@@ -1,0 +1,260 @@
+"""The inbox and what it feeds: class sessions and merged attendance intervals.
+
+Every authenticated provider event is stored first (`store_events`, deduplicated by its key),
+then applied (`apply_pending`). Applying never accumulates: a person's intervals in a session
+are recomputed from all of that session's stored events, so the result is the same whatever
+the order or the number of times events arrive. Events for meetings the tool does not know are
+kept (status `unknown_meeting`) and applied by `flask --app wsgi webhooks replay` later.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, User, utcnow
+from . import events as E
+
+log = logging.getLogger(__name__)
+
+# Sources whose end time is the provider's own outrank those that only noticed the end.
+END_SOURCE_RANK = {"webhook": 3, "analytics": 3, "end_callback": 2, "poll": 1}
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def bbb_internal_meeting_id(meeting_id: str, create_time: int) -> str:
+    """BBB's internal id of one run of a meeting: sha1(meetingID) + "-" + createTime."""
+    return f"{hashlib.sha1(meeting_id.encode()).hexdigest()}-{create_time}"
+
+
+def _create_time_of(session_key: str) -> int | None:
+    tail = session_key.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+# --- the inbox ----------------------------------------------------------------------------------
+def store_events(events: list[E.IncomingEvent]) -> list[ProviderEvent]:
+    """Insert new events into the inbox (duplicates are skipped) and commit."""
+    stored = []
+    for event in events:
+        row = ProviderEvent(
+            provider=event.provider,
+            source=event.source,
+            kind=event.kind,
+            dedupe_key=event.dedupe_key[:512],
+            meeting_id=event.meeting_id,
+            internal_meeting_id=event.session_key,
+            external_user_id=event.external_user_id,
+            user_name=(event.user_name or "")[:255],
+            role=event.role or "",
+            occurred_at=from_ms(event.occurred_at_ms),
+            payload=event.payload or {},
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+            stored.append(row)
+        except IntegrityError:
+            log.info("duplicate event ignored: %s", event.dedupe_key)
+    db.session.commit()
+    return stored
+
+
+def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
+    """Apply again every stored event in these states, oldest first; returns the new states."""
+    ids = db.session.scalars(
+        select(ProviderEvent.id).where(ProviderEvent.status.in_(statuses)).order_by(ProviderEvent.occurred_at, ProviderEvent.id)
+    ).all()
+    outcome: dict[str, int] = defaultdict(int)
+    for event_id in ids:
+        row = db.session.get(ProviderEvent, event_id)
+        row.status, row.error = "pending", None
+        apply_event(row)
+        outcome[db.session.get(ProviderEvent, event_id).status] += 1
+    return dict(outcome)
+
+
+def apply_event(row: ProviderEvent) -> None:
+    """Apply one stored event in its own transaction; a failure is recorded, never lost."""
+    try:
+        _apply(row)
+        db.session.commit()
+    except Exception as exc:  # recorded on the row and replayable
+        db.session.rollback()
+        log.exception("applying event %s failed", row.id)
+        row = db.session.get(ProviderEvent, row.id)
+        row.status, row.error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
+        db.session.commit()
+
+
+def _apply(row: ProviderEvent) -> None:
+    room = db.session.scalar(select(Room).where(Room.meeting_id == row.meeting_id))
+    if room is None:
+        log.warning("event %s for unknown meeting %s kept for replay", row.kind, row.meeting_id)
+        row.status = "unknown_meeting"
+        return
+    if row.kind not in E.KINDS or row.kind == E.RECORDING_READY or not row.internal_meeting_id:
+        row.status, row.applied_at = "ignored", utcnow()
+        return
+    session = session_for(room, row.internal_meeting_id)
+    row.session_id = session.id
+    if row.kind == E.MEETING_STARTED:
+        if session.started_at is None or row.occurred_at < session.started_at:
+            session.started_at = row.occurred_at
+    elif row.kind == E.MEETING_ENDED:
+        _record_end(session, room, row)
+    row.status, row.applied_at = "applied", utcnow()
+    db.session.flush()
+    users = None if row.kind in (E.MEETING_ENDED, E.MEETING_STARTED) else [row.external_user_id]
+    recompute_session(session, users)
+    if session.ended_at is not None:
+        from ..grades.service import queue_room_scores
+
+        queue_room_scores(room)  # same transaction: the outbox
+
+
+def session_for(room: Room, internal_meeting_id: str) -> ClassSession:
+    session = db.session.scalar(
+        select(ClassSession).where(
+            ClassSession.room_id == room.id, ClassSession.internal_meeting_id == internal_meeting_id
+        )
+    )
+    if session is not None:
+        return session
+    create_time = _create_time_of(internal_meeting_id)
+    session = ClassSession(
+        room_id=room.id,
+        internal_meeting_id=internal_meeting_id,
+        create_time=create_time,
+        started_at=from_ms(create_time) if create_time else None,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(session)
+    except IntegrityError:  # created by a concurrent event
+        session = db.session.scalar(
+            select(ClassSession).where(
+                ClassSession.room_id == room.id, ClassSession.internal_meeting_id == internal_meeting_id
+            )
+        )
+    return session
+
+
+def _record_end(session: ClassSession, room: Room, row: ProviderEvent) -> None:
+    rank = END_SOURCE_RANK.get(row.source, 0)
+    current = END_SOURCE_RANK.get(session.ended_by or "", 0)
+    if session.ended_at is None or rank > current or (rank == current and row.occurred_at < session.ended_at):
+        session.ended_at, session.ended_by = row.occurred_at, row.source
+    # The provider says this run is over: so is the room, unless a newer run has started.
+    if room.create_time is None or session.create_time is None or session.create_time >= room.create_time:
+        room.running = False
+        if room.started_since_last_end:
+            room.ended_at = utcnow()
+
+
+# --- intervals ----------------------------------------------------------------------------------
+def _connection_of(row: ProviderEvent) -> str:
+    """One person may be connected several times at once (two tabs, a reconnect): join and
+    leave are paired per connection before the person's intervals are merged."""
+    payload = row.payload or {}
+    return str(payload.get("connection") or _bbb_internal_user(payload) or f"{row.source}")
+
+
+def _bbb_internal_user(payload: dict) -> str | None:
+    user = ((payload.get("attributes") or {}).get("user") or {}) if isinstance(payload, dict) else {}
+    return user.get("internal-user-id")
+
+
+def _pair(rows: list[ProviderEvent], session: ClassSession) -> list[tuple[datetime, datetime | None]]:
+    # At the same instant a leave comes before a join, so a reconnect stays one interval.
+    ordered = sorted(rows, key=lambda r: (r.occurred_at, 0 if r.kind == E.USER_LEFT else 1))
+    intervals, opened = [], None
+    for row in ordered:
+        if row.kind == E.USER_JOINED and opened is None:
+            opened = row.occurred_at
+        elif row.kind == E.USER_LEFT and opened is not None:
+            intervals.append((opened, row.occurred_at))
+            opened = None
+    if opened is not None:
+        intervals.append((opened, session.ended_at))  # still in the room, or closed at the end
+    return intervals
+
+
+def merge_intervals(intervals):
+    """Union of intervals; an open one (end None) absorbs everything after its start."""
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    merged = []
+    for start, end in sorted(intervals, key=lambda i: i[0]):
+        end_key = end or far
+        if merged and start <= (merged[-1][1] or far):
+            last_start, last_end = merged[-1]
+            merged[-1] = (last_start, None if end is None or last_end is None else max(last_end, end_key))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _clip(intervals, session: ClassSession):
+    clipped = []
+    for start, end in intervals:
+        if session.started_at is not None and start < session.started_at:
+            start = session.started_at
+        if session.ended_at is not None and (end is None or end > session.ended_at):
+            end = session.ended_at
+        if end is None or end > start:
+            clipped.append((start, end))
+    return clipped
+
+
+def recompute_session(session: ClassSession, external_user_ids: list[str] | None = None) -> None:
+    """Rebuild the merged intervals of these people (everyone when None) from the events."""
+    query = select(ProviderEvent).where(
+        ProviderEvent.session_id == session.id,
+        ProviderEvent.status == "applied",
+        ProviderEvent.kind.in_((E.USER_JOINED, E.USER_LEFT)),
+        ProviderEvent.external_user_id.is_not(None),
+    )
+    if external_user_ids is not None:
+        query = query.where(ProviderEvent.external_user_id.in_(external_user_ids))
+    by_user: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for row in db.session.scalars(query):
+        by_user[row.external_user_id][_connection_of(row)].append(row)
+    users = external_user_ids if external_user_ids is not None else list(by_user)
+    for external_id in users:
+        intervals = [i for rows in by_user.get(external_id, {}).values() for i in _pair(rows, session)]
+        _replace_intervals(session, external_id, _clip(merge_intervals(intervals), session))
+
+
+def _replace_intervals(session: ClassSession, external_id: str, intervals) -> None:
+    db.session.execute(
+        delete(AttendanceInterval).where(
+            AttendanceInterval.session_id == session.id, AttendanceInterval.external_user_id == external_id
+        )
+    )
+    user_id = db.session.scalar(select(User.id).where(User.public_id == external_id))
+    for start, end in intervals:
+        db.session.add(
+            AttendanceInterval(
+                session_id=session.id, external_user_id=external_id, user_id=user_id, joined_at=start, left_at=end
+            )
+        )
+
+
+def receive(events: list[E.IncomingEvent]) -> int:
+    """Store, then apply what was stored: what the webhook endpoints call."""
+    stored = store_events(events)
+    for row in stored:
+        apply_event(row)
+    return len(stored)

@@ -1,0 +1,81 @@
+"""How attendance becomes a grade (documented in docs/grading.md).
+
+Default: each ended class session counts the share of its duration the student was present;
+the grade is the average share over the room's ended sessions, as a percentage (scoreMaximum
+100 — platforms rescale it to the line item's maximum, Moodle included). Options per room:
+- `present_threshold_percent`: attending at least this share of a session counts as the whole
+  session (0 = off: the share itself counts);
+- `late_grace_minutes`: joining within this many minutes of the start counts from the start;
+- `absent_gets_zero`: a student who attended no session gets 0 (on) or no grade at all (off).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+
+SCORE_MAXIMUM = 100.0
+
+
+@dataclass(frozen=True)
+class GradePolicy:
+    present_threshold_percent: int = 0
+    late_grace_minutes: int = 0
+    absent_gets_zero: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "GradePolicy":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_policy(form) -> GradePolicy:
+    """A policy from the teacher's form; ValueError with a sentence on bad input."""
+    def whole(name: str, low: int, high: int) -> int:
+        raw = (form.get(name) or "0").strip()
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"{name.replace('_', ' ')} must be a whole number from {low} to {high}")
+        return int(raw)
+
+    return GradePolicy(
+        present_threshold_percent=whole("present_threshold_percent", 0, 100),
+        late_grace_minutes=whole("late_grace_minutes", 0, 240),
+        absent_gets_zero=form.get("absent_gets_zero") in ("on", "true", "1"),
+    )
+
+
+@dataclass(frozen=True)
+class SessionAttendance:
+    seconds_present: float
+    seconds_total: float
+    share: float  # 0..1 after the policy
+
+
+def session_attendance(
+    started: datetime, ended: datetime, intervals: list[tuple[datetime, datetime | None]], policy: GradePolicy
+) -> SessionAttendance:
+    total = max(0.0, (ended - started).total_seconds())
+    grace_end = started + timedelta(minutes=policy.late_grace_minutes)
+    present = 0.0
+    for index, (start, end) in enumerate(sorted(intervals)):
+        end = min(end or ended, ended)
+        if index == 0 and policy.late_grace_minutes and start <= grace_end:
+            start = started  # a late join within the grace counts from the start
+        present += max(0.0, (end - max(start, started)).total_seconds())
+    present = min(present, total)
+    share = present / total if total else 0.0
+    if policy.present_threshold_percent and share * 100 >= policy.present_threshold_percent:
+        share = 1.0
+    return SessionAttendance(seconds_present=present, seconds_total=total, share=share)
+
+
+def describe(sessions: list[SessionAttendance]) -> str:
+    """The gradebook comment a person understands: 'Attended 42 of 60 minutes'."""
+    present = round(sum(s.seconds_present for s in sessions) / 60)
+    total = round(sum(s.seconds_total for s in sessions) / 60)
+    if len(sessions) == 1:
+        return f"Attended {present} of {total} minutes"
+    attended = sum(1 for s in sessions if s.seconds_present > 0)
+    return f"Attended {present} of {total} minutes over {len(sessions)} classes ({attended} attended)"

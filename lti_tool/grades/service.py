@@ -1,0 +1,147 @@
+"""Scores from attendance: who is graded in a room, what they get, and the outbox rows.
+
+`queue_room_scores(room)` runs inside the transaction that changed the attendance (or the
+roster, or the policy): it writes one pending `ScoreDelivery` per person whose score changed,
+superseding their older pending one. Moderators are never graded.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..lti.roles import ATTENDEE, room_role
+from ..models import AttendanceInterval, ClassSession, Enrolment, RosterMember, Room, ScoreDelivery, User, utcnow
+from .policy import SCORE_MAXIMUM, GradePolicy, SessionAttendance, describe, session_attendance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PersonGrade:
+    user: User
+    sessions: list[SessionAttendance]
+    score: float | None  # None: no grade (absent, and the policy does not give absentees 0)
+    comment: str
+
+
+def ended_sessions(room: Room) -> list[ClassSession]:
+    return db.session.scalars(
+        select(ClassSession)
+        .where(ClassSession.room_id == room.id, ClassSession.ended_at.is_not(None), ClassSession.started_at.is_not(None))
+        .order_by(ClassSession.started_at)
+    ).all()
+
+
+def graded_people(room: Room) -> list[User]:
+    """Attendees of this resource link: those who launched it as attendee, and the course's
+    roster members whose roles make them attendees."""
+    link = room.resource_link
+    people: dict[int, User] = {}
+    enrolments = db.session.scalars(select(Enrolment).where(Enrolment.resource_link_id == link.id)).all()
+    moderators = set()
+    for enrolment in enrolments:
+        if enrolment.role == ATTENDEE:
+            people[enrolment.user_id] = enrolment.user
+        else:
+            moderators.add(enrolment.user_id)
+    course = link.course
+    members = db.session.scalars(
+        select(RosterMember).where(RosterMember.course_id == course.id, RosterMember.status == "Active")
+    ).all()
+    for member in members:
+        if room_role(member.roles) != ATTENDEE:
+            continue
+        user = db.session.scalar(select(User).where(User.issuer == course.issuer, User.sub == member.sub))
+        if user is not None and user.id not in moderators:
+            people.setdefault(user.id, user)
+    return sorted(people.values(), key=lambda u: (u.family_name or u.display_name, u.given_name))
+
+
+def _intervals_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], list]:
+    rows = db.session.scalars(
+        select(AttendanceInterval).where(AttendanceInterval.session_id.in_([s.id for s in sessions]))
+    ).all() if sessions else []
+    grouped = defaultdict(list)
+    for row in rows:
+        grouped[(row.session_id, row.external_user_id)].append((row.joined_at, row.left_at))
+    return grouped
+
+
+def room_grades(room: Room) -> list[PersonGrade]:
+    policy = GradePolicy.from_dict(room.grading)
+    sessions = ended_sessions(room)
+    intervals = _intervals_by_user(sessions)
+    grades = []
+    for user in graded_people(room):
+        per_session = [
+            session_attendance(s.started_at, s.ended_at, intervals.get((s.id, user.public_id), []), policy)
+            for s in sessions
+        ]
+        attended = any(s.seconds_present > 0 for s in per_session)
+        if not sessions or (not attended and not policy.absent_gets_zero):
+            score = None
+        else:
+            score = round(SCORE_MAXIMUM * sum(s.share for s in per_session) / len(per_session), 2)
+        comment = describe(per_session) if sessions else ""
+        grades.append(PersonGrade(user=user, sessions=per_session, score=score, comment=comment))
+    return grades
+
+
+def _latest_delivery(link_id: int, user_id: int) -> ScoreDelivery | None:
+    return db.session.scalar(
+        select(ScoreDelivery)
+        .where(
+            ScoreDelivery.resource_link_id == link_id,
+            ScoreDelivery.user_id == user_id,
+            ScoreDelivery.status != "superseded",
+        )
+        .order_by(ScoreDelivery.id.desc())
+        .limit(1)
+    )
+
+
+def queue_room_scores(room: Room, force: bool = False) -> int:
+    """Write pending deliveries for every changed score (every score when `force`)."""
+    link = room.resource_link
+    course = link.course
+    queued = 0
+    for grade in room_grades(room):
+        if grade.score is None:
+            continue
+        latest = _latest_delivery(link.id, grade.user.id)
+        unchanged = latest is not None and latest.score_given == grade.score and latest.comment == grade.comment
+        if unchanged and not (force and latest.status == "failed"):
+            continue
+        db.session.execute(
+            update(ScoreDelivery)
+            .where(
+                ScoreDelivery.resource_link_id == link.id,
+                ScoreDelivery.user_id == grade.user.id,
+                ScoreDelivery.status.in_(("pending", "failed")),
+            )
+            .values(status="superseded")
+        )
+        db.session.add(
+            ScoreDelivery(
+                resource_link_id=link.id,
+                user_id=grade.user.id,
+                issuer=course.issuer,
+                client_id=course.client_id,
+                sub=grade.user.sub,
+                score_given=grade.score,
+                score_maximum=SCORE_MAXIMUM,
+                activity_progress="Completed",
+                grading_progress="FullyGraded",
+                comment=grade.comment,
+                status="pending",
+                next_attempt_at=utcnow(),
+            )
+        )
+        queued += 1
+    if queued:
+        log.info("room %s: %d score(s) queued for delivery", room.id, queued)
+    return queued

@@ -1,0 +1,466 @@
+"""Authenticate BigBlueButton's callbacks and turn them into `IncomingEvent`s.
+
+BBB reports a meeting through four channels, each authenticated its own way (facts and vectors:
+shared/reference/bigbluebutton.md §5): bbb-webhooks (a checksum over URL and body, or the shared
+secret as a bearer token), the analytics callback (a Bearer JWT, HS512, that does not cover the
+body), the recording-ready callback (an HS256 JWT in `signed_parameters`) and the end-meeting
+callback (unsigned: the tool signs the URL it registers, see `lti_tool.webhooks.signing`).
+Pure functions: no Flask, no database. Views verify first, then parse, then hand the events on.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl
+
+import jwt
+
+from ..attendance.events import (
+    MEETING_ENDED,
+    MEETING_STARTED,
+    RECORDING_READY,
+    USER_JOINED,
+    USER_LEFT,
+    IncomingEvent,
+)
+
+PROVIDER = "bbb"
+
+# The webhook checksum's hash is told by its length, as bbb-web does for API calls.
+WEBHOOK_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
+ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"}
+
+# The names `verify_webhook` answers with: which bbb-webhooks delivery authenticated.
+WEBHOOK_V3_4 = "v3.4"  # H(registered URL + raw body + secret): binds the body (v3.4.0+)
+WEBHOOK_V3_0_TO_3_3 = "v3.0-3.3"  # H(registered URL + "{}" + secret): does not bind the body
+WEBHOOK_V2 = "v2"  # sha1(registered URL + JSON {event, timestamp, domain} + secret)
+WEBHOOK_BEARER = "bearer"  # bbb.auth2_0: "Authorization: Bearer <shared secret>", no checksum
+
+# bbb-webhooks event ids the attendance service cares about; every other id is ignored.
+WEBHOOK_KINDS = {
+    "meeting-created": MEETING_STARTED,
+    "meeting-ended": MEETING_ENDED,
+    "user-joined": USER_JOINED,
+    "user-left": USER_LEFT,
+    "rap-publish-ended": RECORDING_READY,
+    "rap-published": RECORDING_READY,
+}
+
+# Left out of stored payloads: meeting passwords, and metadata (it carries the tool's signed
+# callback URLs, which work as credentials).
+_PAYLOAD_SECRETS = frozenset({"moderator-pass", "viewer-pass", "metadata"})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
+_warnings_lock = threading.RLock()
+
+
+class CallbackAuthError(Exception):
+    """The callback's token or signature did not check out: answer 401, process nothing."""
+
+
+class CallbackFormatError(ValueError):
+    """The callback was authentic (or not yet checked) but its body is not what BBB sends."""
+
+
+# -- bbb-webhooks ------------------------------------------------------------------------------
+
+
+def verify_webhook(
+    registered_url: str,
+    raw_body: bytes,
+    checksum: str | None,
+    authorization: str | None,
+    secret: str,
+    algorithms=WEBHOOK_ALGORITHMS,
+    *,
+    accept_legacy: bool = True,
+) -> str | None:
+    """Which bbb-webhooks delivery authenticated this POST ("v3.4", "v3.0-3.3", "v2", "bearer"),
+    or None when none did.
+
+    `registered_url` is the callbackURL exactly as the tool registered it with `hooks/create`
+    (without the `checksum` parameter bbb-webhooks appended); `checksum` is that parameter's
+    value, `authorization` the Authorization header. The hash is chosen by the checksum's length
+    and must be in `algorithms`.
+
+    `accept_legacy` (default True) also accepts the deliveries of older bbb-webhooks:
+      * v3.0–v3.3 hash the URL with "{}" instead of the body. The checksum is the same for every
+        event of a hook, so it proves the sender once knew the secret but anyone who has seen one
+        delivery (a proxy log, say) can replay it with any body. Turn legacy off once every
+        server runs bbb-webhooks ≥ 3.4.0.
+      * v2 (BBB 2.x) hashes a JSON rebuilt from the form fields: it binds the body, sha1 only.
+    """
+    if not secret:
+        return None
+    if checksum:
+        variant = _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy)
+        if variant:
+            return variant
+    if authorization and _bearer_matches(authorization, secret):
+        return WEBHOOK_BEARER
+    return None
+
+
+def _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy) -> str | None:
+    algorithm = ALGORITHM_BY_LENGTH.get(len(checksum))
+    if algorithm is None or algorithm not in algorithms:
+        return None
+    given = checksum.lower().encode("utf-8", "replace")
+    url, key = registered_url.encode("utf-8"), secret.encode("utf-8")
+
+    def matches(signed: bytes) -> bool:
+        expected = hashlib.new(algorithm, url + signed + key).hexdigest().encode()
+        return hmac.compare_digest(expected, given)
+
+    if matches(bytes(raw_body)):
+        return WEBHOOK_V3_4
+    if not accept_legacy:
+        return None
+    if matches(b"{}"):
+        return WEBHOOK_V3_0_TO_3_3
+    if algorithm == "sha1":
+        signed = _v2_signed_json(raw_body)
+        if signed is not None and matches(signed):
+            return WEBHOOK_V2
+    return None
+
+
+def _v2_signed_json(raw_body: bytes) -> bytes | None:
+    """What bbb-webhooks 2.x hashed: JSON.stringify({event, timestamp, domain}) — that field
+    order, no spaces, `event` the JSON text as a string, `timestamp` a number."""
+    try:
+        fields = _form_fields(raw_body)
+        event, timestamp, domain = fields["event"], fields["timestamp"], fields["domain"]
+    except (CallbackFormatError, KeyError):
+        return None
+    if not timestamp.isascii() or not timestamp.isdigit():
+        return None
+    signed = {"event": event, "timestamp": int(timestamp), "domain": domain}
+    # ensure_ascii=False escapes exactly what JSON.stringify escapes (quote, backslash, controls).
+    return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _bearer_matches(authorization: str, secret: str) -> bool:
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode("utf-8"), secret.encode("utf-8"))
+
+
+def parse_webhook(raw_body: bytes) -> list[IncomingEvent]:
+    """The attendance events in one bbb-webhooks POST, in the order sent.
+
+    The body is form-encoded; its `event` field is a JSON array of events (several when the
+    server batches). meeting-created, user-joined, user-left, meeting-ended and
+    rap-publish-ended / rap-published become events; every other id is skipped, and so is a
+    rap-publish-ended that reports `success: false`. Raises `CallbackFormatError` when the body
+    or a wanted event is malformed (no `event` field, invalid JSON, missing ids, bad `ts`).
+    """
+    fields = _form_fields(raw_body)
+    if "event" not in fields:
+        raise CallbackFormatError("webhook body has no 'event' field")
+    try:
+        batch = json.loads(fields["event"])
+    except ValueError as exc:
+        raise CallbackFormatError(f"webhook 'event' field is not JSON: {exc}") from None
+    if isinstance(batch, dict):  # tolerate a lone event object
+        batch = [batch]
+    if not isinstance(batch, list):
+        raise CallbackFormatError("webhook 'event' field is not a JSON array of events")
+    events = []
+    for position, item in enumerate(batch):
+        event = _webhook_event(item, f"event[{position}]")
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _webhook_event(item, where: str) -> IncomingEvent | None:
+    data = item.get("data") if isinstance(item, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise CallbackFormatError(f"{where} has no data.id")
+    event_id = data["id"]
+    kind = WEBHOOK_KINDS.get(event_id)
+    if kind is None:
+        return None
+    attributes = _object(data.get("attributes"), f"{where} ({event_id}) attributes")
+    if kind == RECORDING_READY and attributes.get("success") is False:
+        return None
+    meeting = _object(attributes.get("meeting"), f"{where} ({event_id}) attributes.meeting")
+    session_key = _text(meeting.get("internal-meeting-id"), f"{where} ({event_id}) internal-meeting-id")
+    recording = attributes.get("recording") if isinstance(attributes.get("recording"), dict) else {}
+    meeting_id = meeting.get("external-meeting-id")
+    if not meeting_id and kind == RECORDING_READY:
+        # bbb-webhooks loses the id mapping for old meetings; the recording's metadata keeps it.
+        meeting_id = (recording.get("metadata") or {}).get("meetingId")
+    meeting_id = _text(meeting_id, f"{where} ({event_id}) external-meeting-id")
+    timestamp = data.get("event").get("ts") if isinstance(data.get("event"), dict) else None
+    occurred_at_ms = _millis(timestamp, f"{where} ({event_id}) event.ts")
+    common = dict(provider=PROVIDER, source="webhook", kind=kind, meeting_id=meeting_id, session_key=session_key)
+
+    if kind == MEETING_STARTED:
+        if meeting.get("create-time") is not None:
+            occurred_at_ms = _millis(meeting["create-time"], f"{where} ({event_id}) create-time")
+        return IncomingEvent(**common, occurred_at_ms=occurred_at_ms, payload=_small(data))
+    if kind in (USER_JOINED, USER_LEFT):
+        user = _object(attributes.get("user"), f"{where} ({event_id}) attributes.user")
+        if not (user.get("external-user-id") or user.get("internal-user-id")):
+            raise CallbackFormatError(f"{where} ({event_id}) user has neither external- nor internal-user-id")
+        return IncomingEvent(
+            **common,
+            occurred_at_ms=occurred_at_ms,
+            # bbb-webhooks sends "" when it lost the user mapping; the payload keeps the internal id.
+            external_user_id=_optional_text(user.get("external-user-id")),
+            user_name=_optional_text(user.get("name")) or "",
+            role=_optional_text(user.get("role")) or "",
+            payload=_small(data),
+        )
+    if kind == RECORDING_READY:
+        record_id = _text(attributes.get("record-id"), f"{where} ({event_id}) record-id")
+        payload = {
+            "event": event_id,
+            "record_id": record_id,
+            "format": attributes.get("workflow") or attributes.get("format"),
+            "recording": _small(recording) if recording else None,
+        }
+        return IncomingEvent(
+            **common, occurred_at_ms=occurred_at_ms, payload={k: v for k, v in payload.items() if v is not None}
+        )
+    return IncomingEvent(**common, occurred_at_ms=occurred_at_ms, payload=_small(data))
+
+
+def _form_fields(raw_body: bytes) -> dict[str, str]:
+    """The form fields, each exactly once (a repeated field would let the checked and the parsed
+    values differ)."""
+    try:
+        text = bytes(raw_body).decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise CallbackFormatError(f"webhook body is not UTF-8 form data: {exc}") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise CallbackFormatError(f"webhook body repeats the field {name!r}")
+        fields[name] = value
+    return fields
+
+
+def _small(value):
+    """A copy without passwords and metadata, to store as the event's payload."""
+    if isinstance(value, dict):
+        return {k: _small(v) for k, v in value.items() if k not in _PAYLOAD_SECRETS}
+    if isinstance(value, list):
+        return [_small(v) for v in value]
+    return value
+
+
+# -- analytics callback ------------------------------------------------------------------------
+
+
+def verify_analytics(authorization: str | None, secret: str) -> bool:
+    """True when `authorization` is `Bearer <JWT>` signed HS512 with `secret`, with an `exp`
+    that has not passed. The token does not cover the body: check the body's meeting ids
+    against what the tool knows."""
+    if not authorization or not secret:
+        return False
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    try:
+        with _short_hmac_keys_allowed():
+            jwt.decode(token.strip(), secret, algorithms=["HS512"], options={"require": ["exp"]})
+    except jwt.InvalidTokenError:
+        return False
+    return True
+
+
+def parse_analytics(body: dict) -> list[IncomingEvent]:
+    """The analytics callback's JSON as events: MEETING_STARTED at `data.start`, for each
+    attendee with an `ext_user_id` one USER_JOINED per `joins[i]` and one USER_LEFT per
+    `leaves[i]` (from `sessions[].joins/lefts` when `joins` is absent), then MEETING_ENDED at
+    `data.finish` (left out when `finish` is empty). Raises `CallbackFormatError` when malformed."""
+    if not isinstance(body, dict):
+        raise CallbackFormatError("analytics body is not a JSON object")
+    meeting_id = _text(body.get("meeting_id"), "analytics meeting_id")
+    session_key = _text(body.get("internal_meeting_id"), "analytics internal_meeting_id")
+    data = _object(body.get("data"), "analytics data")
+    common = dict(provider=PROVIDER, source="analytics", meeting_id=meeting_id, session_key=session_key)
+    meeting_payload = {"duration": data.get("duration")} if data.get("duration") is not None else {}
+
+    events = [
+        IncomingEvent(
+            **common, kind=MEETING_STARTED, occurred_at_ms=_iso_millis(data.get("start"), "analytics data.start"),
+            payload=dict(meeting_payload),
+        )
+    ]
+    attendees = data.get("attendees") or []
+    if not isinstance(attendees, list):
+        raise CallbackFormatError("analytics data.attendees is not a list")
+    for position, attendee in enumerate(attendees):
+        where = f"analytics attendees[{position}]"
+        attendee = _object(attendee, where)
+        user_id = attendee.get("ext_user_id")
+        if not user_id:
+            continue
+        user_id = _text(user_id, f"{where}.ext_user_id")
+        person = dict(
+            external_user_id=user_id,
+            user_name=_optional_text(attendee.get("name")) or "",
+            role="MODERATOR" if attendee.get("moderator") is True else "VIEWER",
+            payload={k: attendee[k] for k in ("duration", "engagement") if attendee.get(k) is not None},
+        )
+        joins, leaves = _attendance_times(attendee, where)
+        for kind, times, name in ((USER_JOINED, joins, "joins"), (USER_LEFT, leaves, "leaves")):
+            for index, value in enumerate(times):
+                millis = _iso_millis(value, f"{where}.{name}[{index}]")
+                events.append(IncomingEvent(**common, kind=kind, occurred_at_ms=millis, **person))
+    if data.get("finish") not in (None, ""):
+        finish = _iso_millis(data["finish"], "analytics data.finish")
+        events.append(
+            IncomingEvent(**common, kind=MEETING_ENDED, occurred_at_ms=finish, payload=dict(meeting_payload))
+        )
+    return events
+
+
+def _attendance_times(attendee: dict, where: str) -> tuple[list, list]:
+    if "joins" in attendee:
+        joins, leaves = attendee.get("joins") or [], attendee.get("leaves") or []
+    else:
+        joins, leaves = [], []
+        sessions = attendee.get("sessions") or []
+        if not isinstance(sessions, list):
+            raise CallbackFormatError(f"{where}.sessions is not a list")
+        for session in sessions:
+            session = _object(session, f"{where}.sessions[]")
+            joins += [_session_time(entry) for entry in session.get("joins") or []]
+            leaves += [_session_time(entry) for entry in session.get("lefts") or []]
+    if not isinstance(joins, list) or not isinstance(leaves, list):
+        raise CallbackFormatError(f"{where} joins/leaves are not lists")
+    return joins, leaves
+
+
+def _session_time(entry):
+    return entry.get("timestamp") if isinstance(entry, dict) else entry
+
+
+# -- recording-ready and end-meeting callbacks -------------------------------------------------
+
+
+def verify_recording_ready(signed_parameters: str, secret: str) -> dict:
+    """The claims of the recording-ready callback's `signed_parameters` JWT (HS256 with the
+    shared secret; BBB sends no exp/iat, so there is no expiry to check — process it
+    idempotently by record_id). Raises `CallbackAuthError` on a bad signature, another
+    algorithm, or a missing `meeting_id`/`record_id`."""
+    if not signed_parameters or not secret:
+        raise CallbackAuthError("recording-ready callback without signed_parameters")
+    try:
+        claims = jwt.decode(signed_parameters, secret, algorithms=["HS256"])
+    except jwt.InvalidTokenError as exc:
+        raise CallbackAuthError(f"recording-ready token rejected: {exc}") from None
+    for name in ("meeting_id", "record_id"):
+        if not isinstance(claims.get(name), str) or not claims[name]:
+            raise CallbackAuthError(f"recording-ready token has no {name}")
+    return claims
+
+
+def recording_ready_event(claims: dict, now_ms: int | None = None) -> IncomingEvent:
+    """RECORDING_READY from verified recording-ready claims. BBB gives no time: `now_ms`
+    (default: now). The record id is the meeting run's internal id, hence the session key."""
+    return IncomingEvent(
+        provider=PROVIDER,
+        source="recording_ready",
+        kind=RECORDING_READY,
+        meeting_id=claims["meeting_id"],
+        session_key=claims["record_id"],
+        occurred_at_ms=_now_ms() if now_ms is None else now_ms,
+        payload={"record_id": claims["record_id"]},
+    )
+
+
+def end_callback_event(
+    meeting_id: str, internal_meeting_id: str, now_ms: int, recording_marks: bool | None = None
+) -> IncomingEvent:
+    """MEETING_ENDED for BBB's end-meeting callback (a GET of the URL the tool registered, with
+    `recordingmarks=true|false`). It carries no time and no internal id: the caller supplies the
+    run it knows and the time it received the call."""
+    payload = {} if recording_marks is None else {"recording_marks": recording_marks}
+    return IncomingEvent(
+        provider=PROVIDER,
+        source="end_callback",
+        kind=MEETING_ENDED,
+        meeting_id=meeting_id,
+        session_key=internal_meeting_id,
+        occurred_at_ms=now_ms,
+        payload=payload,
+    )
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _short_hmac_keys_allowed():
+    """PyJWT warns (InsecureKeyLengthWarning) when a BBB secret (32 characters) signs HS512;
+    that key length is BBB's choice, not ours. The lock keeps concurrent requests from
+    interleaving catch_warnings' save and restore of the global warning filters."""
+    with _warnings_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        yield
+
+
+def _object(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise CallbackFormatError(f"{what} is missing or not an object")
+    return value
+
+
+def _text(value, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise CallbackFormatError(f"{what} is missing or not a string")
+    return value
+
+
+def _optional_text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _millis(value, what: str) -> int:
+    """A provider timestamp in milliseconds: an integer, an integral float or a digit string."""
+    if isinstance(value, bool):
+        raise CallbackFormatError(f"{what} is not a number: {value!r}")
+    if isinstance(value, int):
+        millis = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        millis = int(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        millis = int(value)
+    else:
+        raise CallbackFormatError(f"{what} is not a number: {value!r}")
+    if millis < 0:
+        raise CallbackFormatError(f"{what} is negative: {value!r}")
+    return millis
+
+
+def _iso_millis(value, what: str) -> int:
+    """ISO 8601 (as bbbevents writes it, `2024-05-09T13:35:28.000+00:00`) → ms; no offset = UTC."""
+    if not isinstance(value, str) or not value:
+        raise CallbackFormatError(f"{what} is missing or not an ISO 8601 time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CallbackFormatError(f"{what} is not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

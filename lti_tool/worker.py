@@ -1,0 +1,104 @@
+"""The background worker: deliveries, rosters, the polling safety net and stuck events.
+
+`flask --app wsgi worker` runs it in its own process (as many as you like, on any machine);
+the embedded server (`flask --app wsgi serve`) runs one in a thread. Each pass is short and
+idempotent, so a worker can be killed at any moment: whatever it was doing is redone by the
+next pass of any worker.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import select
+
+from .extensions import db
+from .models import ProviderEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+IDLE_SLEEP_SECONDS = 0.5  # a queued score is picked up within about a second
+ROSTER_RETRY_SECONDS = 60
+
+
+class Worker:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.poll_every = float(app.config["ATTENDANCE_POLL_SECONDS"])
+        self._last_poll = 0.0
+        self._roster_failures: dict[int, float] = {}
+
+    def run_once(self) -> int:
+        """One pass; returns how much work it did (0 = idle)."""
+        with self.app.app_context():
+            try:
+                return self._deliver() + self._apply_stuck_events() + self._refresh_rosters() + self._poll()
+            finally:
+                db.session.remove()
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        log.info("worker started")
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # a bad pass must not kill the worker: log it and go on
+                log.exception("worker pass failed")
+                busy = 0
+            if not busy:
+                stop.wait(IDLE_SLEEP_SECONDS)
+        log.info("worker stopped")
+
+    def _deliver(self) -> int:
+        from .grades.delivery import deliver_due
+
+        return deliver_due()
+
+    def _apply_stuck_events(self) -> int:
+        """Events stored by a process that died before applying them."""
+        from .attendance.service import apply_event
+
+        cutoff = utcnow() - timedelta(seconds=10)
+        rows = db.session.scalars(
+            select(ProviderEvent).where(ProviderEvent.status == "pending", ProviderEvent.received_at < cutoff).limit(200)
+        ).all()
+        for row in rows:
+            apply_event(row)
+        return len(rows)
+
+    def _refresh_rosters(self) -> int:
+        from .attendance.roster import courses_needing_roster, refresh_roster
+        from .grades.platform_services import PlatformServiceError
+
+        done = 0
+        for course in courses_needing_roster():
+            if time.monotonic() - self._roster_failures.get(course.id, -1e9) < ROSTER_RETRY_SECONDS:
+                continue
+            try:
+                refresh_roster(course)
+                done += 1
+            except PlatformServiceError as exc:
+                db.session.rollback()
+                self._roster_failures[course.id] = time.monotonic()
+                log.warning("course %s: roster fetch failed, retrying later: %s", course.id, exc)
+        return done
+
+    def _poll(self) -> int:
+        if time.monotonic() - self._last_poll < self.poll_every:
+            return 0
+        self._last_poll = time.monotonic()
+        from .attendance.polling import poll_running_rooms
+
+        poll_running_rooms()
+        return 0  # polling is periodic background work, not a reason to skip the idle sleep
+
+
+def start_worker_thread(app: Flask) -> threading.Event:
+    """The embedded default: one worker thread inside the web process."""
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(app).run_forever, args=(stop,), name="lti-worker", daemon=True)
+    thread.start()
+    return stop
