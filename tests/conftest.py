@@ -207,3 +207,99 @@ def row_counts(app) -> dict:
             table.name: db.session.execute(text(f"SELECT COUNT(*) FROM {table.name}")).scalar()
             for table in db.metadata.sorted_tables
         }
+
+
+# --- the tool served over real HTTP (providers call back into it) ------------------------------
+class _Forward:
+    """WSGI app that forwards to one created after the socket is bound: the tool's
+    TOOL_BASE_URL must be the served address, known only once the port is."""
+
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+class LivePerson:
+    """A browser (requests.Session) after a launch against the live tool."""
+
+    def __init__(self, live, session, response):
+        self.live, self.session = live, session
+        parts = urlsplit(response.headers["Location"])
+        self.room_id = int(parts.path.rstrip("/").split("/")[-1])
+        self.ticket = parse_qs(parts.query)["t"][0]
+        self.user_public_id = None
+
+    def url(self, path: str = "") -> str:
+        return f"{self.live.url}/rooms/{self.room_id}{path}"
+
+    def get(self, path: str = "", **params):
+        return self.session.get(self.url(path), params={"t": self.ticket, **params}, allow_redirects=False)
+
+    def post(self, path: str, **data):
+        return self.session.post(self.url(path), data={"t": self.ticket, **data}, allow_redirects=False)
+
+    def join(self):
+        return self.post("/join")
+
+
+class Live:
+    def __init__(self, url, app, platform, bbb):
+        self.url, self.app, self.platform, self.bbb = url, app, platform, bbb
+
+    def launch(self, as_: str = "teacher", **login) -> LivePerson:
+        import requests
+
+        session = requests.Session()
+        response = self.platform.launch(session, user=as_, **login)
+        assert response.status_code == 303, response.text[:500]
+        return LivePerson(self, session, response)
+
+    def run_worker(self, passes: int = 20) -> None:
+        """Run worker passes until one finds nothing to do (bounded)."""
+        from lti_tool.worker import Worker
+
+        worker = Worker(self.app)
+        for _ in range(passes):
+            if not worker.run_once():
+                return
+
+    def public_id(self, platform_user: str) -> str:
+        from lti_tool.models import User
+
+        sub = self.platform.user(platform_user).sub
+        with self.app.app_context():
+            return db.session.scalar(
+                __import__("sqlalchemy").select(User.public_id).where(User.issuer == self.platform.issuer, User.sub == sub)
+            )
+
+
+@pytest.fixture
+def live_overrides() -> dict:
+    return {}
+
+
+@pytest.fixture
+def live(migrated, database_url, keys_dir, tmp_path, platform_key, live_overrides):
+    from tests.fakes.http_server import ServedApp
+
+    forward = _Forward()
+    server = ServedApp(forward)
+    with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(tool_base_url=server.url, signing_key=platform_key) as platform:
+        config_file = tmp_path / "tool_config.json"
+        config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
+        overrides = _overrides(
+            database_url, keys_dir, config_file,
+            **{"TOOL_BASE_URL": server.url, "BBB_SERVER_URL": bbb.url, "BBB_SHARED_SECRET": BBB_SECRET,
+               "RETRY_BASE_SECONDS": "0.01", **live_overrides},
+        )
+        app = create_app(overrides)
+        app.extensions["providers"]["bbb"].client.backoff_base = 0.01
+        forward.app = app
+        platform.tool_jwks = server.url + "/.well-known/jwks.json"
+        server.start()
+        try:
+            yield Live(server.url, app, platform, bbb)
+        finally:
+            server.stop()
+            empty_tables(app)

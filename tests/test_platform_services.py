@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs
 
@@ -31,7 +31,7 @@ from lti_tool.grades.platform_services import (
 )
 from lti_tool.models import PlatformToken
 
-BASE_TIME = datetime(2026, 11, 21, 22, 31, 3, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 11, 21, 22, 31, 3, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_client_assertion_is_accepted_and_token_cached_for_an_hour(app, platform
 
     [(scopes, cached, expires_at)] = cached_tokens()
     assert (scopes, cached) == (SCOPE_SCORE, token)
-    remaining = (expires_at - datetime.now(timezone.utc)).total_seconds()
+    remaining = (expires_at - datetime.now(UTC)).total_seconds()
     assert 3590 < remaining <= 3600
 
 
@@ -174,7 +174,7 @@ def test_scopes_are_cached_separately(platform, registration, services):
 def test_token_expiring_within_a_minute_is_renewed(platform, registration, services):
     first = services.access_token(registration, [SCOPE_SCORE])
     db.session.execute(update(PlatformToken).values(
-        expires_at=datetime.now(timezone.utc) + timedelta(seconds=50)))
+        expires_at=datetime.now(UTC) + timedelta(seconds=50)))
     db.session.commit()
 
     second = services.access_token(registration, [SCOPE_SCORE])
@@ -326,7 +326,7 @@ def test_unreachable_platform_means_retry(platform, registration, services):
 
 def test_retry_after_is_read_as_seconds_or_an_http_date():
     assert retry_after_seconds("120") == 120
-    in_a_minute = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=60), usegmt=True)
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
     assert 55 <= retry_after_seconds(in_a_minute) <= 60
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
     assert retry_after_seconds("soon") is None
@@ -347,8 +347,8 @@ def test_existing_line_item_of_the_resource_link_is_reused(platform, registratio
 
 
 def test_line_item_is_created_when_none_matches(platform, registration, services):
-    arguments = dict(resource_link_id="1", resource_id="room-7", tag="attendance",
-                     label="Attendance: LTI Live Activity", score_maximum=10)
+    arguments = {"resource_link_id": "1", "resource_id": "room-7", "tag": "attendance",
+                 "label": "Attendance: LTI Live Activity", "score_maximum": 10}
 
     created = services.find_or_create_lineitem(registration, platform.lineitems_url(), **arguments)
     again = services.find_or_create_lineitem(registration, platform.lineitems_url(), **arguments)
@@ -510,3 +510,16 @@ def test_each_thread_gets_its_own_http_session(app, context):
 
     assert services.session is services.session
     assert sessions[0] is not services.session
+
+
+def test_roster_never_follows_a_next_link_to_another_host(platform, registration, services,
+                                                          monkeypatch):
+    monkeypatch.setattr(platform, "_page", lambda rows, *args: (
+        rows[:2], {"Link": '<http://elsewhere.example/memberships?from=2>; rel="next"'}))
+
+    with pytest.raises(PlatformServiceError) as raised:
+        services.roster(registration, platform.memberships_url())
+
+    assert (raised.value.status, raised.value.retryable) == (None, False)
+    assert "elsewhere.example" in raised.value.message
+    assert len(requests_to(platform, "/memberships")) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import ClassSession, Course, ResourceLink, Room, RosterMember, User, utcnow
@@ -18,22 +18,18 @@ log = logging.getLogger(__name__)
 
 
 def courses_needing_roster() -> list[Course]:
-    """Courses with a session that ended after their roster was last fetched."""
-    latest_end = (
-        select(ResourceLink.course_id, func.max(ClassSession.ended_at).label("ended"))
-        .join(Room, Room.resource_link_id == ResourceLink.id)
-        .join(ClassSession, ClassSession.room_id == Room.id)
-        .where(ClassSession.ended_at.is_not(None))
-        .group_by(ResourceLink.course_id)
-        .subquery()
+    """Courses with an ended session whose roster has not been fetched since a session ended
+    (a session's end clears `roster_fetched_at`; no clock comparison, so server clocks that
+    disagree cannot make the tool fetch forever or never)."""
+    has_ended_session = (
+        select(ClassSession.id)
+        .join(Room, Room.id == ClassSession.room_id)
+        .join(ResourceLink, ResourceLink.id == Room.resource_link_id)
+        .where(ResourceLink.course_id == Course.id, ClassSession.ended_at.is_not(None))
+        .exists()
     )
     return db.session.scalars(
-        select(Course)
-        .join(latest_end, latest_end.c.course_id == Course.id)
-        .where(
-            Course.memberships_url.is_not(None),
-            (Course.roster_fetched_at.is_(None)) | (Course.roster_fetched_at < latest_end.c.ended),
-        )
+        select(Course).where(Course.memberships_url.is_not(None), Course.roster_fetched_at.is_(None), has_ended_session)
     ).all()
 
 

@@ -153,6 +153,9 @@ def session_for(room: Room, internal_meeting_id: str) -> ClassSession:
 
 
 def _record_end(session: ClassSession, room: Room, row: ProviderEvent) -> None:
+    if session.ended_at is None:
+        # Absentees are graded from the roster: have the worker fetch it again for this course.
+        room.resource_link.course.roster_fetched_at = None
     rank = END_SOURCE_RANK.get(row.source, 0)
     current = END_SOURCE_RANK.get(session.ended_by or "", 0)
     if session.ended_at is None or rank > current or (rank == current and row.occurred_at < session.ended_at):

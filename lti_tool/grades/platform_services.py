@@ -16,9 +16,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import jwt
 import requests
@@ -121,8 +121,8 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _trimmed(text: str) -> str:
@@ -136,6 +136,11 @@ def _safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
 def _db_error(exc: SQLAlchemyError) -> str:
     """A database error for a log line: SQLAlchemy's own text lists the parameters (the token)."""
     reason = str(getattr(exc, "orig", None) or "").splitlines()
@@ -143,7 +148,7 @@ def _db_error(exc: SQLAlchemyError) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class PlatformServices:
@@ -167,15 +172,16 @@ class PlatformServices:
         return self._local.session
 
     @classmethod
-    def from_app(cls, app, **kwargs) -> "PlatformServices":
+    def from_app(cls, app, **kwargs) -> PlatformServices:
         return cls(app.extensions["registrations"], app.extensions["key_ring"], **kwargs)
 
     # ----------------------------------------------------------------- access tokens
-    def access_token(self, registration, scopes) -> str:
-        """A bearer token for these scopes: the cached one while it is fresh, else a new one."""
+    def access_token(self, registration, scopes, *, refused: str | None = None) -> str:
+        """A bearer token for these scopes: the cached one while it is fresh (and is not the
+        `refused` one), else a new one."""
         key = scopes_key(scopes)
         cached = self._cached_token(registration, key)
-        if cached is not None:
+        if cached is not None and cached != refused:
             return cached
         token, expires_at = self._request_token(registration, key)
         self._store_token(registration, key, token, expires_at)
@@ -292,8 +298,9 @@ class PlatformServices:
                     refusals=(401,), **kwargs) -> requests.Response:
         """A service call with a bearer token; a refused token is dropped and the call made once
         more with a fresh one. `refusals`: the statuses this resource answers a bad token with."""
+        token = None
         for attempt in (1, 2):
-            token = self.access_token(registration, scopes)
+            token = self.access_token(registration, scopes, refused=token)
             response = self._send(method, url, headers={**headers, "Authorization": f"Bearer {token}"},
                                   **kwargs)
             if response.status_code not in refusals or attempt == 2:
@@ -307,11 +314,11 @@ class PlatformServices:
         """The body as JSON whatever its Content-Type (Moodle labels token JSON text/html)."""
         try:
             return json.loads(response.text) if response.text.strip() else None
-        except ValueError:
+        except ValueError as exc:
             if response.status_code >= 400:
                 return None  # the caller reports the status and the text
             raise PlatformServiceError(f"{what}: the platform answered something that is not JSON",
-                                       response.status_code, True)
+                                       response.status_code, True) from exc
 
     @staticmethod
     def _failure(response: requests.Response, what: str) -> PlatformServiceError:
@@ -320,18 +327,26 @@ class PlatformServices:
                                     _is_retryable(status),
                                     retry_after_seconds(response.headers.get("Retry-After")))
 
-    def _pages(self, registration, scopes, url: str, accept: str, what: str, *,
+    def _pages(self, registration, scopes, url: str, accept: str, what: str, shape: type, *,
                params=None, refusals=(401,)):
-        """Every page of a paged container, following Link: rel="next"."""
-        seen = set()
-        while url and url not in seen and len(seen) < MAX_PAGES:
+        """Every page of a paged container (JSON of type `shape`), following Link: rel="next".
+        A partial answer is an error: a roster missing its last page would drop members."""
+        seen, origin = set(), _origin(url)
+        while url and url not in seen:
+            if len(seen) >= MAX_PAGES or _origin(url) != origin:  # never send the token elsewhere
+                raise PlatformServiceError(f"{what}: unusable next page {_safe_url(url)}", None, False)
             seen.add(url)
             response = self._authorized(registration, scopes, "GET", url, refusals=refusals,
                                         headers={"Accept": accept}, params=params)
             if response.status_code != 200:
                 raise self._failure(response, what)
-            yield self._json(response, what)
-            url, params = response.links.get("next", {}).get("url"), None
+            page = self._json(response, what)
+            if not isinstance(page, shape):
+                raise PlatformServiceError(f"{what}: the platform answered no {shape.__name__}",
+                                           200, True)
+            yield page
+            following = response.links.get("next", {}).get("url")
+            url, params = (urljoin(response.url, following) if following else None), None
 
     # ----------------------------------------------------------------- AGS: scores
     def post_score(self, registration, lineitem_url: str, score: dict) -> ScoreOutcome:
@@ -377,8 +392,8 @@ class PlatformServices:
     def _find_lineitem(self, registration, lineitems_url: str, wanted: dict, limit) -> str | None:
         params = {**wanted, **({"limit": limit} if limit else {})}
         for page in self._pages(registration, [SCOPE_LINEITEM], lineitems_url,
-                                MEDIA_LINEITEM_CONTAINER, "line items", params=params):
-            for item in page if isinstance(page, list) else []:
+                                MEDIA_LINEITEM_CONTAINER, "line items", list, params=params):
+            for item in page:
                 if isinstance(item, dict) and item.get("id") and _lineitem_matches(item, wanted):
                     return item["id"]
         return None
@@ -403,10 +418,12 @@ class PlatformServices:
         entries: dict[str, RosterEntry] = {}
         # Moodle answers a bad or expired token on memberships with 403, not 401.
         for page in self._pages(registration, [SCOPE_NRPS], memberships_url,
-                                MEDIA_MEMBERSHIP_CONTAINER, "roster",
+                                MEDIA_MEMBERSHIP_CONTAINER, "roster", dict,
                                 params={"limit": limit} if limit else None, refusals=(401, 403)):
-            members = page.get("members") if isinstance(page, dict) else None
-            for member in members or []:
+            members = page.get("members")
+            if not isinstance(members, list):
+                raise PlatformServiceError("roster: the platform answered no members list", 200, True)
+            for member in members:
                 entry = _roster_entry(member)
                 if entry is not None:
                     entries.setdefault(entry.sub, entry)

@@ -301,9 +301,7 @@ def parse_analytics(body: dict) -> list[IncomingEvent]:
             payload=dict(meeting_payload),
         )
     ]
-    attendees = data.get("attendees") or []
-    if not isinstance(attendees, list):
-        raise CallbackFormatError("analytics data.attendees is not a list")
+    attendees = _list_or_empty(data.get("attendees"), "analytics data.attendees")
     for position, attendee in enumerate(attendees):
         where = f"analytics attendees[{position}]"
         attendee = _object(attendee, where)
@@ -332,18 +330,13 @@ def parse_analytics(body: dict) -> list[IncomingEvent]:
 
 def _attendance_times(attendee: dict, where: str) -> tuple[list, list]:
     if "joins" in attendee:
-        joins, leaves = attendee.get("joins") or [], attendee.get("leaves") or []
-    else:
-        joins, leaves = [], []
-        sessions = attendee.get("sessions") or []
-        if not isinstance(sessions, list):
-            raise CallbackFormatError(f"{where}.sessions is not a list")
-        for session in sessions:
-            session = _object(session, f"{where}.sessions[]")
-            joins += [_session_time(entry) for entry in session.get("joins") or []]
-            leaves += [_session_time(entry) for entry in session.get("lefts") or []]
-    if not isinstance(joins, list) or not isinstance(leaves, list):
-        raise CallbackFormatError(f"{where} joins/leaves are not lists")
+        return (_list_or_empty(attendee.get("joins"), f"{where}.joins"),
+                _list_or_empty(attendee.get("leaves"), f"{where}.leaves"))
+    joins, leaves = [], []
+    for index, session in enumerate(_list_or_empty(attendee.get("sessions"), f"{where}.sessions")):
+        session = _object(session, f"{where}.sessions[{index}]")
+        joins += [_session_time(e) for e in _list_or_empty(session.get("joins"), f"{where}.sessions[{index}].joins")]
+        leaves += [_session_time(e) for e in _list_or_empty(session.get("lefts"), f"{where}.sessions[{index}].lefts")]
     return joins, leaves
 
 
@@ -362,7 +355,8 @@ def verify_recording_ready(signed_parameters: str, secret: str) -> dict:
     if not signed_parameters or not secret:
         raise CallbackAuthError("recording-ready callback without signed_parameters")
     try:
-        claims = jwt.decode(signed_parameters, secret, algorithms=["HS256"])
+        with _short_hmac_keys_allowed():
+            claims = jwt.decode(signed_parameters, secret, algorithms=["HS256"])
     except jwt.InvalidTokenError as exc:
         raise CallbackAuthError(f"recording-ready token rejected: {exc}") from None
     for name in ("meeting_id", "record_id"):
@@ -408,8 +402,8 @@ def end_callback_event(
 
 @contextmanager
 def _short_hmac_keys_allowed():
-    """PyJWT warns (InsecureKeyLengthWarning) when a BBB secret (32 characters) signs HS512;
-    that key length is BBB's choice, not ours. The lock keeps concurrent requests from
+    """PyJWT warns (InsecureKeyLengthWarning) when a key is shorter than the hash (a 32-character
+    BBB secret with HS512): the shared secret is the server's choice, not the tool's. The lock keeps concurrent requests from
     interleaving catch_warnings' save and restore of the global warning filters."""
     with _warnings_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
@@ -425,6 +419,14 @@ def _object(value, what: str) -> dict:
 def _text(value, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise CallbackFormatError(f"{what} is missing or not a string")
+    return value
+
+
+def _list_or_empty(value, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CallbackFormatError(f"{what} is not a list")
     return value
 
 
