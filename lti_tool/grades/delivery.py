@@ -162,6 +162,7 @@ def deliver(delivery: ScoreDelivery) -> None:
         if outcome.kind != "conflict":
             break
         delivery.sent_timestamp = timestamp  # the platform has at least this one
+        db.session.commit()  # never hold a write open across a call to the platform
     if outcome.kind == "delivered":
         delivery.sent_timestamp = timestamp
         delivery.delivered_at = utcnow()
