@@ -1,0 +1,154 @@
+"""Delivery guarantees of the score outbox, against the fake Moodle over real HTTP."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lti_tool.extensions import db
+from lti_tool.models import ResourceLink, ScoreDelivery, utcnow
+from lti_tool.worker import Worker, start_worker_thread
+from tests.test_attendance_e2e import ClassRun, hour_long_class, scores_for
+
+
+def deliveries(live, **where):
+    with live.app.app_context():
+        query = select(ScoreDelivery).filter_by(**where).order_by(ScoreDelivery.id)
+        return [(d.sub, d.status, d.attempts, d.next_attempt_at, d.last_error) for d in db.session.scalars(query)]
+
+
+def make_due(live) -> None:
+    """Let the backoff pass, as time would."""
+    with live.app.app_context():
+        for delivery in db.session.scalars(select(ScoreDelivery).where(ScoreDelivery.status == "pending")):
+            delivery.next_attempt_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+
+
+def test_two_workers_at_once_never_send_the_same_score_twice(live):
+    platform = live.platform
+    hour_long_class(live)
+    with live.app.app_context():  # the roster first, so every score is queued before the race
+        from lti_tool.attendance.roster import courses_needing_roster, refresh_roster
+
+        for course in courses_needing_roster():
+            refresh_roster(course)
+    workers = [Worker(live.app) for _ in range(3)]
+    threads = [threading.Thread(target=w.run_once) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    live.run_worker()
+    for sub in ("4", "5", "6"):
+        assert len(scores_for(platform, sub)) == 1, sub
+
+
+def test_retry_after_is_honoured(live):
+    platform = live.platform
+    hour_long_class(live)
+    platform.fail_next(20, status=429, retry_after=120)
+    live.run_worker(passes=2)
+    rows = deliveries(live, status="pending")
+    assert rows and all(next_at >= utcnow() + timedelta(seconds=110) for _, _, _, next_at, _ in rows)
+    assert all("429" in error for *_, error in rows)
+
+
+@pytest.mark.parametrize("live_overrides", [{"RETRY_BASE_SECONDS": "10"}])
+def test_backoff_doubles_from_retry_base_seconds(live):
+    platform = live.platform
+    platform.down = True
+    hour_long_class(live)
+    waits = []
+    for _ in range(4):
+        started = utcnow()
+        live.run_worker(passes=1)
+        (_, _, attempts, next_at, _), *_ = deliveries(live, status="pending", sub="4")
+        waits.append((attempts, (next_at - started).total_seconds()))
+        make_due(live)
+    assert [a for a, _ in waits] == [1, 2, 3, 4]
+    for (_, wait), expected in zip(waits, (10, 20, 40, 80)):
+        assert expected - 1 <= wait <= expected + 2, waits
+
+
+def test_gives_up_after_the_last_retry_and_the_teacher_can_retry(live):
+    from lti_tool.grades import delivery
+
+    platform = live.platform
+    platform.down = True
+    teacher, _ = hour_long_class(live)
+    for _ in range(delivery.MAX_ATTEMPTS + 1):
+        live.run_worker(passes=1)
+        make_due(live)
+    failed = deliveries(live, status="failed")
+    assert failed and all("gave up" in error for *_, error in failed)
+    page = teacher.get("/attendance")
+    assert "Failed" in page.text and "retry failed" in page.text
+    platform.down = False
+    assert teacher.post("/grades/send").status_code == 303
+    live.run_worker()
+    for sub in ("4", "5", "6"):
+        assert len(scores_for(platform, sub)) == 1
+
+
+def test_conflict_409_is_resolved_with_a_later_timestamp(live):
+    platform = live.platform
+    # The gradebook holds a score stamped 2 s in the future (another tool, a clock ahead).
+    platform.line_items["2"].grades["4"] = {
+        "grade": 10, "comment": "", "timestamp": "", "timemodified": int(time.time()) + 2,
+        "activityProgress": "Completed", "gradingProgress": "FullyGraded",
+    }
+    hour_long_class(live)
+    deadline = time.monotonic() + 10
+    while not scores_for(platform, "4") and time.monotonic() < deadline:
+        live.run_worker(passes=1)
+        make_due(live)
+        time.sleep(0.2)
+    assert len(scores_for(platform, "4")) == 1 and platform.gradebook["4"]["grade"] == 100.0
+
+
+def test_timestamps_only_move_forward_for_a_person(live):
+    platform = live.platform
+    teacher, _ = hour_long_class(live)
+    live.run_worker()
+    teacher.post("/grading", present_threshold_percent="50", absent_gets_zero="on")
+    live.run_worker()
+    stamps = [s["timestamp"] for s in scores_for(platform, "5")]
+    assert len(stamps) == 2 and stamps[0] < stamps[1]
+    assert stamps[1][:19] > stamps[0][:19], "must be later at one-second resolution"
+
+
+def test_line_item_is_created_when_the_launch_brings_none(live):
+    platform = live.platform
+    platform.add_resource_link("30", "Ungraded activity", graded=False)
+    teacher = live.launch("teacher", resource_link_id="30")
+    live.launch("student", resource_link_id="30")
+    run = ClassRun(live, teacher)
+    run.send(run.created(), run.joined("student", 0), run.left("student", 30), run.ended(60))
+    live.run_worker()
+    [score] = scores_for(platform, "4")
+    item = platform.line_items[score["lineitem_id"]]
+    assert item.resource_link_id == "30" and item.tag == "attendance"
+    with live.app.app_context():
+        link = db.session.scalar(select(ResourceLink).where(ResourceLink.resource_link_id == "30"))
+        assert link.lineitem_url is None and link.tool_lineitem_url
+    # A second class reuses the line item the tool made.
+    items_before = len(platform.line_items)
+    live.run_worker()
+    assert len(platform.line_items) == items_before
+
+
+def test_embedded_worker_thread_delivers_without_a_separate_worker(live):
+    platform = live.platform
+    stop = start_worker_thread(live.app)
+    try:
+        hour_long_class(live)
+        deadline = time.monotonic() + 15
+        while len({s["userId"] for s in platform.scores}) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    assert {s["userId"] for s in platform.scores} == {"4", "5", "6"}
