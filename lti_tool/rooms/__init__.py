@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("rooms", __name__, url_prefix="/rooms")
 
-from . import attendance_views, routes  # noqa: E402,F401  (registers the views on bp)
+from . import attendance_views, livekit_views, routes  # noqa: E402,F401  (registers the views on bp)

@@ -100,6 +100,9 @@ def join(room_id: int):
         url = service.join_url(room, enrolment.user, role)
     except service.NotOpenYet:
         return redirect(url_for("rooms.show", room_id=room.id, t=g.ticket), code=303)
+    if room.provider == "livekit":
+        # LiveKit has no client of its own to send people to: the tool's page, with the token.
+        url = url_for("rooms.livekit_page", room_id=room.id, t=g.ticket, lk=url)
     return redirect(url, code=302)
 
 
