@@ -59,14 +59,17 @@ class Worker:
 
     def _apply_stuck_events(self) -> int:
         """Events stored by a process that died before applying them."""
-        from .attendance.service import apply_event
+        from .attendance.service import apply_rows
 
         cutoff = utcnow() - timedelta(seconds=10)
         rows = db.session.scalars(
-            select(ProviderEvent).where(ProviderEvent.status == "pending", ProviderEvent.received_at < cutoff).limit(200)
+            select(ProviderEvent)
+            .where(ProviderEvent.status == "pending", ProviderEvent.received_at < cutoff)
+            .order_by(ProviderEvent.occurred_at)
+            .limit(200)
         ).all()
-        for row in rows:
-            apply_event(row)
+        if rows:
+            apply_rows(list(rows))
         return len(rows)
 
     def _refresh_rosters(self) -> int:

@@ -10,6 +10,7 @@ import logging
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import ClassSession, Course, ResourceLink, Room, RosterMember, User, utcnow
@@ -64,6 +65,16 @@ def refresh_roster(course: Course) -> int:
         db.session.commit()
         return 0
     entries = current_app.extensions["platform_services"].roster(registration, course.memberships_url)
+    try:
+        return _store_roster(course, entries)
+    except IntegrityError:
+        # Another worker stored the same roster at the same moment: its result stands.
+        db.session.rollback()
+        log.info("course %s: roster stored concurrently by another worker", course.id)
+        return 0
+
+
+def _store_roster(course: Course, entries) -> int:
     listed = {entry.sub for entry in entries}
     for entry in entries:
         _upsert_member(course, entry)

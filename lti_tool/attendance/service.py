@@ -87,27 +87,42 @@ def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
 
 
 def apply_event(row: ProviderEvent) -> None:
-    """Apply one stored event in its own transaction; a failure is recorded, never lost."""
-    try:
-        _apply(row)
-        db.session.commit()
-    except Exception as exc:  # recorded on the row and replayable
-        db.session.rollback()
-        log.exception("applying event %s failed", row.id)
-        row = db.session.get(ProviderEvent, row.id)
-        row.status, row.error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
-        db.session.commit()
+    apply_rows([row])
 
 
-def _apply(row: ProviderEvent) -> None:
+def apply_rows(rows: list[ProviderEvent]) -> None:
+    """Apply stored events in one transaction, each in a savepoint: a failing event is marked
+    failed (and replayable) without undoing the others. The scores the new attendance changes
+    are queued in the same transaction (the outbox), once per room however many events."""
+    rooms_to_grade: dict[int, Room] = {}
+    for row in rows:
+        try:
+            with db.session.begin_nested():
+                room, session = _apply(row)
+        except Exception as exc:  # recorded on the row and replayable
+            log.exception("applying event %s failed", row.id)
+            row.status, row.error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
+            continue
+        if session is not None and session.ended_at is not None:
+            rooms_to_grade[room.id] = room
+    if rooms_to_grade:
+        from ..grades.service import queue_room_scores
+
+        for room in rooms_to_grade.values():
+            queue_room_scores(room)
+    db.session.commit()
+
+
+def _apply(row: ProviderEvent):
+    """Apply one event; returns (room, session), either None when the event does not apply."""
     room = db.session.scalar(select(Room).where(Room.meeting_id == row.meeting_id))
     if room is None:
         log.warning("event %s for unknown meeting %s kept for replay", row.kind, row.meeting_id)
         row.status = "unknown_meeting"
-        return
+        return None, None
     if row.kind not in E.KINDS or row.kind == E.RECORDING_READY or not row.internal_meeting_id:
         row.status, row.applied_at = "ignored", utcnow()
-        return
+        return room, None
     session = session_for(room, row.internal_meeting_id)
     row.session_id = session.id
     if row.kind == E.MEETING_STARTED:
@@ -119,10 +134,7 @@ def _apply(row: ProviderEvent) -> None:
     db.session.flush()
     users = None if row.kind in (E.MEETING_ENDED, E.MEETING_STARTED) else [row.external_user_id]
     recompute_session(session, users)
-    if session.ended_at is not None:
-        from ..grades.service import queue_room_scores
-
-        queue_room_scores(room)  # same transaction: the outbox
+    return room, session
 
 
 def session_for(room: Room, internal_meeting_id: str) -> ClassSession:
@@ -256,8 +268,8 @@ def _replace_intervals(session: ClassSession, external_id: str, intervals) -> No
 
 
 def receive(events: list[E.IncomingEvent]) -> int:
-    """Store, then apply what was stored: what the webhook endpoints call."""
+    """Store (committed: nothing is lost from here on), then apply what was new."""
     stored = store_events(events)
-    for row in stored:
-        apply_event(row)
+    if stored:
+        apply_rows(stored)
     return len(stored)

@@ -161,6 +161,10 @@ class PlatformServices:
         self.timeout = timeout
         self._session = session
         self._local = threading.local()  # one instance serves web and worker threads
+        # One token request per platform and scope set at a time in this process: threads that
+        # need the same token wait for the first one's answer instead of asking too.
+        self._token_locks: dict[tuple, threading.Lock] = {}
+        self._token_locks_guard = threading.Lock()
 
     @property
     def session(self) -> requests.Session:
@@ -183,9 +187,17 @@ class PlatformServices:
         cached = self._cached_token(registration, key)
         if cached is not None and cached != refused:
             return cached
-        token, expires_at = self._request_token(registration, key)
-        self._store_token(registration, key, token, expires_at)
-        return token
+        with self._token_lock(registration, key):
+            cached = self._cached_token(registration, key)  # another thread may have fetched it
+            if cached is not None and cached != refused:
+                return cached
+            token, expires_at = self._request_token(registration, key)
+            self._store_token(registration, key, token, expires_at)
+            return token
+
+    def _token_lock(self, registration, key: str) -> threading.Lock:
+        with self._token_locks_guard:
+            return self._token_locks.setdefault((registration.issuer, registration.client_id, key), threading.Lock())
 
     def invalidate(self, registration, scopes, access_token: str | None = None) -> None:
         """Forget the cached token (only if it is still `access_token`, when given): the platform

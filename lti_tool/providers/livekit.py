@@ -1,0 +1,520 @@
+"""LiveKit behind the `VideoProvider` interface.
+
+`LiveKitServer` makes synchronous RoomService calls (Twirp, through `livekit-api`'s asynchronous
+client), retries network errors and 5xx, and maps LiveKit's errors onto `ProviderError`s, and it
+mints access tokens. `LiveKitProvider` turns the tool's `MeetingSpec`/`Attendee` into rooms and
+grants, and LiveKit's rooms and participants into `MeetingStatus`.
+
+LiveKit has no client of its own to send people to: "joining" means handing the browser an
+access token for the tool's own classroom page (rooms/livekit_views.py), which connects to
+LIVEKIT_URL with it. The LiveKit facts this relies on are in shared/reference/livekit.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from google.protobuf.message import DecodeError
+from livekit import api as lk
+
+from .base import (
+    NOT_FOUND,
+    Attendee,
+    JoinRole,
+    MeetingNotFound,
+    MeetingSpec,
+    MeetingStatus,
+    Participant,
+    ProviderMisconfigured,
+    ProviderRejected,
+    ProviderUnavailable,
+    Recording,
+    VideoProvider,
+)
+
+logger = logging.getLogger("lti_tool.providers.livekit")
+
+# An access token is only needed to (re)connect: once connected, the LiveKit server refreshes
+# the client's token itself. Two hours covers a class; a page that must reconnect later asks
+# the tool for a fresh token (POST /rooms/<id>/live/token).
+DEFAULT_TOKEN_TTL_SECONDS = 2 * 3600
+# How long LiveKit keeps a room nobody has joined (or everyone has left) before closing it.
+EMPTY_TIMEOUT_SECONDS = 600
+WELCOME_MAX_CHARS = 4000  # room metadata is limited in size (64 KB by default) and sent to everyone
+
+MODERATOR = "MODERATOR"
+VIEWER = "VIEWER"
+CAMERA, MICROPHONE, SCREEN_SHARE, SCREEN_SHARE_AUDIO = "camera", "microphone", "screen_share", "screen_share_audio"
+MODERATOR_SOURCES = (CAMERA, MICROPHONE, SCREEN_SHARE, SCREEN_SHARE_AUDIO)
+DEFAULT_PARTICIPANT_NAME = "Participant"
+
+# Participants that are not people: recorders (egress), stream inputs (ingress), bots (agent).
+_NOT_PEOPLE = {lk.ParticipantInfo.Kind.Value(k) for k in ("EGRESS", "INGRESS", "AGENT")}
+_SCHEMES = {"wss": "https", "ws": "http", "https": "https", "http": "http"}
+_JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
+
+T = TypeVar("T")
+
+
+class _WorthRetrying(Exception):
+    """A network error, timeout or 5xx: the server may answer the next attempt."""
+
+
+def http_url(livekit_url: str) -> str:
+    """The RoomService base URL for LIVEKIT_URL: `wss://host` → `https://host`, `ws://` → `http://`
+    (http(s) kept; a path, for a server behind a reverse proxy, kept without its trailing slash).
+    Raises ValueError for another scheme or no host."""
+    parts = urlsplit((livekit_url or "").strip())
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(
+            f"LIVEKIT_URL must look like wss://livekit.example.com (or ws://host:7880 for a local "
+            f"server), not {livekit_url!r}"
+        )
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def participant_role(metadata: str) -> str:
+    """MODERATOR / VIEWER from the participant metadata the tool put in the token
+    (`{"role": "moderator"|"attendee"}`); "" for anyone else's metadata."""
+    try:
+        role = json.loads(metadata or "{}").get("role")
+    except (ValueError, AttributeError):
+        return ""
+    return {JoinRole.MODERATOR.value: MODERATOR, JoinRole.ATTENDEE.value: VIEWER}.get(role, "")
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run one coroutine to completion from synchronous code.
+
+    Each call gets a fresh event loop (`asyncio.run`) and, in `LiveKitServer._once`, a fresh
+    aiohttp session created inside that loop. Nothing asynchronous outlives the call, so it is
+    safe from any thread of a threaded Flask or gunicorn (sync/gthread) worker and across
+    gunicorn's fork: no loop thread to start per process, no session shared between loops. The
+    price is a new connection per call, which is nothing next to a page load. If the calling
+    thread already runs an event loop (asyncio.run would refuse), the call runs on a short-lived
+    helper thread instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as helper:
+        return helper.submit(lambda: asyncio.run(factory())).result()
+
+
+class LiveKitServer:
+    """Synchronous RoomService calls to one LiveKit server, and its access tokens."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff_base: float = 0.25,
+    ):
+        self.url = url.strip()  # what browsers connect to (ws(s)://)
+        self.api_url = http_url(url)  # where the server API is (http(s)://)
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self._secret = api_secret
+
+    def __repr__(self) -> str:  # never show the secret, even in a debugger or a log
+        return f"LiveKitServer({self.api_url!r}, api_key={self.api_key!r})"
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def token(
+        self,
+        identity: str,
+        name: str,
+        metadata: str,
+        grants: lk.VideoGrants,
+        ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS,
+    ) -> str:
+        return (
+            lk.AccessToken(self.api_key, self._secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_metadata(metadata)
+            .with_grants(grants)
+            .with_ttl(timedelta(seconds=ttl_seconds))
+            .to_jwt()
+        )
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def call(self, method: str, request: Any, room: str = "") -> Any:
+        """Call RoomService.<method> (the snake_case name of livekit-api's RoomService method)
+        with a request proto; return the response proto or raise a `ProviderError`."""
+        attempts = self.retries + 1
+        for attempt in range(attempts):
+            try:
+                response = _run(lambda: self._once(method, request))
+            except _WorthRetrying as failure:
+                problem = str(failure)
+            else:
+                logger.info("LiveKit %s room=%s: OK", method, room)
+                return response
+            logger.warning("LiveKit %s room=%s: %s (attempt %d of %d)", method, room, problem, attempt + 1, attempts)
+            if attempt + 1 < attempts:
+                time.sleep(self.backoff_base * 2**attempt)
+        raise ProviderUnavailable(
+            f"LiveKit at {self.api_url} did not answer {method} after {attempts} attempts: {problem}"
+        )
+
+    async def _once(self, method: str, request: Any) -> Any:
+        # failover=False: the SDK's region failover is for LiveKit Cloud; retries are ours.
+        # force_close: one request per session, so no keep-alive socket outlives the loop.
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        try:
+            async with aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)
+            ) as session:
+                service = lk.LiveKitAPI(
+                    self.api_url, self.api_key, self._secret, session=session, failover=False
+                ).room
+                return await getattr(service, method)(request)
+        except lk.ServerError as exc:
+            if exc.status >= 500:
+                raise _WorthRetrying(f"HTTP {exc.status} {exc.code}") from None
+            raise self._refusal(method, exc) from None
+        except aiohttp.InvalidURL:
+            raise ProviderMisconfigured(f"LIVEKIT_URL gives an invalid API address: {self.api_url}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # Only the exception's class: its text may carry request details.
+            raise _WorthRetrying(type(exc).__name__) from None
+        except DecodeError:
+            raise ProviderMisconfigured(
+                f"LiveKit call {method} got an answer that is not LiveKit's: LIVEKIT_URL "
+                f"({self.url}) may point at another server"
+            ) from None
+
+    def _refusal(self, method: str, exc: lk.ServerError):
+        """The ProviderError for a 4xx Twirp answer."""
+        message = _JWT.sub("<token>", exc.message or "")[:300]
+        said = f" (server said: {exc.code} {message})".rstrip()
+        if exc.status in (401, 403) or exc.code in ("unauthenticated", "permission_denied"):
+            logger.warning("LiveKit %s: HTTP %d %s", method, exc.status, exc.code)
+            return ProviderMisconfigured(
+                f"LiveKit refused the credentials of {method}: LIVEKIT_API_KEY ({self.api_key}) or "
+                f"LIVEKIT_API_SECRET does not match the server's keys{said}"
+            )
+        if exc.code == "not_found":
+            logger.info("LiveKit %s: not found", method)
+            return MeetingNotFound(f"LiveKit {method}: not found{said}")
+        if exc.code == "bad_route" or (exc.status == 404 and exc.code == "unknown"):
+            logger.warning("LiveKit %s: HTTP %d %s", method, exc.status, exc.code)
+            return ProviderMisconfigured(
+                f"LiveKit call {method} answered HTTP {exc.status}: LIVEKIT_URL ({self.url}) may be "
+                f"wrong, or a proxy in front of the server refuses the request{said}"
+            )
+        logger.warning("LiveKit %s: HTTP %d %s", method, exc.status, exc.code)
+        return ProviderRejected(f"LiveKit {method} failed: HTTP {exc.status}{said}", message_key=exc.code)
+
+    # -- RoomService -------------------------------------------------------------------------
+
+    def create_room(self, request: lk.CreateRoomRequest) -> lk.Room:
+        return self.call("create_room", request, request.name)
+
+    def list_rooms(self, names: list[str]) -> list[lk.Room]:
+        return list(self.call("list_rooms", lk.ListRoomsRequest(names=names), ",".join(names)).rooms)
+
+    def delete_room(self, room: str) -> None:
+        self.call("delete_room", lk.DeleteRoomRequest(room=room), room)
+
+    def list_participants(self, room: str) -> list[lk.ParticipantInfo]:
+        return list(self.call("list_participants", lk.ListParticipantsRequest(room=room), room).participants)
+
+    def remove_participant(self, room: str, identity: str) -> None:
+        self.call("remove_participant", lk.RoomParticipantIdentity(room=room, identity=identity), room)
+
+    def mute_published_track(self, room: str, identity: str, track_sid: str, muted: bool) -> lk.TrackInfo:
+        request = lk.MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted)
+        return self.call("mute_published_track", request, room).track
+
+    def update_room_metadata(self, room: str, metadata: str) -> lk.Room:
+        return self.call("update_room_metadata", lk.UpdateRoomMetadataRequest(room=room, metadata=metadata), room)
+
+    def send_data(self, request: lk.SendDataRequest) -> None:
+        self.call("send_data", request, request.room)
+
+
+class LiveKitProvider(VideoProvider):
+    """The tool's rooms on a LiveKit server (self-hosted or LiveKit Cloud)."""
+
+    name = "livekit"
+
+    def __init__(self, server: LiveKitServer | None, problem: str = ""):
+        self._configured_server = server
+        self._problem = problem
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "LiveKitProvider":
+        """Built from the app config; unconfigured when LIVEKIT_URL, LIVEKIT_API_KEY or
+        LIVEKIT_API_SECRET is empty, or LIVEKIT_URL is not a ws(s):// or http(s):// URL (then
+        every call raises ProviderMisconfigured saying which — the app still starts)."""
+        values = {name: str(config.get(name) or "").strip() for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")}
+        missing = [name for name, value in values.items() if not value]
+        if missing:
+            return cls(None, f"LiveKit is not configured: set {_and(missing)}")
+        try:
+            server = LiveKitServer(
+                values["LIVEKIT_URL"],
+                values["LIVEKIT_API_KEY"],
+                values["LIVEKIT_API_SECRET"],
+                timeout=float(config.get("PROVIDER_TIMEOUT_SECONDS") or 10),
+            )
+        except ValueError as exc:
+            return cls(None, f"LiveKit is not configured: {exc}")
+        return cls(server)
+
+    def is_configured(self) -> bool:
+        return self._configured_server is not None
+
+    @property
+    def server(self) -> LiveKitServer:
+        if self._configured_server is None:
+            raise ProviderMisconfigured(
+                self._problem or "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
+                user_message=(
+                    "Live classes with LiveKit are not set up yet: the site administrator has to "
+                    "enter the LiveKit server address, API key and API secret."
+                ),
+            )
+        return self._configured_server
+
+    @property
+    def ws_url(self) -> str:
+        """The URL browsers connect to (LIVEKIT_URL as configured)."""
+        return self.server.url
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def access_token(
+        self, spec: MeetingSpec, attendee: Attendee, ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
+    ) -> str:
+        """A LiveKit access token (JWT) that lets this person join the room with their role.
+
+        identity = `attendee.user_id` (stable, so reconnects and the participant list match the
+        tool's user), name = the display name, metadata = `{"role": "moderator"|"attendee"}`.
+        Grants: `join_grants`. Valid for `ttl_seconds` (default 2 hours) for connecting; a
+        connected client is kept alive by the server's own token refresh.
+        """
+        moderator = _is_moderator(spec, attendee)
+        role = (JoinRole.MODERATOR if moderator else JoinRole.ATTENDEE).value
+        metadata = json.dumps({"role": role}, separators=(",", ":"))
+        return self.server.token(
+            attendee.user_id,
+            " ".join(attendee.full_name.split()) or DEFAULT_PARTICIPANT_NAME,
+            metadata,
+            join_grants(spec, attendee),
+            ttl_seconds,
+        )
+
+    # -- meetings ----------------------------------------------------------------------------
+
+    def start_meeting(self, spec: MeetingSpec) -> MeetingStatus:
+        """CreateRoom: LiveKit returns the existing room when there is one (and applies the
+        non-empty settings sent), so this is safe to repeat."""
+        room = self.server.create_room(create_room_request(spec))
+        return _status_from(room)
+
+    def join_url(self, spec: MeetingSpec, attendee: Attendee, create_time: int | None) -> str:
+        """Returns the access token, not a URL: the caller builds the page URL.
+
+        LiveKit has no join URL of its own; the rooms service puts this token on the tool's
+        LiveKit page (rooms.livekit_page), which connects to LIVEKIT_URL with it. `create_time`
+        is not used: a token is bound to the room name, whichever run of the room is live.
+        """
+        return self.access_token(spec, attendee)
+
+    def meeting_status(self, meeting_id: str) -> MeetingStatus:
+        """ListRooms, then ListParticipants for who is there (recorders, stream inputs and
+        agents left out); NOT_FOUND when there is no such room."""
+        room = next((r for r in self.server.list_rooms([meeting_id]) if r.name == meeting_id), None)
+        if room is None:
+            return NOT_FOUND
+        try:
+            people = [
+                p
+                for p in self.server.list_participants(meeting_id)
+                if p.kind not in _NOT_PEOPLE and p.state != lk.ParticipantInfo.State.DISCONNECTED
+            ]
+        except MeetingNotFound:  # closed between the two calls
+            return NOT_FOUND
+        participants = tuple(
+            Participant(user_id=p.identity, full_name=p.name, role=participant_role(p.metadata)) for p in people
+        )
+        return _status_from(room, participants)
+
+    def end_meeting(self, meeting_id: str) -> None:
+        """DeleteRoom: disconnects everyone. A room that is already gone is not an error."""
+        try:
+            self.server.delete_room(meeting_id)
+        except MeetingNotFound:
+            logger.info("LiveKit DeleteRoom room=%s: already gone", meeting_id)
+
+    def update_room_settings(self, spec: MeetingSpec) -> None:
+        """UpdateRoomMetadata with the room's current settings (for a class that is running);
+        a room that is not running is left alone (start_meeting sends the settings)."""
+        try:
+            self.server.update_room_metadata(spec.meeting_id, room_metadata(spec))
+        except MeetingNotFound:
+            logger.info("LiveKit UpdateRoomMetadata room=%s: not running", spec.meeting_id)
+
+    # -- moderator actions -------------------------------------------------------------------
+
+    def mute_participant(self, meeting_id: str, identity: str, track_sid: str, muted: bool = True) -> bool:
+        """MutePublishedTrack. False when the participant or the track is no longer there."""
+        try:
+            self.server.mute_published_track(meeting_id, identity, track_sid, muted)
+        except MeetingNotFound:
+            logger.info("LiveKit MutePublishedTrack room=%s: participant or track gone", meeting_id)
+            return False
+        return True
+
+    def remove_participant(self, meeting_id: str, identity: str) -> bool:
+        """RemoveParticipant: disconnects them (they may join again with a new token). False
+        when they were no longer in the room."""
+        try:
+            self.server.remove_participant(meeting_id, identity)
+        except MeetingNotFound:
+            logger.info("LiveKit RemoveParticipant room=%s: participant gone", meeting_id)
+            return False
+        return True
+
+    def send_data(self, meeting_id: str, message: dict, topic: str = "lti", to_identities: tuple[str, ...] = ()) -> None:
+        """SendData: a JSON message to everyone in the room (or to `to_identities`), reliably."""
+        request = lk.SendDataRequest(
+            room=meeting_id,
+            data=json.dumps(message).encode("utf-8"),
+            kind=lk.DataPacket.Kind.RELIABLE,
+            destination_identities=list(to_identities),
+            topic=topic,
+        )
+        self.server.send_data(request)
+
+    # -- recordings --------------------------------------------------------------------------
+    # Recording a LiveKit room needs LiveKit Egress (a separate service with storage), which
+    # this version does not drive: there are no recordings to list, publish or delete.
+
+    def list_recordings(self, meeting_id: str) -> list[Recording]:
+        self.server  # noqa: B018 — still refuse when LiveKit is not configured
+        return []
+
+    def publish_recording(self, record_id: str, publish: bool) -> None:
+        raise _no_egress()
+
+    def delete_recording(self, record_id: str) -> None:
+        raise _no_egress()
+
+
+# -- requests and grants ------------------------------------------------------------------------
+
+
+def _is_moderator(spec: MeetingSpec, attendee: Attendee) -> bool:
+    return attendee.role == JoinRole.MODERATOR or spec.settings.everyone_moderator
+
+
+def join_grants(spec: MeetingSpec, attendee: Attendee) -> lk.VideoGrants:
+    """What this person may do in the room.
+
+    Moderators (and everyone in an `everyone_moderator` room): join, administer the room
+    (mute/remove through the server API), subscribe, publish every source, send data, and
+    record when the room allows recording (`settings.record`).
+
+    Attendees: join and subscribe; publish the camera unless `lock_disable_cam` or
+    `webcams_only_for_moderator` is set, the microphone unless `lock_disable_mic` is set, never
+    the screen; send data (chat) unless both chats are locked. `webcams_only_for_moderator`
+    means in BBB that only moderators see students' webcams; grants cannot say "publish, but
+    only moderators may subscribe", so students' cameras are off in such a room rather than
+    shown to everyone. Private/public chat locks alone are enforced by the page only: both use
+    the data channel. No one may update their own metadata (it carries the role).
+    """
+    s = spec.settings
+    if _is_moderator(spec, attendee):
+        return lk.VideoGrants(
+            room_join=True,
+            room=spec.meeting_id,
+            room_admin=True,
+            room_record=True if s.record else None,
+            can_publish=True,
+            can_subscribe=True,
+            can_publish_data=True,
+            can_publish_sources=list(MODERATOR_SOURCES),
+        )
+    sources = []
+    if not (s.lock_disable_cam or s.webcams_only_for_moderator):
+        sources.append(CAMERA)
+    if not s.lock_disable_mic:
+        sources.append(MICROPHONE)
+    return lk.VideoGrants(
+        room_join=True,
+        room=spec.meeting_id,
+        can_publish=bool(sources),
+        can_subscribe=True,
+        can_publish_data=not (s.lock_disable_public_chat and s.lock_disable_private_chat),
+        can_publish_sources=sources or None,
+    )
+
+
+def room_metadata(spec: MeetingSpec) -> str:
+    """The room metadata every participant's page reads: the room's name, where to go on
+    leaving, and its settings. Everyone in the room can read it: no callback URLs here."""
+    settings = asdict(spec.settings)
+    settings["welcome"] = (settings.get("welcome") or "")[:WELCOME_MAX_CHARS]
+    return json.dumps(
+        {"name": spec.name, "logout_url": spec.logout_url, "settings": settings}, separators=(",", ":")
+    )
+
+
+def create_room_request(spec: MeetingSpec) -> lk.CreateRoomRequest:
+    return lk.CreateRoomRequest(
+        name=spec.meeting_id,
+        empty_timeout=EMPTY_TIMEOUT_SECONDS,
+        max_participants=max(0, spec.settings.max_participants),  # 0 = no limit
+        metadata=room_metadata(spec),
+    )
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+def _status_from(room: lk.Room, participants: tuple[Participant, ...] | None = None) -> MeetingStatus:
+    count = room.num_participants if participants is None else len(participants)
+    return MeetingStatus(
+        exists=True,
+        running=room.num_participants > 0,
+        create_time=room.creation_time * 1000 if room.creation_time else None,
+        participant_count=count,
+        moderator_count=sum(1 for p in participants or () if p.role == MODERATOR),
+        internal_id=room.sid,
+        participants=participants or (),
+    )
+
+
+def _no_egress() -> ProviderRejected:
+    return ProviderRejected(
+        "recordings need LiveKit Egress, which this version does not use",
+        message_key="egressNotConfigured",
+        user_message="Recordings are not available for LiveKit rooms.",
+    )
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
