@@ -180,15 +180,14 @@ class LiveKitServer:
     async def _once(self, method: str, request: Any) -> Any:
         # failover=False: the SDK's region failover is for LiveKit Cloud; retries are ours.
         # force_close: one request per session, so no keep-alive socket outlives the loop.
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # The timeout is enforced here: livekit-api 1.2.2 posts with `timeout=None`, which
+        # aiohttp reads as "no timeout", overriding the session's ClientTimeout.
         try:
-            async with aiohttp.ClientSession(
-                timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)
-            ) as session:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
                 service = lk.LiveKitAPI(
                     self.api_url, self.api_key, self._secret, session=session, failover=False
                 ).room
-                return await getattr(service, method)(request)
+                return await asyncio.wait_for(getattr(service, method)(request), self.timeout)
         except lk.ServerError as exc:
             if exc.status >= 500:
                 raise _WorthRetrying(f"HTTP {exc.status} {exc.code}") from None

@@ -68,7 +68,10 @@ def send_grades(room_id: int):
     retried = retry_failed(room.resource_link_id)
     queued = queue_room_scores(room)
     db.session.commit()
-    return _back(room.id, f"{queued + retried} grade(s) queued for the gradebook.")
+    total = queued + retried
+    if total == 0:
+        return _back(room.id, "Nothing new to send: every grade is already queued or in the gradebook.")
+    return _back(room.id, f"{total} grade(s) queued for the gradebook.")
 
 
 @bp.post("/<int:room_id>/grading")
