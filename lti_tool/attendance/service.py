@@ -125,9 +125,10 @@ def _apply(row: ProviderEvent):
         return room, None
     session = session_for(room, row.internal_meeting_id)
     row.session_id = session.id
-    if row.kind == E.MEETING_STARTED:
-        if session.started_at is None or row.occurred_at < session.started_at:
-            session.started_at = row.occurred_at
+    # The start is the provider's start event, or (LiveKit room ids carry no time, a start event
+    # may be missed) the earliest moment any event of the session reports.
+    if session.started_at is None or (row.kind == E.MEETING_STARTED and row.occurred_at < session.started_at):
+        session.started_at = row.occurred_at
     elif row.kind == E.MEETING_ENDED:
         _record_end(session, room, row)
     row.status, row.applied_at = "applied", utcnow()

@@ -14,14 +14,9 @@ PROVIDER_NAMES = ("bbb", "livekit")
 
 def build_providers(config) -> dict[str, VideoProvider]:
     from .bbb import BigBlueButtonProvider
+    from .livekit import LiveKitProvider
 
-    providers = {"bbb": BigBlueButtonProvider.from_config(config)}
-    try:
-        from .livekit import LiveKitProvider
-    except ImportError:  # the LiveKit provider is being built (issue 4)
-        return providers
-    providers["livekit"] = LiveKitProvider.from_config(config)
-    return providers
+    return {"bbb": BigBlueButtonProvider.from_config(config), "livekit": LiveKitProvider.from_config(config)}
 
 
 def provider_for(name: str) -> VideoProvider:

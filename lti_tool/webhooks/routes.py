@@ -104,3 +104,24 @@ def bbb_meeting_ended():
         receive([event])
     log.info("end callback for room %s: %s", room.id, "ended" if ended else "still running on the server")
     return jsonify({"ended": ended})
+
+
+@bp.post("/livekit")
+def livekit_events():
+    """LiveKit's signed webhooks (`Authorization: <JWT>` whose sha256 claim covers the raw body;
+    configure `webhook.urls` in livekit.yaml with `<TOOL_BASE_URL>/webhooks/livekit`)."""
+    from ..providers import livekit_callbacks
+
+    key, secret = current_app.config["LIVEKIT_API_KEY"], current_app.config["LIVEKIT_API_SECRET"]
+    if not key or not secret:
+        return _refuse(503, "LiveKit is not configured", "no LIVEKIT_API_KEY/LIVEKIT_API_SECRET")
+    raw = request.get_data(cache=True)
+    try:
+        event = livekit_callbacks.verify_and_parse(raw, request.headers.get("Authorization"), key, secret)
+    except livekit_callbacks.CallbackAuthError as exc:
+        return _refuse(401, "invalid webhook signature", str(exc))
+    try:
+        events = livekit_callbacks.events_from_webhook(event, received_at_ms=to_ms(utcnow()))
+    except livekit_callbacks.CallbackFormatError as exc:
+        return _refuse(400, "malformed webhook body", str(exc))
+    return _receive(events, f"livekit webhook {event.get('event', '?')}")
