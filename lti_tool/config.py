@@ -140,4 +140,11 @@ def validate_config(config: dict) -> list[str]:
     for name in NUMBERS:
         if not isinstance(config[name], (int, float)):
             problems.append(f"{name} must be a number of seconds (0 or more), not {config[name]!r}")
+    if config.get("LIVEKIT_URL"):
+        from .providers.livekit import http_url
+
+        try:
+            http_url(config["LIVEKIT_URL"])
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems

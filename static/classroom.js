@@ -246,7 +246,6 @@
     setPressed(ui.camera, local.isCameraEnabled);
     setPressed(ui.screen, local.isScreenShareEnabled);
     setPressed(ui.hand, hands.has(cfg.identity));
-    if (ui.hand) ui.hand.querySelector("span").textContent = hands.has(cfg.identity) ? "Lower hand" : "Raise hand";
 
     // What the token allows (the server's word) hides what the settings already allowed.
     var perms = local.permissions;

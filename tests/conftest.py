@@ -20,6 +20,8 @@ from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.lti_platform import FakePlatform, SigningKey
 
 BBB_SECRET = "8cd8ef52e8e101574e400365b55e11a6"
+LIVEKIT_KEY = "APItestKey"
+LIVEKIT_SECRET = "testSecret0123456789abcdefghijklmnopqrstuvwxyz"
 TOOL_BASE_URL = "http://localhost"
 
 
@@ -244,8 +246,8 @@ class LivePerson:
 
 
 class Live:
-    def __init__(self, url, app, platform, bbb):
-        self.url, self.app, self.platform, self.bbb = url, app, platform, bbb
+    def __init__(self, url, app, platform, bbb, livekit=None):
+        self.url, self.app, self.platform, self.bbb, self.livekit = url, app, platform, bbb, livekit
 
     def launch(self, as_: str = "teacher", **login) -> LivePerson:
         import requests
@@ -282,15 +284,19 @@ def live_overrides() -> dict:
 @pytest.fixture
 def live(migrated, database_url, keys_dir, tmp_path, platform_key, live_overrides):
     from tests.fakes.http_server import ServedApp
+    from tests.fakes.livekit_server import FakeLiveKit
 
     forward = _Forward()
     server = ServedApp(forward)
-    with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(tool_base_url=server.url, signing_key=platform_key) as platform:
+    with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
+        tool_base_url=server.url, signing_key=platform_key
+    ) as platform, FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit:
         config_file = tmp_path / "tool_config.json"
         config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
         overrides = _overrides(
             database_url, keys_dir, config_file,
             **{"TOOL_BASE_URL": server.url, "BBB_SERVER_URL": bbb.url, "BBB_SHARED_SECRET": BBB_SECRET,
+               "LIVEKIT_URL": livekit.ws_url, "LIVEKIT_API_KEY": LIVEKIT_KEY, "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
                "RETRY_BASE_SECONDS": "0.01", **live_overrides},
         )
         app = create_app(overrides)
@@ -299,7 +305,7 @@ def live(migrated, database_url, keys_dir, tmp_path, platform_key, live_override
         platform.tool_jwks = server.url + "/.well-known/jwks.json"
         server.start()
         try:
-            yield Live(server.url, app, platform, bbb)
+            yield Live(server.url, app, platform, bbb, livekit)
         finally:
             server.stop()
             empty_tables(app)

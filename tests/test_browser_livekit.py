@@ -295,7 +295,15 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     # The token left the address bar (and the history) once read; the ticket stays.
     address = page.evaluate("() => location.href")
     assert "lk=" not in address and f"t={teacher.ticket}" in address
-    expect(page.locator("#lk-retry")).to_be_visible()
+
+    # "Try again" asks the tool for a fresh token (ticket as form data, no cookies) and connects with it.
+    with page.expect_response(re.compile(r"/live/token$")) as answered, page.expect_websocket() as retried:
+        page.locator("#lk-retry").click()
+    assert answered.value.status == 200
+    assert parse_qs(answered.value.request.post_data) == {"t": [teacher.ticket]}
+    assert "cookie" not in {k.lower() for k in answered.value.request.all_headers()}
+    assert parse_qs(urlsplit(retried.value.url).query)["access_token"] == [answered.value.json()["token"]]
+    wait_until_connection_failed(watched)
 
     # Every control a teacher has: own media, hand, leave, end; the chat.
     for control in ("#toggle-mic", "#toggle-camera", "#toggle-screen", "#toggle-hand"):
@@ -341,6 +349,18 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     receive_data(page, "u-sam", {"type": "hand", "raised": False, "identity": me})  # not a student's to do
     expect(page.locator("#chat-log > li")).to_have_count(1)
     page.screenshot(path="/tmp/lk-teacher.png", full_page=True)
+
+    # A dropped connection and its recovery (livekit-client's own events) are said clearly.
+    state = page.locator("#lk-connection")
+    page.evaluate("() => window.liveClassroom.room.emit(LivekitClient.RoomEvent.Reconnecting)")
+    expect(state).to_have_attribute("data-state", "reconnecting")
+    expect(state).to_have_text("Connection lost. Reconnecting…")
+    expect(page.locator("#toggle-mic")).to_be_disabled()
+    page.evaluate("() => window.liveClassroom.room.emit(LivekitClient.RoomEvent.Reconnected)")
+    expect(state).to_have_attribute("data-state", "connected")
+    expect(state).to_have_text("Reconnected to the class.")
+    expect(page.locator("#toggle-mic")).to_be_enabled()
+    expect(page.locator("#chat-input")).to_be_enabled()
 
     # Mute goes through the tool (ticket as form data, no cookies) to LiveKit's MutePublishedTrack.
     with page.expect_request(re.compile(r"/live/action$")) as sent:
@@ -428,6 +448,12 @@ def test_locked_student_on_a_phone_gets_no_camera_screen_or_chat(browser, classr
     assert overflowing_controls(page) == []
     expect(page.locator("#lk-start-audio")).to_be_hidden()  # only once connected, if sound is blocked
     page.screenshot(path="/tmp/lk-phone.png")
+
+    # The teacher ends the class: LiveKit disconnects everyone with ROOM_DELETED.
+    page.evaluate("() => window.liveClassroom.room.emit(LivekitClient.RoomEvent.Disconnected,"
+                  " LivekitClient.DisconnectReason.ROOM_DELETED)")
+    expect(page.locator("#lk-connection")).to_have_attribute("data-state", "ended")
+    expect(page.locator("#lk-connection")).to_have_text("The class has ended.")
 
     assert watched.errors == [], watched.errors
     assert watched.http_failures_outside_livekit() == []

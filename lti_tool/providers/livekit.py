@@ -57,6 +57,7 @@ VIEWER = "VIEWER"
 CAMERA, MICROPHONE, SCREEN_SHARE, SCREEN_SHARE_AUDIO = "camera", "microphone", "screen_share", "screen_share_audio"
 MODERATOR_SOURCES = (CAMERA, MICROPHONE, SCREEN_SHARE, SCREEN_SHARE_AUDIO)
 DEFAULT_PARTICIPANT_NAME = "Participant"
+CONFIG_NAMES = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 
 # Participants that are not people: recorders (egress), stream inputs (ingress), bots (agent).
 _NOT_PEOPLE = {lk.ParticipantInfo.Kind.Value(k) for k in ("EGRESS", "INGRESS", "AGENT")}
@@ -90,6 +91,8 @@ def participant_role(metadata: str) -> str:
     try:
         role = json.loads(metadata or "{}").get("role")
     except (ValueError, AttributeError):
+        return ""
+    if not isinstance(role, str):
         return ""
     return {JoinRole.MODERATOR.value: MODERATOR, JoinRole.ATTENDEE.value: VIEWER}.get(role, "")
 
@@ -194,7 +197,7 @@ class LiveKitServer:
             raise self._refusal(method, exc) from None
         except aiohttp.InvalidURL:
             raise ProviderMisconfigured(f"LIVEKIT_URL gives an invalid API address: {self.api_url}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             # Only the exception's class: its text may carry request details.
             raise _WorthRetrying(type(exc).__name__) from None
         except DecodeError:
@@ -263,11 +266,11 @@ class LiveKitProvider(VideoProvider):
         self._problem = problem
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "LiveKitProvider":
+    def from_config(cls, config: Mapping) -> LiveKitProvider:
         """Built from the app config; unconfigured when LIVEKIT_URL, LIVEKIT_API_KEY or
         LIVEKIT_API_SECRET is empty, or LIVEKIT_URL is not a ws(s):// or http(s):// URL (then
         every call raises ProviderMisconfigured saying which — the app still starts)."""
-        values = {name: str(config.get(name) or "").strip() for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")}
+        values = {name: str(config.get(name) or "").strip() for name in CONFIG_NAMES}
         missing = [name for name, value in values.items() if not value]
         if missing:
             return cls(None, f"LiveKit is not configured: set {_and(missing)}")
@@ -289,7 +292,7 @@ class LiveKitProvider(VideoProvider):
     def server(self) -> LiveKitServer:
         if self._configured_server is None:
             raise ProviderMisconfigured(
-                self._problem or "LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
+                self._problem or f"LiveKit is not configured: set {_and(list(CONFIG_NAMES))}",
                 user_message=(
                     "Live classes with LiveKit are not set up yet: the site administrator has to "
                     "enter the LiveKit server address, API key and API secret."
@@ -397,7 +400,9 @@ class LiveKitProvider(VideoProvider):
             return False
         return True
 
-    def send_data(self, meeting_id: str, message: dict, topic: str = "lti", to_identities: tuple[str, ...] = ()) -> None:
+    def send_data(
+        self, meeting_id: str, message: dict, topic: str = "lti", to_identities: tuple[str, ...] = ()
+    ) -> None:
         """SendData: a JSON message to everyone in the room (or to `to_identities`), reliably."""
         request = lk.SendDataRequest(
             room=meeting_id,

@@ -31,7 +31,7 @@ from ..attendance.events import (
 from .bbb_callbacks import CallbackAuthError, CallbackFormatError
 from .livekit import participant_role
 
-__all__ = ["CallbackAuthError", "CallbackFormatError", "WEBHOOK_KINDS", "events_from_webhook", "verify_and_parse"]
+__all__ = ["WEBHOOK_KINDS", "CallbackAuthError", "CallbackFormatError", "events_from_webhook", "verify_and_parse"]
 
 PROVIDER = "livekit"
 CONTENT_TYPE = "application/webhook+json"
@@ -122,13 +122,13 @@ def events_from_webhook(event: dict | Message, received_at_ms: int | None = None
     if kind == RECORDING_READY:
         return _recording_events(event, room, payload, received_at_ms)
 
-    common = dict(
-        provider=PROVIDER,
-        source="webhook",
-        kind=kind,
-        meeting_id=_text(room.get("name"), f"{name} room.name"),
-        session_key=_text(room.get("sid"), f"{name} room.sid"),
-    )
+    common = {
+        "provider": PROVIDER,
+        "source": "webhook",
+        "kind": kind,
+        "meeting_id": _text(room.get("name"), f"{name} room.name"),
+        "session_key": _text(room.get("sid"), f"{name} room.sid"),
+    }
     if kind in (MEETING_STARTED, MEETING_ENDED):
         fallback = _millis_of(room, "creationTimeMs", "creationTime") if kind == MEETING_STARTED else None
         occurred = _occurred_at(event, fallback, received_at_ms, name)
@@ -214,14 +214,10 @@ def _whole(value, what: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise CallbackFormatError(f"{what} is not a number: {value!r}")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
-        number = int(value)
-    else:
+    integral = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if not (integral or (isinstance(value, str) and value.isascii() and value.isdigit())):
         raise CallbackFormatError(f"{what} is not a number: {value!r}")
+    number = int(value)
     if number < 0:
         raise CallbackFormatError(f"{what} is negative: {value!r}")
     return number

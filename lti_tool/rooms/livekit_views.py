@@ -60,9 +60,11 @@ def livekit_action(room_id: int):
     action, identity = request.form.get("action"), request.form.get("identity", "")
     provider = provider_for(room.provider)
     if action == "mute" and identity and request.form.get("track"):
-        provider.mute_participant(room.meeting_id, identity, request.form["track"], True)
+        done = provider.mute_participant(room.meeting_id, identity, request.form["track"], True)
     elif action == "remove" and identity:
-        provider.remove_participant(room.meeting_id, identity)
+        done = provider.remove_participant(room.meeting_id, identity)
     else:
         return jsonify({"error": "Unknown action or missing participant."}), 400
+    if not done:
+        return jsonify({"ok": False, "error": "That person or track has already left."}), 409
     return jsonify({"ok": True})

@@ -120,6 +120,8 @@ def livekit_events():
         event = livekit_callbacks.verify_and_parse(raw, request.headers.get("Authorization"), key, secret)
     except livekit_callbacks.CallbackAuthError as exc:
         return _refuse(401, "invalid webhook signature", str(exc))
+    except livekit_callbacks.CallbackFormatError as exc:
+        return _refuse(400, "malformed webhook body", str(exc))
     try:
         events = livekit_callbacks.events_from_webhook(event, received_at_ms=to_ms(utcnow()))
     except livekit_callbacks.CallbackFormatError as exc:

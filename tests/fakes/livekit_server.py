@@ -1,10 +1,13 @@
 """A fake LiveKit server's RoomService over real HTTP, and LiveKit's webhook sender, for tests.
 
-It answers the Twirp calls the tool makes (`POST /twirp/livekit.RoomService/<Method>`) in both
-encodings a Twirp server speaks — protobuf, which livekit-api sends, and protojson — after
-checking the Bearer token as LiveKit does: HS256 with the secret, `iss` = the API key, `exp`
-required, and the grant each call needs (shared/reference/livekit.md §1, §3). Rooms and
-participants live in memory. There is no media: tests say who is in a room.
+It answers `POST /twirp/livekit.RoomService/<Method>` for CreateRoom, ListRooms, DeleteRoom,
+ListParticipants, GetParticipant, RemoveParticipant, UpdateParticipant, MutePublishedTrack,
+UpdateRoomMetadata and SendData, in both encodings a Twirp server speaks — protobuf, which
+livekit-api sends, and protojson — after checking the Bearer token as LiveKit does: HS256 with
+the secret, `iss` = the API key, `exp` required, and the grant each call needs
+(shared/reference/livekit.md §1, §3). A refused token or grant answers 401
+`{"code": "unauthenticated", "msg": …}`; a missing room or participant 404 `not_found`. Rooms
+and participants live in memory. There is no media: tests say who is in a room.
 
     with FakeLiveKit(KEY, SECRET) as lk:
         lk.join("room-1", "u1", "Ann", '{"role":"attendee"}')  # someone connects
@@ -27,7 +30,9 @@ import requests
 from flask import Flask, Response, request
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from livekit.protocol import models, room as room_proto, webhook as webhook_proto
+from livekit.protocol import models
+from livekit.protocol import room as room_proto
+from livekit.protocol import webhook as webhook_proto
 
 from .http_server import ServedApp
 
@@ -110,14 +115,14 @@ class FakeLiveKit:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "FakeLiveKit":
+    def start(self) -> FakeLiveKit:
         self._served.start()
         return self
 
     def stop(self) -> None:
         self._served.stop()
 
-    def __enter__(self) -> "FakeLiveKit":
+    def __enter__(self) -> FakeLiveKit:
         return self.start()
 
     def __exit__(self, *exc) -> None:
