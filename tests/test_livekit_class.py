@@ -116,3 +116,23 @@ def test_moderator_removes_a_participant_through_the_tool(live, livekit_link):
     assert answer.status_code == 200 and answer.json() == {"ok": True}
     again = teacher.post("/live/action", action="remove", identity=live.public_id("student"))
     assert again.status_code == 409
+
+
+def test_polling_list_participants_is_the_safety_net(live, livekit_link):
+    from lti_tool.attendance.polling import poll_running_rooms
+    from lti_tool.models import AttendanceInterval
+
+    teacher = live.launch("teacher", resource_link_id=livekit_link)
+    live.launch("student", resource_link_id=livekit_link)
+    join_token(teacher)
+    with live.app.app_context():
+        room = db.session.scalar(select(Room.meeting_id).where(Room.provider == "livekit"))
+    live.livekit.join(room, live.public_id("student"), "Sam Student", '{"role":"attendee"}')
+    with live.app.app_context():
+        poll_running_rooms()
+        open_ids = db.session.scalars(select(AttendanceInterval.external_user_id).where(AttendanceInterval.left_at.is_(None))).all()
+    assert open_ids == [live.public_id("student")]
+    live.livekit.leave(room, live.public_id("student"))
+    with live.app.app_context():
+        poll_running_rooms()
+        assert db.session.scalars(select(AttendanceInterval).where(AttendanceInterval.left_at.is_(None))).all() == []
