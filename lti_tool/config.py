@@ -43,6 +43,8 @@ TUNABLES = {
     "PROVIDER_TIMEOUT_SECONDS": "10",
     # How often a waiting page reloads itself when script is off (with script it polls).
     "WAITING_REFRESH_SECONDS": "15",
+    # How long a worker holds a claimed delivery before another may take it over.
+    "DELIVERY_LEASE_SECONDS": "120",
     # How often the worker compares running meetings' participants with the intervals.
     "ATTENDANCE_POLL_SECONDS": "60",
     # How long the platform's JWKS is cached before it is fetched again.

@@ -152,3 +152,54 @@ def test_embedded_worker_thread_delivers_without_a_separate_worker(live):
     finally:
         stop.set()
     assert {s["userId"] for s in platform.scores} == {"4", "5", "6"}
+
+
+@pytest.mark.parametrize("live_overrides", [{"DELIVERY_LEASE_SECONDS": "2"}])
+def test_worker_process_killed_mid_delivery_then_another_delivers(live, tmp_path):
+    """A real `flask --app wsgi worker` process is killed (SIGKILL) while the gradebook is
+    answering its score; once the lease runs out, another worker delivers everything."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lti_tool.attendance.roster import courses_needing_roster, refresh_roster
+
+    platform = live.platform
+    hour_long_class(live)
+    with live.app.app_context():
+        for course in courses_needing_roster():
+            refresh_roster(course)
+    platform.score_delay_seconds = 30
+    config = live.app.config
+    env = {
+        **os.environ,
+        "DATABASE_URL": config["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://"),
+        "TOOL_BASE_URL": config["TOOL_BASE_URL"], "TOOL_CONFIG": config["TOOL_CONFIG"],
+        "KEYS_DIR": config["KEYS_DIR"], "SECRET_KEY": config["SECRET_KEY"],
+        "BBB_SERVER_URL": config["BBB_SERVER_URL"], "BBB_SHARED_SECRET": config["BBB_SHARED_SECRET"],
+        "DELIVERY_LEASE_SECONDS": "2", "ATTENDANCE_POLL_SECONDS": "3600",
+    }
+    root = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=root, env=env,
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while platform.score_requests_started == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert platform.score_requests_started == 1, (tmp_path / "worker.log").read_text()[-2000:]
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    platform.score_delay_seconds = 0
+    with live.app.app_context():
+        claimed = db.session.scalars(select(ScoreDelivery).where(ScoreDelivery.locked_until.is_not(None))).all()
+        assert len(claimed) == 1 and claimed[0].status == "pending", "the killed worker's claim stays pending"
+    time.sleep(2.1)  # the lease runs out
+    live.run_worker()
+    assert {d[1] for d in deliveries(live)} == {"delivered"}
+    book = platform.gradebook
+    assert (book["4"]["grade"], book["5"]["grade"], book["6"]["grade"]) == (100.0, 75.0, 0.0)

@@ -24,7 +24,6 @@ from ..models import ResourceLink, ScoreDelivery, utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120
 MAX_ATTEMPTS = 24  # with the 10-minute cap: a platform may be down for about three hours
 BACKOFF_CAP_SECONDS = 600
 ONE_SECOND = timedelta(seconds=1)
@@ -57,7 +56,7 @@ def claim(delivery_id: int) -> bool:
             ScoreDelivery.status == "pending",
             or_(ScoreDelivery.locked_until.is_(None), ScoreDelivery.locked_until < now),
         )
-        .values(locked_until=now + timedelta(seconds=LEASE_SECONDS))
+        .values(locked_until=now + timedelta(seconds=float(current_app.config["DELIVERY_LEASE_SECONDS"])))
     )
     db.session.commit()
     return result.rowcount == 1

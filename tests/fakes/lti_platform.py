@@ -438,6 +438,8 @@ class FakePlatform:
         self.jwks_requests = 0
         self.token_requests = 0
         self.down = False
+        self.score_delay_seconds = 0.0
+        self.score_requests_started = 0
         self._failures: dict[str, list[tuple[int, int | None]]] = {}
         self.sesskey = secrets.token_urlsafe(8)[:10]
         self.platform_guid = secrets.token_hex(16)
@@ -1197,6 +1199,12 @@ class FakePlatform:
 
     # ----------------------------------------------------------------- AGS: scores and results
     def _scores_endpoint(self, course_id: str, item_id: str):
+        self.score_requests_started += 1
+        # A slow gradebook (tests kill workers meanwhile); setting the delay back to 0 releases it.
+        waited = 0.0
+        while waited < self.score_delay_seconds:
+            time.sleep(0.05)
+            waited += 0.05
         self._admit(SCORES_POST)
         item = self._line_item(course_id, item_id)
         score = self._json_body()
