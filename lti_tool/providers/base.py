@@ -169,7 +169,7 @@ class VideoProvider(abc.ABC):
     def end_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Ending a meeting that does not exist is not an error."""
 
-    def register_event_hook(self, callback_url: str) -> None:
+    def register_event_hook(self, callback_url: str) -> None:  # noqa: B027 (optional: a no-op by default)
         """Ask the server to send its events to `callback_url` (idempotent). Providers whose
         events are configured on the server side (LiveKit) do nothing here."""
 
