@@ -26,6 +26,9 @@ DEFAULTS = {
     "LIVEKIT_URL": "",
     "LIVEKIT_API_KEY": "",
     "LIVEKIT_API_SECRET": "",
+    # Optional, not in the contract: the file path LiveKit Egress records a room to (its
+    # placeholders, e.g. recordings/{room_name}-{time}.mp4); empty = no recording offered.
+    "LIVEKIT_RECORDING_FILEPATH": "",
     "RETRY_BASE_SECONDS": "2",
 }
 

@@ -7,9 +7,14 @@
  *   tokenUrl  POST t            -> {"token": ...}   a fresh token to reconnect with
  *   actionUrl POST t, action=mute|remove, identity, track -> {"ok": true} | {"error": ...}
  *   endUrl    POST t            -> 303              ends the class for everyone
+ *   recordingUrl POST t, action=start|stop -> {"recording": bool, "egress_id": ...} | 409 {"error", "recording"}
+ *             (only when cfg.recordingAvailable: LiveKit Egress configured, the room may be recorded, a teacher)
  *
- * Chat and raised hands travel as LiveKit data messages on the topic "classroom": UTF-8 JSON with
- * a `type` ("chat": {text, private}; "hand": {raised, identity?}). Who sent a message and their
+ * Chat, raised hands and the recording state travel as LiveKit data messages on the topic
+ * "classroom": UTF-8 JSON with a `type` ("chat": {text, private}; "hand": {raised, identity?};
+ * "recording": {active}, from teachers only). Everyone's "Recording" indicator follows
+ * cfg.recordingActive at load, those messages, and LiveKit's own word on the room
+ * (RoomEvent.RecordingStatusChanged, Room.isRecording). Who sent a message and their
  * role come from LiveKit (the participant and the metadata the tool put in the token, {"role":
  * "moderator"|"attendee"}), never from the message itself.
  */
@@ -57,6 +62,8 @@
     hand: $("toggle-hand"),
     leave: $("leave"),
     end: $("end-class"),
+    record: $("toggle-recording"),
+    recording: $("lk-recording"),
     announce: $("lk-announce"),
   };
 
@@ -104,6 +111,23 @@
     );
   }
 
+  // ------------------------------------------------------------------ recording state
+  var recording = cfg.recordingActive === true;
+  var recordingBusy = false;
+
+  /** Show whether the class is being recorded (everyone) and the teacher's toggle. */
+  function setRecording(on, say) {
+    on = on === true;
+    var changed = on !== recording;
+    recording = on;
+    if (ui.recording) ui.recording.hidden = !on;
+    if (ui.record) {
+      ui.record.setAttribute("aria-pressed", on ? "true" : "false");
+      ui.record.querySelector(".lk-record-label").textContent = on ? "Stop recording" : "Start recording";
+    }
+    if (changed && say) announce(on ? "This class is being recorded." : "Recording stopped.");
+  }
+
   // ------------------------------------------------------------------ connection state
   var STATE_TEXT = {
     connecting: "Connecting to the class…",
@@ -131,6 +155,8 @@
       ui.chatInput.placeholder = live ? "Write a message" : "Chat opens when connected";
     }
     if (ui.end) ui.end.disabled = next === "ended";
+    // Recording is started and stopped through the tool: it works while this page reconnects.
+    if (ui.record) ui.record.disabled = next === "ended" || recordingBusy;
     document.getElementById("classroom").setAttribute("data-connection", next);
   }
 
@@ -520,6 +546,9 @@
       var isPrivate = message.private === true;
       if (isPrivate ? !mayPrivateChat(fromRole, roleOf(room.localParticipant)) : !mayPublicChat(fromRole)) return;
       addChatLine(fromName, fromRole, text, false, isPrivate ? "" : null);
+    } else if (message.type === "recording") {
+      if (fromRole !== "moderator" || typeof message.active !== "boolean") return;
+      setRecording(message.active, true);
     } else if (message.type === "hand") {
       var target = participant.identity;
       if (typeof message.identity === "string" && message.identity !== participant.identity) {
@@ -663,9 +692,39 @@
     });
   }
 
+  if (ui.record) {
+    ui.record.addEventListener("click", function () {
+      if (recordingBusy) return;
+      var start = !recording;
+      recordingBusy = true;
+      ui.record.disabled = true;
+      ui.record.setAttribute("aria-busy", "true");
+      post(cfg.recordingUrl, { action: start ? "start" : "stop" }).then(function (response) {
+        return response.json().then(function (data) { return data || {}; }, function () { return {}; }).then(function (data) {
+          if (typeof data.recording === "boolean") setRecording(data.recording);
+          if (response.ok) {
+            announce(data.recording ? "Recording started." : "Recording stopped.");
+            if (state === "connected") {
+              send({ type: "recording", active: data.recording === true }).catch(function () {});
+            }
+            return;
+          }
+          announce(data.error || ("The recording could not be " + (start ? "started" : "stopped") + " (" + response.status + ")."));
+        });
+      }, function () {
+        announce("The recording could not be " + (start ? "started" : "stopped") + ": the tool could not be reached.");
+      }).then(function () {
+        recordingBusy = false;
+        ui.record.removeAttribute("aria-busy");
+        ui.record.disabled = state === "ended";
+      });
+    });
+  }
+
   function endedState(text) {
     clearTimeout(reconnectTimer);
     setState("ended", text);
+    setRecording(false); // LiveKit stops a room's recording when the room closes
     hands.clear();
     room.disconnect().catch(function () {});
     render();
@@ -697,6 +756,7 @@
       everConnected = true;
       reconnectAttempt = 0;
       setState("connected");
+      setRecording(room.isRecording === true, true); // LiveKit's word on the room, now
       showStartAudio();
       render();
     }, function (error) {
@@ -789,6 +849,7 @@
     .on(RoomEvent.ParticipantNameChanged, render)
     .on(RoomEvent.ParticipantPermissionsChanged, render)
     .on(RoomEvent.DataReceived, onData)
+    .on(RoomEvent.RecordingStatusChanged, function (isRecording) { setRecording(isRecording === true, true); })
     .on(RoomEvent.AudioPlaybackStatusChanged, showStartAudio)
     .on(RoomEvent.MediaDevicesError, function (error) {
       announce(mediaError(error, "Camera or microphone"));

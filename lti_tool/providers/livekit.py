@@ -1,8 +1,8 @@
 """LiveKit behind the `VideoProvider` interface.
 
-`LiveKitServer` makes synchronous RoomService calls (Twirp, through `livekit-api`'s asynchronous
-client), retries network errors and 5xx, and maps LiveKit's errors onto `ProviderError`s, and it
-mints access tokens. `LiveKitProvider` turns the tool's `MeetingSpec`/`Attendee` into rooms and
+`LiveKitServer` makes synchronous RoomService and Egress calls (Twirp, through `livekit-api`'s
+asynchronous client), retries network errors and 5xx, and maps LiveKit's errors onto
+`ProviderError`s, and it mints access tokens. `LiveKitProvider` turns the tool's `MeetingSpec`/`Attendee` into rooms and
 grants, and LiveKit's rooms and participants into `MeetingStatus`.
 
 LiveKit has no client of its own to send people to: "joining" means handing the browser an
@@ -58,6 +58,13 @@ CAMERA, MICROPHONE, SCREEN_SHARE, SCREEN_SHARE_AUDIO = "camera", "microphone", "
 MODERATOR_SOURCES = (CAMERA, MICROPHONE, SCREEN_SHARE, SCREEN_SHARE_AUDIO)
 DEFAULT_PARTICIPANT_NAME = "Participant"
 CONFIG_NAMES = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+# Optional: where LiveKit Egress writes a room's recording (its storage, its placeholders such as
+# {room_name} and {time}). Empty: recording is not offered.
+RECORDING_FILEPATH_SETTING = "LIVEKIT_RECORDING_FILEPATH"
+RECORDING_LAYOUT = "speaker"
+# Egress states in which a room is being recorded (ENDING: stopping, the file is being finished).
+_RECORDING = {lk.EgressStatus.Value(s) for s in ("EGRESS_STARTING", "EGRESS_ACTIVE")}
+_FILE_TYPES = {".mp4": lk.EncodedFileType.MP4, ".ogg": lk.EncodedFileType.OGG}
 
 # Participants that are not people: recorders (egress), stream inputs (ingress), bots (agent).
 _NOT_PEOPLE = {lk.ParticipantInfo.Kind.Value(k) for k in ("EGRESS", "INGRESS", "AGENT")}
@@ -161,13 +168,15 @@ class LiveKitServer:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def call(self, method: str, request: Any, room: str = "") -> Any:
-        """Call RoomService.<method> (the snake_case name of livekit-api's RoomService method)
-        with a request proto; return the response proto or raise a `ProviderError`."""
-        attempts = self.retries + 1
+    def call(self, method: str, request: Any, room: str = "", service: str = "room", retry: bool = True) -> Any:
+        """Call <service>.<method> (`service`: "room" or "egress", livekit-api's LiveKitAPI
+        attribute; `method`: the snake_case name of its method) with a request proto; return the
+        response proto or raise a `ProviderError`. `retry=False` for calls that must not be
+        repeated blindly (starting a recording twice makes two recordings)."""
+        attempts = self.retries + 1 if retry else 1
         for attempt in range(attempts):
             try:
-                response = _run(lambda: self._once(method, request))
+                response = _run(lambda: self._once(method, request, service))
             except _WorthRetrying as failure:
                 problem = str(failure)
             else:
@@ -180,16 +189,15 @@ class LiveKitServer:
             f"LiveKit at {self.api_url} did not answer {method} after {attempts} attempts: {problem}"
         )
 
-    async def _once(self, method: str, request: Any) -> Any:
+    async def _once(self, method: str, request: Any, service_name: str = "room") -> Any:
         # failover=False: the SDK's region failover is for LiveKit Cloud; retries are ours.
         # force_close: one request per session, so no keep-alive socket outlives the loop.
         # The timeout is enforced here: livekit-api 1.2.2 posts with `timeout=None`, which
         # aiohttp reads as "no timeout", overriding the session's ClientTimeout.
         try:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-                service = lk.LiveKitAPI(
-                    self.api_url, self.api_key, self._secret, session=session, failover=False
-                ).room
+                client = lk.LiveKitAPI(self.api_url, self.api_key, self._secret, session=session, failover=False)
+                service = getattr(client, service_name)  # .room or .egress
                 return await asyncio.wait_for(getattr(service, method)(request), self.timeout)
         except lk.ServerError as exc:
             if exc.status >= 500:
@@ -255,22 +263,38 @@ class LiveKitServer:
     def send_data(self, request: lk.SendDataRequest) -> None:
         self.call("send_data", request, request.room)
 
+    # -- Egress (every call needs the roomRecord grant; livekit-api puts it in the call's token) --
+
+    def start_room_composite_egress(self, request: lk.RoomCompositeEgressRequest) -> lk.EgressInfo:
+        # Not retried: a start whose answer was lost may have started a recording already.
+        return self.call("start_room_composite_egress", request, request.room_name, service="egress", retry=False)
+
+    def stop_egress(self, egress_id: str) -> lk.EgressInfo:
+        return self.call("stop_egress", lk.StopEgressRequest(egress_id=egress_id), egress_id, service="egress")
+
+    def list_egress(self, room_name: str, active: bool = False) -> list[lk.EgressInfo]:
+        request = lk.ListEgressRequest(room_name=room_name, active=active)
+        return list(self.call("list_egress", request, room_name, service="egress").items)
+
 
 class LiveKitProvider(VideoProvider):
     """The tool's rooms on a LiveKit server (self-hosted or LiveKit Cloud)."""
 
     name = "livekit"
 
-    def __init__(self, server: LiveKitServer | None, problem: str = ""):
+    def __init__(self, server: LiveKitServer | None, problem: str = "", recording_filepath: str = ""):
         self._configured_server = server
         self._problem = problem
+        self.recording_filepath = (recording_filepath or "").strip()
 
     @classmethod
     def from_config(cls, config: Mapping) -> LiveKitProvider:
         """Built from the app config; unconfigured when LIVEKIT_URL, LIVEKIT_API_KEY or
         LIVEKIT_API_SECRET is empty, or LIVEKIT_URL is not a ws(s):// or http(s):// URL (then
-        every call raises ProviderMisconfigured saying which — the app still starts)."""
+        every call raises ProviderMisconfigured saying which — the app still starts).
+        LIVEKIT_RECORDING_FILEPATH (optional) turns recording with LiveKit Egress on."""
         values = {name: str(config.get(name) or "").strip() for name in CONFIG_NAMES}
+        filepath = str(config.get(RECORDING_FILEPATH_SETTING) or "").strip()
         missing = [name for name, value in values.items() if not value]
         if missing:
             return cls(None, f"LiveKit is not configured: set {_and(missing)}")
@@ -283,7 +307,7 @@ class LiveKitProvider(VideoProvider):
             )
         except ValueError as exc:
             return cls(None, f"LiveKit is not configured: {exc}")
-        return cls(server)
+        return cls(server, recording_filepath=filepath)
 
     def is_configured(self) -> bool:
         return self._configured_server is not None
@@ -413,9 +437,70 @@ class LiveKitProvider(VideoProvider):
         )
         self.server.send_data(request)
 
-    # -- recordings --------------------------------------------------------------------------
-    # Recording a LiveKit room needs LiveKit Egress (a separate service with storage), which
-    # this version does not drive: there are no recordings to list, publish or delete.
+    # -- recording (LiveKit Egress) ------------------------------------------------------------
+    # Recording a LiveKit room needs LiveKit Egress, a separate service next to the server that
+    # writes files to its own storage. The tool starts and stops a room composite recording
+    # (what everyone sees, "speaker" layout) into LIVEKIT_RECORDING_FILEPATH; the finished file
+    # is reported by the `egress_ended` webhook (stored as RECORDING_READY). The files stay in
+    # Egress's storage: the tool does not list, publish or delete them.
+
+    @property
+    def recording_available(self) -> bool:
+        """True when LiveKit is configured and LIVEKIT_RECORDING_FILEPATH is set. Whether a
+        room may be recorded (its settings, the person's role) is the caller's to check."""
+        return self.is_configured() and bool(self.recording_filepath)
+
+    def start_recording(self, meeting_id: str) -> str:
+        """StartRoomCompositeEgress for the room, into one file at LIVEKIT_RECORDING_FILEPATH;
+        returns the egress id. Raises ProviderRejected when recording is not configured,
+        MeetingNotFound when the room is not running, and the usual errors otherwise (an Egress
+        service that is not running answers 5xx: ProviderUnavailable). Not retried."""
+        self._require_recording()
+        request = lk.RoomCompositeEgressRequest(
+            room_name=meeting_id,
+            layout=RECORDING_LAYOUT,
+            file_outputs=[lk.EncodedFileOutput(file_type=_file_type(self.recording_filepath),
+                                               filepath=self.recording_filepath)],
+        )
+        info = self.server.start_room_composite_egress(request)
+        logger.info("LiveKit recording of room=%s started: egress %s", meeting_id, info.egress_id)
+        return info.egress_id
+
+    def stop_recording(self, egress_id: str) -> None:
+        """StopEgress. A recording that is already gone or already stopping is not an error."""
+        try:
+            self.server.stop_egress(egress_id)
+        except MeetingNotFound:
+            logger.info("LiveKit StopEgress %s: no such egress", egress_id)
+        except ProviderRejected as exc:
+            if exc.message_key != "failed_precondition":  # "egress with status … cannot be stopped"
+                raise
+            logger.info("LiveKit StopEgress %s: not active any more", egress_id)
+
+    def active_recordings(self, meeting_id: str) -> list[str]:
+        """Ids of the egresses recording the room now (ListEgress room_name, active=True; those
+        already stopping left out). [] when recording is not configured, without a call."""
+        if not self.recording_available:
+            return []
+        return [
+            info.egress_id
+            for info in self.server.list_egress(meeting_id, active=True)
+            if info.room_name == meeting_id and info.status in _RECORDING
+        ]
+
+    def active_recording(self, meeting_id: str) -> str | None:
+        """The id of the egress recording the room now, or None."""
+        active = self.active_recordings(meeting_id)
+        return active[0] if active else None
+
+    def _require_recording(self) -> None:
+        self.server  # noqa: B018 — refuse first when LiveKit itself is not configured
+        if not self.recording_filepath:
+            raise ProviderRejected(
+                f"recording needs LiveKit Egress: set {RECORDING_FILEPATH_SETTING}",
+                message_key="egressNotConfigured",
+                user_message="Recording is not set up for live classes on this site.",
+            )
 
     def list_recordings(self, meeting_id: str) -> list[Recording]:
         self.server  # noqa: B018 — still refuse when LiveKit is not configured
@@ -514,10 +599,18 @@ def _status_from(room: lk.Room, participants: tuple[Participant, ...] | None = N
 
 def _no_egress() -> ProviderRejected:
     return ProviderRejected(
-        "recordings need LiveKit Egress, which this version does not use",
+        "recordings made by LiveKit Egress stay in Egress's storage: the tool does not publish or delete them",
         message_key="egressNotConfigured",
-        user_message="Recordings are not available for LiveKit rooms.",
+        user_message="Recordings of LiveKit rooms are kept in the recording storage, not managed here.",
     )
+
+
+def _file_type(filepath: str) -> int:
+    """MP4 for a .mp4 path, OGG for .ogg; otherwise Egress's default (it adds the extension)."""
+    for suffix, file_type in _FILE_TYPES.items():
+        if filepath.lower().endswith(suffix):
+            return file_type
+    return lk.EncodedFileType.DEFAULT_FILETYPE
 
 
 def _and(names: list[str]) -> str:

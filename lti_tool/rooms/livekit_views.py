@@ -4,15 +4,43 @@
 the page (templates/rooms/livekit.html, livekit-client served from /static/vendor/) connects
 to LIVEKIT_URL with it. Moderator actions go through the tool (which holds the API secret),
 each checked like every other room action: ticket, room, moderator role.
+
+Recording (LiveKit Egress) is offered when LIVEKIT_RECORDING_FILEPATH is set and the room's
+settings allow recording (`record`); teachers start and stop it, everyone sees that it runs.
 """
 from __future__ import annotations
+
+import logging
 
 from flask import current_app, g, jsonify, render_template, request, url_for
 
 from ..lti.roles import MODERATOR
 from ..providers import provider_for
+from ..providers.base import MeetingNotFound, ProviderError
 from . import bp, service
 from .routes import _authorise, _check_origin, _require_moderator
+
+log = logging.getLogger(__name__)
+
+
+def _recording_problem(room, provider) -> str:
+    """Why this room cannot be recorded ("" when it can): LiveKit Egress not configured, or the
+    room's settings do not allow recording."""
+    if room.provider != "livekit" or not getattr(provider, "recording_available", False):
+        return "Recording is not set up for live classes on this site."
+    if not service.room_settings(room).record:
+        return "Recording is turned off in this room's settings."
+    return ""
+
+
+def _recording_now(room, provider) -> str | None:
+    """The egress recording the room now, for the page as it loads; None when it is not
+    recorded or LiveKit cannot say (the page must open all the same)."""
+    try:
+        return provider.active_recording(room.meeting_id)
+    except ProviderError as exc:
+        log.warning("room %s: could not ask LiveKit whether it is recorded: %s", room.id, exc.detail)
+        return None
 
 
 @bp.get("/<int:room_id>/live")
@@ -21,6 +49,8 @@ def livekit_page(room_id: int):
     token = request.args.get("lk", "")
     if room.provider != "livekit" or not token:
         return render_template("errors/error.html", message="Open the class from its room page.", status=400), 400
+    provider = provider_for(room.provider)
+    recordable = not _recording_problem(room, provider)
     return render_template(
         "rooms/livekit.html",
         room=room,
@@ -36,6 +66,9 @@ def livekit_page(room_id: int):
         token_url=url_for("rooms.livekit_token", room_id=room.id),
         action_url=url_for("rooms.livekit_action", room_id=room.id),
         end_url=url_for("rooms.end", room_id=room.id),
+        recording_available=recordable and role == MODERATOR,
+        recording_active=recordable and _recording_now(room, provider) is not None,
+        recording_url=url_for("rooms.livekit_recording", room_id=room.id),
     )
 
 
@@ -68,3 +101,45 @@ def livekit_action(room_id: int):
     if not done:
         return jsonify({"ok": False, "error": "That person or track has already left."}), 409
     return jsonify({"ok": True})
+
+
+@bp.post("/<int:room_id>/live/recording")
+def livekit_recording(room_id: int):
+    """Start or stop recording the room (`action=start|stop`), teachers only (JSON).
+
+    Answers `{"recording": bool, "egress_id": str|null}`; 409 with `error` (and the state the
+    room is in) when recording is not configured or allowed here, or is already started/stopped.
+    Stopping stops every egress recording the room (two teachers may have started one each).
+    """
+    _check_origin()
+    room, _, role = _authorise(room_id)
+    _require_moderator(role)
+    action = request.form.get("action")
+    if action not in ("start", "stop"):
+        return jsonify({"error": "Unknown recording action."}), 400
+    provider = provider_for(room.provider)
+    problem = _recording_problem(room, provider)
+    if problem:
+        return jsonify({"error": problem, "recording": False, "egress_id": None}), 409
+    try:
+        active = provider.active_recordings(room.meeting_id)
+        if action == "start":
+            if active:
+                return jsonify({"error": "The class is already being recorded.", "recording": True,
+                                "egress_id": active[0]}), 409
+            egress_id = provider.start_recording(room.meeting_id)
+            log.info("room %s: recording started (egress %s)", room.id, egress_id)
+            return jsonify({"recording": True, "egress_id": egress_id})
+        if not active:
+            return jsonify({"error": "The class is not being recorded.", "recording": False, "egress_id": None}), 409
+        for egress_id in active:
+            provider.stop_recording(egress_id)
+        log.info("room %s: recording stopped (egress %s)", room.id, ", ".join(active))
+        return jsonify({"recording": False, "egress_id": active[0]})
+    except MeetingNotFound:
+        return jsonify({"error": "The class is not running, so it cannot be recorded.", "recording": False,
+                        "egress_id": None}), 409
+    except ProviderError as exc:
+        log.error("room %s: recording %s failed: %s: %s", room.id, action, type(exc).__name__, exc.detail)
+        what = "started" if action == "start" else "stopped"
+        return jsonify({"error": f"The recording could not be {what}. {exc.user_message}"}), exc.http_status

@@ -1,8 +1,12 @@
-"""A fake LiveKit server's RoomService over real HTTP, and LiveKit's webhook sender, for tests.
+"""A fake LiveKit server's RoomService and Egress over real HTTP, and LiveKit's webhook sender,
+for tests.
 
 It answers `POST /twirp/livekit.RoomService/<Method>` for CreateRoom, ListRooms, DeleteRoom,
 ListParticipants, GetParticipant, RemoveParticipant, UpdateParticipant, MutePublishedTrack,
-UpdateRoomMetadata and SendData, in both encodings a Twirp server speaks — protobuf, which
+UpdateRoomMetadata and SendData, and `POST /twirp/livekit.Egress/<Method>` for
+StartRoomCompositeEgress, StopEgress and ListEgress (grant `roomRecord`; egresses live in
+`lk.egresses`, EGRESS_ACTIVE when started, EGRESS_COMPLETE with a file result once stopped —
+no media is written), in both encodings a Twirp server speaks — protobuf, which
 livekit-api sends, and protojson — after checking the Bearer token as LiveKit does: HS256 with
 the secret, `iss` = the API key, `exp` required, and the grant each call needs
 (shared/reference/livekit.md §1, §3). A refused token or grant answers 401
@@ -14,6 +18,8 @@ and participants live in memory. There is no media: tests say who is in a room.
         lk.fail_next(2)                # the next two calls answer HTTP 500
         lk.count("CreateRoom")         # how many CreateRoom requests arrived (failed ones too)
         lk.send_webhook(url, lk.participant_joined("room-1", "u1", at=1715261730))
+        lk.active_egresses("room-1")   # the EgressInfos recording room-1 now
+        lk.send_webhook(url, lk.egress_ended(egress_id, at=1715265401))
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import requests
 from flask import Flask, Response, request
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from livekit.protocol import egress as egress_proto
 from livekit.protocol import models
 from livekit.protocol import room as room_proto
 from livekit.protocol import webhook as webhook_proto
@@ -37,6 +44,7 @@ from livekit.protocol import webhook as webhook_proto
 from .http_server import ServedApp
 
 SERVICE_PATH = "/twirp/livekit.RoomService/"
+EGRESS_PATH = "/twirp/livekit.Egress/"
 PROTOBUF = "application/protobuf"
 JSON = "application/json"
 WEBHOOK_CONTENT_TYPE = "application/webhook+json"
@@ -67,6 +75,14 @@ METHODS = {
     "UpdateRoomMetadata": (room_proto.UpdateRoomMetadataRequest, models.Room, "admin"),
     "SendData": (room_proto.SendDataRequest, room_proto.SendDataResponse, "admin"),
 }
+# Every Egress call needs roomRecord ("record"), as in livekit-api's egress_service.py.
+EGRESS_METHODS = {
+    "StartRoomCompositeEgress": (egress_proto.RoomCompositeEgressRequest, egress_proto.EgressInfo, "record"),
+    "StopEgress": (egress_proto.StopEgressRequest, egress_proto.EgressInfo, "record"),
+    "ListEgress": (egress_proto.ListEgressRequest, egress_proto.ListEgressResponse, "record"),
+}
+EGRESS_ACTIVE = egress_proto.EgressStatus.EGRESS_ACTIVE
+EGRESS_COMPLETE = egress_proto.EgressStatus.EGRESS_COMPLETE
 
 
 class TwirpError(Exception):
@@ -77,7 +93,8 @@ class TwirpError(Exception):
 
 @dataclass
 class Call:
-    """One RoomService request as it arrived: `video` is the token's video grant (camelCase)."""
+    """One RoomService or Egress request as it arrived: `video` is the token's video grant
+    (camelCase)."""
 
     method: str
     body: dict  # the request as protojson (camelCase), {} when it could not be read
@@ -104,6 +121,7 @@ class FakeLiveKit:
         self.rooms: dict[str, FakeRoom] = {}
         self.calls: list[Call] = []
         self.sent_data: list[room_proto.SendDataRequest] = []
+        self.egresses: dict[str, egress_proto.EgressInfo] = {}  # egress id -> info, in start order
         self._failures: list[int] = []
         self._sids: dict[str, str] = {}  # room name -> sid of its latest run (for webhooks)
         self._participant_sids: dict[tuple[str, str], str] = {}  # (room, identity) -> latest sid
@@ -139,7 +157,8 @@ class FakeLiveKit:
             return [call for call in self.calls if call.method == method][-1]
 
     def fail_next(self, n: int, status: int = 500) -> None:
-        """The next `n` RoomService requests answer HTTP `status` (Twirp JSON) and do nothing."""
+        """The next `n` requests (RoomService or Egress) answer HTTP `status` (Twirp JSON) and do
+        nothing."""
         with self._lock:
             self._failures.extend([status] * n)
 
@@ -186,14 +205,34 @@ class FakeLiveKit:
         with self._lock:
             self.rooms.pop(room, None)
 
+    def active_egresses(self, room: str | None = None) -> list[egress_proto.EgressInfo]:
+        """Egresses still recording (of `room`, or of any room), oldest first."""
+        with self._lock:
+            return [
+                info for info in self.egresses.values()
+                if info.status < EGRESS_COMPLETE and (room is None or info.room_name == room)
+            ]
+
+    def finish_egress(self, egress_id: str, status: str = "EGRESS_COMPLETE", error: str = "") -> egress_proto.EgressInfo:
+        """The egress ends by itself (`status`: EGRESS_COMPLETE, EGRESS_FAILED, EGRESS_LIMIT_REACHED…),
+        as when Egress fails or its time limit is reached; returns its info."""
+        with self._lock:
+            info = self.egresses[egress_id]
+            self._end_egress(info, egress_proto.EgressStatus.Value(status), error)
+            return info
+
     # -- HTTP --------------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
         app = Flask(__name__)
         app.add_url_rule(SERVICE_PATH + "<method>", "twirp", self._twirp, methods=["POST"])
+        app.add_url_rule(EGRESS_PATH + "<method>", "egress", self._twirp_egress, methods=["POST"])
         return app
 
-    def _twirp(self, method: str) -> Response:
+    def _twirp_egress(self, method: str) -> Response:
+        return self._twirp(method, EGRESS_METHODS)
+
+    def _twirp(self, method: str, methods: dict = METHODS) -> Response:
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         call = Call(method, {}, {}, content_type)
         with self._lock:
@@ -204,9 +243,9 @@ class FakeLiveKit:
         try:
             if failure is not None:
                 raise TwirpError(FAILURE_CODES.get(failure, "internal"), "fake failure", failure)
-            if method not in METHODS:
+            if method not in methods:
                 raise TwirpError("bad_route", f"no handler for path {request.path!r}")
-            request_type, _, needs = METHODS[method]
+            request_type, _, needs = methods[method]
             call.video = self._verify_token()  # the middleware checks the token before anything
             message = self._read(request_type, content_type)
             call.body = json_format.MessageToDict(message)
@@ -259,6 +298,7 @@ class FakeLiveKit:
             "create": video.get("roomCreate") is True,
             "list": video.get("roomList") is True,
             "admin": video.get("roomAdmin") is True and video.get("room") == room,
+            "record": video.get("roomRecord") is True,
         }[needs]
         if not allowed:
             raise TwirpError("unauthenticated", "permissions denied")  # as twirpAuthError does
@@ -355,6 +395,74 @@ class FakeLiveKit:
         self.sent_data.append(req)
         return room_proto.SendDataResponse()
 
+    # -- Egress (called with the lock held) ---------------------------------------------------
+
+    def _StartRoomCompositeEgress(self, req):
+        if not req.room_name:
+            raise TwirpError("invalid_argument", "room name is required")
+        outputs = list(req.file_outputs) + ([req.file] if req.HasField("file") else [])
+        if not (outputs or req.stream_outputs or req.segment_outputs or req.image_outputs
+                or req.HasField("stream") or req.HasField("segments")):
+            raise TwirpError("invalid_argument", "no outputs")
+        fake = self._room(req.room_name)  # LiveKit loads the room first: "room not found"
+        now = time.time_ns()
+        info = egress_proto.EgressInfo(
+            egress_id=new_sid("EG_"),
+            room_id=fake.room.sid,
+            room_name=req.room_name,
+            status=EGRESS_ACTIVE,
+            started_at=now,
+            updated_at=now,
+            source_type=egress_proto.EgressSourceType.EGRESS_SOURCE_TYPE_WEB,
+        )
+        info.room_composite.CopyFrom(req)
+        self.egresses[info.egress_id] = info
+        fake.room.active_recording = True
+        return info
+
+    def _StopEgress(self, req):
+        info = self.egresses.get(req.egress_id)
+        if info is None:
+            raise TwirpError("not_found", "egress does not exist")
+        if info.status >= EGRESS_COMPLETE:
+            name = egress_proto.EgressStatus.Name(info.status)
+            raise TwirpError("failed_precondition", f"egress with status {name} cannot be stopped", 412)
+        self._end_egress(info, EGRESS_COMPLETE)
+        return info
+
+    def _ListEgress(self, req):
+        items = [
+            info for info in self.egresses.values()
+            if (not req.room_name or info.room_name == req.room_name)
+            and (not req.egress_id or info.egress_id == req.egress_id)
+            and (not req.active or info.status < EGRESS_COMPLETE)
+        ]
+        return egress_proto.ListEgressResponse(items=items)
+
+    def _end_egress(self, info: egress_proto.EgressInfo, status: int, error: str = "") -> None:
+        now = time.time_ns()
+        info.status, info.ended_at, info.updated_at = status, now, now
+        if error:
+            info.error = error
+        if status in (EGRESS_COMPLETE, egress_proto.EgressStatus.EGRESS_LIMIT_REACHED):
+            request = info.room_composite
+            outputs = list(request.file_outputs) + ([request.file] if request.HasField("file") else [])
+            for output in outputs:
+                filename = _fill_placeholders(output.filepath or "{room_name}-{time}.mp4", info)
+                info.file_results.append(egress_proto.FileInfo(
+                    filename=filename,
+                    started_at=info.started_at,
+                    ended_at=now,
+                    duration=now - info.started_at,
+                    size=1024 * 1024,
+                    location=f"fake-storage://{filename}",
+                ))
+        fake = self.rooms.get(info.room_name)
+        if fake is not None:
+            fake.room.active_recording = any(
+                e.status < EGRESS_COMPLETE for e in self.egresses.values() if e.room_name == info.room_name
+            )
+
     # -- webhooks: signed and encoded like LiveKit's sender ----------------------------------
 
     def sign_webhook(self, body: bytes, *, api_key: str | None = None, api_secret: str | None = None,
@@ -409,6 +517,45 @@ class FakeLiveKit:
         info.disconnect_reason = models.DisconnectReason.Value("CLIENT_INITIATED")
         return self._event("participant_left", room, at, info)
 
+    def egress_started(self, egress_id: str, at: int) -> dict:
+        """egress_started for one of the fake's egresses (as it is now)."""
+        return self._egress_event("egress_started", egress_id, at)
+
+    def egress_updated(self, egress_id: str, at: int) -> dict:
+        return self._egress_event("egress_updated", egress_id, at)
+
+    def egress_ended(self, egress_id: str, at: int, room: str = "", filename: str = "recording.mp4",
+                     status: str = "EGRESS_COMPLETE") -> dict:
+        """egress_ended with `egressInfo.status` and its `fileResults`. For one of the fake's
+        egresses, stopped if it still runs; for an unknown id, one made up for `room`."""
+        with self._lock:
+            info = self.egresses.get(egress_id)
+            if info is not None and info.status < EGRESS_COMPLETE:
+                self._end_egress(info, egress_proto.EgressStatus.Value(status))
+            if info is None:
+                started = (at - 3600) * 1_000_000_000
+                ended = at * 1_000_000_000
+                info = egress_proto.EgressInfo(
+                    egress_id=egress_id, room_id=self._room_info(room).sid, room_name=room,
+                    status=egress_proto.EgressStatus.Value(status), started_at=started, ended_at=ended,
+                    updated_at=ended, source_type=egress_proto.EgressSourceType.EGRESS_SOURCE_TYPE_WEB,
+                )
+                info.file_results.append(egress_proto.FileInfo(
+                    filename=filename, started_at=started, ended_at=ended, duration=ended - started,
+                    size=123456789, location=f"fake-storage://{filename}",
+                ))
+        return self._egress_event("egress_ended", egress_id, at, info)
+
+    def _egress_event(self, name: str, egress_id: str, at: int, info=None) -> dict:
+        with self._lock:
+            copy = egress_proto.EgressInfo()
+            copy.CopyFrom(info if info is not None else self.egresses[egress_id])
+        event = webhook_proto.WebhookEvent(
+            event=name, room=self._room_info(copy.room_name), id=new_sid("EV_"), created_at=at
+        )
+        event.egress_info.CopyFrom(copy)
+        return json_format.MessageToDict(event)
+
     def _room_info(self, name: str) -> models.Room:
         with self._lock:
             fake = self.rooms.get(name)
@@ -441,3 +588,11 @@ class FakeLiveKit:
             event.participant.CopyFrom(participant)
         # protojson: lowerCamelCase names, int64 as strings, enums by name, zero values left out.
         return json_format.MessageToDict(event)
+
+
+def _fill_placeholders(filepath: str, info: egress_proto.EgressInfo) -> str:
+    """Egress's filename placeholders the fake knows: {room_name}, {room_id}, {time} (UTC start,
+    as Egress writes it: 2006-01-02T150405)."""
+    started = time.strftime("%Y-%m-%dT%H%M%S", time.gmtime(info.started_at / 1e9))
+    return (filepath.replace("{room_name}", info.room_name).replace("{room_id}", info.room_id)
+            .replace("{time}", started))
