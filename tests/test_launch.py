@@ -247,13 +247,32 @@ def test_state_from_another_browser_refused(app, lms, attempt):
     attempt.assert_refused(refused, 403)
 
 
-def test_missing_state_cookie_offers_new_window(app, lms, attempt):
+def test_missing_state_cookie_offers_moodles_own_launch_in_a_new_window(app, lms, attempt, platform):
+    """Moodle's hint is single-use, but names the course module: Moodle's launch page for it
+    starts a fresh launch in a first-party window."""
     attempt.client.delete_cookie(f"lti_state_{attempt.form['state']}", path="/lti/")
     response = attempt.post()
     attempt.assert_refused(response, 403, "blocked the cookie")
     html = response.get_data(as_text=True)
     assert 'id="open-new-window"' in html and 'target="_blank"' in html
-    assert "/lti/login?" in html and "login_hint=" in html
+    cmid = platform.resource_links["1"].cmid
+    assert f'href="{platform.issuer}/mod/lti/launch.php?id={cmid}"' in html
+
+
+def test_missing_state_cookie_on_other_platforms_restarts_the_login(app, platform):
+    """A platform whose hint is not Moodle's (reusable hints: Canvas, D2L) gets the login
+    again, with the original parameters."""
+    client = app.test_client()
+    fields = {**platform.login_initiation(user="student"), "lti_message_hint": "opaque-reusable-hint"}
+    answer = client.post("/lti/login", data=fields)
+    from urllib.parse import parse_qs, urlsplit
+
+    state = parse_qs(urlsplit(answer.headers["Location"]).query)["state"][0]
+    client.delete_cookie(f"lti_state_{state}", path="/lti/")
+    token = platform.make_id_token(user="student", nonce=parse_qs(urlsplit(answer.headers["Location"]).query)["nonce"][0])
+    response = client.post("/lti/launch", data={"id_token": token, "state": state})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403 and "/lti/login?" in html and "lti_message_hint=opaque-reusable-hint" in html
 
 
 def test_nonce_not_issued_for_this_state_refused(attempt):
@@ -394,14 +413,22 @@ def test_platform_storage_binding_must_match(app, platform):
     assert row_counts(app) == before
 
 
-def test_new_window_relaunch_leaves_platform_storage_out(app, platform):
-    import re
+def test_new_window_relaunch_leaves_platform_storage_out(app):
+    from lti_tool.lti.routes import relaunch_url
 
-    client = app.test_client()
-    key, _, form = storage_login(app, platform, client)
-    client.delete_cookie(key, path="/lti/")
-    refused = client.post("/lti/launch", data={"id_token": form["id_token"], "state": form["state"], "lti_storage_binding": ""})
-    link = re.search(r'id="open-new-window"[^>]*href="([^"]+)"', refused.get_data(as_text=True)) or re.search(
-        r'href="([^"]+)"[^>]*id="open-new-window"', refused.get_data(as_text=True)
-    )
-    assert link and "lti_storage_target" not in link.group(1) and "login_hint=" in link.group(1)
+    with app.test_request_context():
+        url = relaunch_url(
+            {"iss": "https://canvas.example.edu", "login_hint": "4", "lti_message_hint": "opaque",
+             "lti_storage_target": "_parent", "target_link_uri": "http://localhost/lti/launch"}
+        )
+    assert url.startswith("/lti/login?") and "lti_storage_target" not in url and "login_hint=4" in url
+
+
+def test_moodle_relaunch_uses_only_an_integer_cmid_and_the_registered_issuer(app):
+    from lti_tool.lti.routes import relaunch_url
+
+    with app.test_request_context():
+        forged = relaunch_url({"iss": "https://moodle.example.edu", "lti_message_hint": '{"cmid": "2/../../evil"}'})
+        real = relaunch_url({"iss": "https://moodle.example.edu/", "lti_message_hint": '{"cmid": 7, "launchid": "x"}'})
+    assert forged.startswith("/lti/login?")
+    assert real == "https://moodle.example.edu/mod/lti/launch.php?id=7"

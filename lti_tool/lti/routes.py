@@ -90,9 +90,30 @@ def jwks():
     return response
 
 
+def _moodle_activity_launch(login_params: dict) -> str | None:
+    """Moodle's `lti_message_hint` is single-use, so a second login with it fails; but it names
+    the course module (`{"cmid": 2, …}`), and Moodle's own launch page for that module starts a
+    fresh launch — in a new window, where cookies are first-party."""
+    import json
+
+    try:
+        hint = json.loads(login_params.get("lti_message_hint") or "")
+    except ValueError:
+        return None
+    cmid = hint.get("cmid") if isinstance(hint, dict) else None
+    issuer = str(login_params.get("iss") or "").rstrip("/")
+    if isinstance(cmid, int) and issuer.startswith(("https://", "http://")):
+        return f"{issuer}/mod/lti/launch.php?id={cmid}"
+    return None
+
+
 def relaunch_url(login_params: dict) -> str:
-    """The login URL with the original parameters, for a launch in a new window. A new window
-    has no platform frame around it, so platform storage is left out there."""
+    """Where the "open in a new window" button goes: Moodle's launch page for the activity, or
+    else the login URL with the original parameters (platforms whose hints can be reused). A new
+    window has no platform frame around it, so platform storage is left out there."""
+    moodle = _moodle_activity_launch(login_params)
+    if moodle:
+        return moodle
     params = {k: v for k, v in login_params.items() if k != "lti_storage_target"}
     return url_for("lti.login", _external=False) + "?" + urlencode(params)
 
