@@ -10,11 +10,11 @@ import logging
 from sqlalchemy import or_, select
 
 from ..extensions import db
-from ..models import AttendanceInterval, ClassSession, Room, utcnow
+from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, utcnow
 from ..providers import provider_for
 from ..providers.base import ProviderError
 from . import events as E
-from .service import bbb_internal_meeting_id, receive, to_ms
+from .service import bbb_internal_meeting_id, connection_of, receive, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,6 @@ def poll_room(room: Room) -> int:
 
 
 def _leaves_for_open_connections(gone: list[E.IncomingEvent], session_key: str, room: Room) -> list[E.IncomingEvent]:
-    from ..models import ProviderEvent
-
     leaves = []
     for event in gone:
         connections = set()
@@ -83,10 +81,8 @@ def _leaves_for_open_connections(gone: list[E.IncomingEvent], session_key: str, 
                 ProviderEvent.kind == E.USER_JOINED,
             )
         )
-        from .service import _connection_of
-
         for row in rows:
-            connections.add(_connection_of(row))
+            connections.add(connection_of(row))
         for connection in connections or {"poll"}:
             leaves.append(
                 E.IncomingEvent(**{**event.__dict__, "payload": {"connection": connection}})

@@ -181,7 +181,7 @@ def _record_end(session: ClassSession, room: Room, row: ProviderEvent) -> None:
 
 
 # --- intervals ----------------------------------------------------------------------------------
-def _connection_of(row: ProviderEvent) -> str:
+def connection_of(row: ProviderEvent) -> str:
     """One person may be connected several times at once (two tabs, a reconnect): join and
     leave are paired per connection before the person's intervals are merged."""
     payload = row.payload or {}
@@ -246,7 +246,7 @@ def recompute_session(session: ClassSession, external_user_ids: list[str] | None
         query = query.where(ProviderEvent.external_user_id.in_(external_user_ids))
     by_user: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for row in db.session.scalars(query):
-        by_user[row.external_user_id][_connection_of(row)].append(row)
+        by_user[row.external_user_id][connection_of(row)].append(row)
     users = external_user_ids if external_user_ids is not None else list(by_user)
     for external_id in users:
         intervals = [i for rows in by_user.get(external_id, {}).values() for i in _pair(rows, session)]
