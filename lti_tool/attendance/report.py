@@ -79,14 +79,17 @@ def session_reports(room: Room, only_external_id: str | None = None) -> list[Ses
 
 
 def grade_rows(room: Room) -> list[PersonGradeRow]:
+    # The newest non-superseded delivery per person, in one query (a class can be 500 people).
+    latest: dict[int, ScoreDelivery] = {}
+    for delivery in db.session.scalars(
+        select(ScoreDelivery)
+        .where(ScoreDelivery.resource_link_id == room.resource_link_id, ScoreDelivery.status != "superseded")
+        .order_by(ScoreDelivery.id)
+    ):
+        latest[delivery.user_id] = delivery
     rows = []
     for grade in room_grades(room):
-        delivery = db.session.scalar(
-            select(ScoreDelivery)
-            .where(ScoreDelivery.resource_link_id == room.resource_link_id, ScoreDelivery.user_id == grade.user.id,
-                   ScoreDelivery.status != "superseded")
-            .order_by(ScoreDelivery.id.desc()).limit(1)
-        )
+        delivery = latest.get(grade.user.id)
         rows.append(
             PersonGradeRow(
                 user=grade.user, score=grade.score, comment=grade.comment,
