@@ -309,3 +309,15 @@ def live(migrated, database_url, keys_dir, tmp_path, platform_key, live_override
         finally:
             server.stop()
             empty_tables(app)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through Playwright, one per test module. Modules that use it
+    import tests.browser_support first, which skips them when no browser is available."""
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -11,30 +11,19 @@ Skipped when Debian's Chromium (/usr/bin/chromium) or Playwright is missing.
 """
 from __future__ import annotations
 
-import html
 import json
-import os
 import re
 from dataclasses import dataclass, field
 
 import pytest
 
 from lti_tool import create_app
+from tests.browser_support import course_page, expect
 from tests.conftest import BBB_SECRET, empty_tables
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import ServedApp
 from tests.fakes.lti_platform import FakePlatform
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
-expect = sync_api.expect
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ROOM_URL = re.compile(r"/rooms/\d+\?t=")
 # The waiting page polls /status every 4–7 s (and meta-refreshes every 15 s): generous.
 OPENS_WITHIN_MS = 20_000
@@ -62,26 +51,8 @@ def _course_page(platform: FakePlatform, tool_url: str):
             return [b"not found"]
         query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
         fields = platform.login_initiation(user=query.get("user", "teacher"))
-        inputs = "\n".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(str(v))}">'
-            for k, v in fields.items()
-        )
-        body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>LTI Live 101: LTI Live Activity</title>
-<style>body{{margin:0;font-family:sans-serif}} h1{{font-size:1.2rem;margin:.5rem}}
-iframe{{display:block;width:100%;height:600px;border:0}}</style></head>
-<body><h1>LTI Live Activity</h1>
-<form id="launch" action="{html.escape(tool_url)}/lti/login" method="post" target="tool">
-{inputs}
-</form>
-<iframe name="tool" title="LTI Live Activity" allow="camera; microphone; display-capture"></iframe>
-<script>document.getElementById("launch").submit();</script>
-</body></html>"""
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [body.encode()]
+        return [course_page(tool_url, fields)]
 
     return app
 
@@ -126,14 +97,6 @@ def live(migrated, database_url, keys_dir, tmp_path):
             course.stop()
             tool.stop()
             empty_tables(app)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 # --------------------------------------------------------------------------- people

@@ -1,11 +1,12 @@
 """The attendance page in headless Chromium: readable on a phone, tables labelled, no errors."""
 from __future__ import annotations
 
+import tests.browser_support  # noqa: F401  (skips this module without a browser)
 from tests.test_attendance_e2e import hour_long_class
-from tests.test_browser import Problems, browser  # noqa: F401  (fixture)
+from tests.test_browser import Problems
 
 
-def test_teacher_attendance_page_on_a_phone(browser, live):  # noqa: F811
+def test_teacher_attendance_page_on_a_phone(browser, live):
     teacher, _ = hour_long_class(live)
     live.run_worker()
     context = browser.new_context(viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True)
@@ -28,7 +29,7 @@ def test_teacher_attendance_page_on_a_phone(browser, live):  # noqa: F811
     context.close()
 
 
-def test_student_sees_their_own_record_only(browser, live):  # noqa: F811
+def test_student_sees_their_own_record_only(browser, live):
     hour_long_class(live)
     student = live.launch("student5")
     live.run_worker()

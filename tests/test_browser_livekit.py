@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -26,23 +25,12 @@ import requests
 from lti_tool import create_app
 from lti_tool.extensions import db
 from lti_tool.models import Room
+from tests.browser_support import expect
 from tests.conftest import empty_tables
 from tests.fakes.http_server import ServedApp
 from tests.fakes.livekit_server import FakeLiveKit
 from tests.fakes.lti_platform import FakePlatform
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
-expect = sync_api.expect
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    # No real devices or prompts in CI: fake camera and microphone if anything asks.
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-]
 LK_KEY = "APIclassroomtest"
 LK_SECRET = "classroom-test-secret-0123456789abcdef"
 LINK_ID = "lk1"
@@ -159,14 +147,6 @@ def classroom(migrated, database_url, keys_dir, tmp_path, platform_key):
             lms.stop()
             tool.stop()
             empty_tables(app)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 # --------------------------------------------------------------------------- the page under watch

@@ -23,7 +23,6 @@ stays one process on one port as a real LMS is one site.
 """
 from __future__ import annotations
 
-import html
 import json
 import time
 from dataclasses import dataclass
@@ -32,14 +31,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lti_tool import create_app
-from tests import test_browser
+from tests.browser_support import course_page
 from tests.conftest import BBB_SECRET, empty_tables, row_counts
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import ServedApp
 from tests.fakes.lti_platform import FakePlatform
 from tests.test_browser import ROOM_URL, Problems, _Later, expect
 
-browser = test_browser.browser  # the module-scoped headless Chromium fixture, shared as it is
 
 STATE_COOKIE_PREFIX = "lti_state_"
 WRONG_BINDING = "someone-elses-binding"
@@ -113,32 +111,13 @@ class PlatformWithCoursePage:
             **self.platform.login_initiation(user=query.get("user", "teacher")),
             "lti_storage_target": "_parent",
         }
-        inputs = "\n".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(str(v))}">'
-            for k, v in fields.items()
-        )
         script = STORAGE_JS % {
             "tool_origin": json.dumps(self.tool_url),
             "mode": json.dumps(query.get("storage", "ok")),
             "wrong": json.dumps(WRONG_BINDING),
         }
-        body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>LTI Live 101: LTI Live Activity</title>
-<style>body{{margin:0;font-family:sans-serif}} h1{{font-size:1.2rem;margin:.5rem}}
-iframe{{display:block;width:100%;height:600px;border:0}}</style></head>
-<body><h1>LTI Live Activity</h1>
-<form id="launch" action="{html.escape(self.tool_url)}/lti/login" method="post" target="tool">
-{inputs}
-</form>
-<iframe name="tool" title="LTI Live Activity" allow="camera; microphone; display-capture"></iframe>
-<script>{script}</script>
-<script>document.getElementById("launch").submit();</script>
-</body></html>"""
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [body.encode()]
+        return [course_page(self.tool_url, fields, extra_script=script)]
 
 
 @dataclass

@@ -336,7 +336,7 @@ try:
 except pytest.skip.Exception:  # no Chromium or Playwright: the browser test below is skipped
     browser_tests = None
 else:
-    browser, classroom = browser_tests.browser, browser_tests.classroom  # fixtures, reused
+    classroom = browser_tests.classroom  # fixture, reused (`browser` comes from conftest)
 
 
 @pytest.mark.skipif(browser_tests is None, reason="browser tests need Chromium and Playwright")
