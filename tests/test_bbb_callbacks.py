@@ -36,7 +36,7 @@ from lti_tool.providers.bbb_callbacks import (
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import ServedApp
 
-FIXTURES = Path("/work/shared/fixtures/bbb")
+FIXTURES = Path(__file__).parent / "fixtures" / "bbb"
 WEBHOOKS = json.loads((FIXTURES / "bbb_webhooks.json").read_text())
 CALLBACKS = json.loads((FIXTURES / "bbb_callbacks.json").read_text())
 SECRET = WEBHOOKS["secret"]

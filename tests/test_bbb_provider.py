@@ -28,7 +28,7 @@ from lti_tool.providers.bbb import (
 )
 from tests.fakes.bbb_server import FakeBigBlueButton
 
-FIXTURES = Path("/work/shared/fixtures/bbb")
+FIXTURES = Path(__file__).parent / "fixtures" / "bbb"
 CHECKSUMS = json.loads((FIXTURES / "bbb_checksums.json").read_text())
 ENCODINGS = json.loads((FIXTURES / "bbb_encoding_variants.json").read_text())
 WEBHOOKS = json.loads((FIXTURES / "bbb_webhooks.json").read_text())

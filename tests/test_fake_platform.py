@@ -1,4 +1,4 @@
-"""The fake LTI platform behaves like the captured Moodle 4.5 (shared/fixtures/moodle/).
+"""The fake LTI platform behaves like the captured Moodle 4.5 (tests/fixtures/moodle/).
 
 These tests hold the fake to the fixtures, so that the tool's launch and grade tests, which run
 against the fake, say something about the real Moodle: payload shapes, Moodle's refusals, the
@@ -40,7 +40,7 @@ from tests.fakes.lti_platform import (
     query_of,
 )
 
-FIXTURES = Path("/work/shared/fixtures/moodle")
+FIXTURES = Path(__file__).parent / "fixtures" / "moodle"
 TOOL_KEY = SigningKey(kid="tool-key-1")  # the tool's key pair, made once for the whole module
 PLATFORM_KEY = SigningKey()  # shared by the platforms below: RSA key generation is slow
 

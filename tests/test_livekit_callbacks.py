@@ -33,7 +33,7 @@ from lti_tool.providers.livekit_callbacks import (
 from tests.fakes.http_server import ServedApp
 from tests.fakes.livekit_server import FakeLiveKit
 
-FIXTURES = Path("/work/shared/fixtures/livekit")
+FIXTURES = Path(__file__).parent / "fixtures" / "livekit"
 WEBHOOKS = json.loads((FIXTURES / "livekit_webhooks.json").read_text())
 XCHECK = json.loads((FIXTURES / "livekit_xcheck_report.json").read_text())
 KEY, SECRET = WEBHOOKS["api_key"], WEBHOOKS["api_secret"]

@@ -27,7 +27,7 @@ from tests.fakes.livekit_server import EGRESS_COMPLETE, FakeLiveKit, TwirpError
 FILEPATH = "recordings/{room_name}-{time}.mp4"
 RECORDING = {"LIVEKIT_RECORDING_FILEPATH": FILEPATH}
 EGRESS_METHODS = ("StartRoomCompositeEgress", "StopEgress", "ListEgress")
-FIXTURES = Path("/work/shared/fixtures/livekit")
+FIXTURES = Path(__file__).parent / "fixtures" / "livekit"
 
 
 @pytest.fixture
@@ -306,7 +306,7 @@ def test_a_token_without_the_record_grant_is_refused_by_the_fake(fake):
 
 
 def test_the_fake_answers_the_shared_egress_vectors_in_json():
-    """The ready-made Twirp JSON calls of shared/fixtures (their durable tokens, their bodies)."""
+    """The ready-made Twirp JSON calls of tests/fixtures (their durable tokens, their bodies)."""
     twirp = json.loads((FIXTURES / "livekit_twirp.json").read_text())
     tokens = json.loads((FIXTURES / "livekit_tokens.json").read_text())
     calls = {c["url"].rsplit("/", 1)[1]: c for c in twirp["calls"]}

@@ -38,7 +38,7 @@ from lti_tool.providers.livekit import (
 )
 from tests.fakes.livekit_server import FakeLiveKit
 
-FIXTURES = Path("/work/shared/fixtures/livekit")
+FIXTURES = Path(__file__).parent / "fixtures" / "livekit"
 TOKENS = json.loads((FIXTURES / "livekit_tokens.json").read_text())
 TWIRP = json.loads((FIXTURES / "livekit_twirp.json").read_text())
 XCHECK = json.loads((FIXTURES / "livekit_xcheck_report.json").read_text())

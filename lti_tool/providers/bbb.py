@@ -3,7 +3,7 @@
 `BigBlueButtonClient` signs and sends BBB API calls (checksum, retries, XML parsing, and the
 mapping of BBB's FAILED answers onto `ProviderError`s); `BigBlueButtonProvider` turns the tool's
 `MeetingSpec`/`Attendee` into BBB parameters and BBB's answers into `MeetingStatus`/`Recording`.
-The BBB facts this relies on are in shared/reference/bigbluebutton.md.
+The BBB facts this relies on are in docs/reference/bigbluebutton.md.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Authenticate BigBlueButton's callbacks and turn them into `IncomingEvent`s.
 
 BBB reports a meeting through four channels, each authenticated its own way (facts and vectors:
-shared/reference/bigbluebutton.md §5): bbb-webhooks (a checksum over URL and body, or the shared
+docs/reference/bigbluebutton.md §5): bbb-webhooks (a checksum over URL and body, or the shared
 secret as a bearer token), the analytics callback (a Bearer JWT, HS512, that does not cover the
 body), the recording-ready callback (an HS256 JWT in `signed_parameters`) and the end-meeting
 callback (unsigned: the tool signs the URL it registers, see `lti_tool.webhooks.signing`).

@@ -7,7 +7,7 @@ grants, and LiveKit's rooms and participants into `MeetingStatus`.
 
 LiveKit has no client of its own to send people to: "joining" means handing the browser an
 access token for the tool's own classroom page (rooms/livekit_views.py), which connects to
-LIVEKIT_URL with it. The LiveKit facts this relies on are in shared/reference/livekit.md.
+LIVEKIT_URL with it. The LiveKit facts this relies on are in docs/reference/livekit.md.
 """
 from __future__ import annotations
 

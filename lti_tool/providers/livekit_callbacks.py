@@ -1,7 +1,7 @@
 """Authenticate LiveKit's webhooks and turn them into `IncomingEvent`s.
 
 LiveKit POSTs each event to the URLs in its `webhook:` settings (facts and vectors:
-shared/reference/livekit.md §2): the body is protojson of a `WebhookEvent` (int64 values as
+docs/reference/livekit.md §2): the body is protojson of a `WebhookEvent` (int64 values as
 strings), `Content-Type: application/webhook+json`, and `Authorization: <JWT>` — the bare token,
 HS256 with the API secret of the key named in `iss`, carrying `sha256` = base64(sha256(body)).
 `verify_and_parse` checks the token and the body hash over the raw bytes, then parses them;

@@ -9,7 +9,7 @@ StartRoomCompositeEgress, StopEgress and ListEgress (grant `roomRecord`; egresse
 no media is written), in both encodings a Twirp server speaks — protobuf, which
 livekit-api sends, and protojson — after checking the Bearer token as LiveKit does: HS256 with
 the secret, `iss` = the API key, `exp` required, and the grant each call needs
-(shared/reference/livekit.md §1, §3). A refused token or grant answers 401
+(docs/reference/livekit.md §1, §3). A refused token or grant answers 401
 `{"code": "unauthenticated", "msg": …}`; a missing room or participant 404 `not_found`. Rooms
 and participants live in memory. There is no media: tests say who is in a room.
 

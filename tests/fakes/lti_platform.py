@@ -1,4 +1,4 @@
-"""A fake LTI 1.3 platform that behaves like the Moodle 4.5 captured in shared/fixtures/moodle/.
+"""A fake LTI 1.3 platform that behaves like the Moodle 4.5 captured in tests/fixtures/moodle/.
 
 It serves, over real HTTP on a loopback port, everything a tool talks to: the OIDC authorization
 endpoint, the JWKS, the OAuth2 token endpoint, Assignment and Grade Services, Names and Role
