@@ -52,6 +52,10 @@ TUNABLES = {
     "ATTENDANCE_POLL_SECONDS": "60",
     # How long the platform's JWKS is cached before it is fetched again.
     "JWKS_CACHE_SECONDS": "3600",
+    # Largest request body the tool reads (413 above it): forms, launches, logins.
+    "MAX_REQUEST_BYTES": str(256 * 1024),
+    # Largest body a provider webhook may send (an analytics callback of a big class).
+    "MAX_WEBHOOK_BYTES": str(4 * 1024 * 1024),
 }
 
 
