@@ -321,3 +321,21 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+# Property-based fuzzing (tests/test_fuzz_*.py): every example is a real HTTP round trip against
+# a shared database, so examples are few, never time-limited (a slow CI machine is not a bug),
+# and the profile is the same on SQLite and PostgreSQL.
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "lti",
+        max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        derandomize=os.environ.get("FUZZ_RANDOM") != "1",
+    )
+    settings.load_profile("lti")
+except ImportError:  # pragma: no cover - hypothesis is in requirements-dev.txt
+    pass
