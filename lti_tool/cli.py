@@ -117,10 +117,14 @@ def serve(host, port):
     from .worker import start_worker_thread
 
     start_worker_thread(current_app._get_current_object())
-    # werkzeug's server directly: Flask refuses app.run() inside its own CLI.
+    # werkzeug's server directly: Flask refuses app.run() inside its own CLI. Its request log
+    # hides the query values of the tool's routes (lti_tool/access_log.py).
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    from .access_log import QuietRequestHandler
+
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
+               request_handler=QuietRequestHandler)
 
 
 @click.command("worker")
