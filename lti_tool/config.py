@@ -40,8 +40,10 @@ TUNABLES = {
     "JWT_LEEWAY_SECONDS": "10",
     # Lifetime of a login's state and nonce between /lti/login and /lti/launch.
     "LOGIN_STATE_SECONDS": "600",
-    # How long the signed room ticket handed out by a launch stays valid.
+    # How long the room ticket in a page's forms stays valid (it never appears in a URL).
     "ROOM_TICKET_SECONDS": str(12 * 3600),
+    # How long a page ticket in a URL stays valid (opening a room page; reloads within it).
+    "PAGE_TICKET_SECONDS": "600",
     # Timeout of one call to a video server, in seconds.
     "PROVIDER_TIMEOUT_SECONDS": "10",
     # How often a waiting page reloads itself when script is off (with script it polls).
@@ -52,6 +54,9 @@ TUNABLES = {
     "ATTENDANCE_POLL_SECONDS": "60",
     # How long the platform's JWKS is cached before it is fetched again.
     "JWKS_CACHE_SECONDS": "3600",
+    # Origins allowed to frame the tool besides the registered platforms' (space-separated CSP
+    # sources, e.g. "https://*.instructure.com" for Canvas, whose pages are on a school's domain).
+    "FRAME_ANCESTORS": "",
     # Largest request body the tool reads (413 above it): forms, launches, logins.
     "MAX_REQUEST_BYTES": str(256 * 1024),
     # Largest body a provider webhook may send (an analytics callback of a big class).
@@ -90,7 +95,8 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
-NUMBERS = ("RETRY_BASE_SECONDS", *TUNABLES)
+TEXT_TUNABLES = ("FRAME_ANCESTORS",)
+NUMBERS = ("RETRY_BASE_SECONDS", *(name for name in TUNABLES if name not in TEXT_TUNABLES))
 
 
 def _number(value: str) -> float | str:

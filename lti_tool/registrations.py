@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from jwcrypto import jwk
 from pylti1p3.deployment import Deployment as PyltiDeployment
@@ -127,6 +130,8 @@ def _from_platform_row(row: Platform) -> PlatformRegistration:
 class RegistrationStore(ToolConfAbstract):
     """File registrations (kept in memory) and database ones (read on each lookup)."""
 
+    ORIGINS_CACHE_SECONDS = 30.0
+
     def __init__(self, file_registrations: list[PlatformRegistration], key_ring=None):
         super().__init__()
         self.file_registrations = list(file_registrations)
@@ -134,6 +139,29 @@ class RegistrationStore(ToolConfAbstract):
         self.issuers_relation_types = {}
         for reg in self.file_registrations:
             self.set_iss_has_many_clients(reg.issuer)
+        self._origins: tuple[float, list[str]] | None = None
+        self._origins_lock = threading.Lock()
+
+    def platform_origins(self) -> list[str]:
+        """The web origins of every live registration (issuer and login URL): where the LMS's
+        pages are, so who may frame the tool. Cached briefly: every page asks."""
+        with self._origins_lock:
+            if self._origins is not None and time.monotonic() - self._origins[0] < self.ORIGINS_CACHE_SECONDS:
+                return self._origins[1]
+        origins = []
+        for registration in self.all():
+            for url in (registration.issuer, registration.auth_login_url):
+                origin = web_origin(url)
+                if origin and origin not in origins:
+                    origins.append(origin)
+        with self._origins_lock:
+            self._origins = (time.monotonic(), origins)
+        return origins
+
+    def forget_cached(self) -> None:
+        """A registration changed in this process: the next lookup reads them again."""
+        with self._origins_lock:
+            self._origins = None
 
     # --- lookups used by the tool ------------------------------------------------------------
     def _file_matches(self, issuer: str, client_id: str | None) -> list[PlatformRegistration]:
@@ -231,6 +259,22 @@ class RegistrationStore(ToolConfAbstract):
         return PyltiDeployment().set_deployment_id(deployment_id) if reg and reg.has_deployment(deployment_id) else None
 
 
+def web_origin(url: str) -> str | None:
+    """`https://host[:port]` of an http(s) URL; None for anything else (an issuer need not be a
+    URL, and only real origins may go into a Content-Security-Policy)."""
+    if not isinstance(url, str) or any(c in url for c in " ;,'\"\n\r\t"):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return None
+    host = parts.netloc.rpartition("@")[2].lower()
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme.lower()}://{host}"
+
+
 def add_database_platform(
     store: RegistrationStore,
     *,
@@ -273,4 +317,5 @@ def add_database_platform(
     else:
         existing.active = True  # adding a deactivated deployment again brings it back
     db.session.commit()
+    store.forget_cached()
     return row, created

@@ -5,15 +5,29 @@ of the body is read; a body without a Content-Length (chunked) is cut off at the
 while it is read. Provider webhooks get `MAX_WEBHOOK_BYTES` (an analytics callback of a big
 class is a few hundred kilobytes), everything else `MAX_REQUEST_BYTES`.
 
-Room URLs carry a short-lived page ticket, so pages send `Referrer-Policy: no-referrer` (the
-video server must not see the ticket) and `Cache-Control: no-store`. The tool is meant to be
-framed by the LMS, so it sets no X-Frame-Options.
+Room URLs carry a short-lived page ticket, so pages send `Referrer-Policy: same-origin`: no other
+site (the video server, the LMS) ever sees a page's address, while the tool's own forms and
+script still send a real `Origin` (under `no-referrer` browsers send `Origin: null`, which the
+tool refuses). Pages are `Cache-Control: no-store`. The tool is meant to be framed by the LMS,
+so it sets no X-Frame-Options; `frame-ancestors` names who may frame it.
 """
 from __future__ import annotations
 
 import io
+import secrets
 
 from flask import Flask, abort, current_app, request
+
+from .providers.livekit import http_url
+from .registrations import web_origin
+
+PERMISSIONS_POLICY = (
+    # The classroom page uses camera, microphone and screen share; nothing else does, and nothing
+    # the tool frames or loads may use them (the LMS's iframe must allow them too).
+    "camera=(self), microphone=(self), display-capture=(self), fullscreen=(self), autoplay=(self), "
+    "geolocation=(), payment=(), usb=(), serial=(), midi=(), hid=()"
+)
+HSTS = "max-age=31536000"
 
 
 def body_limit() -> int:
@@ -22,6 +36,23 @@ def body_limit() -> int:
     if request.path.startswith("/webhooks/"):
         return int(config["MAX_WEBHOOK_BYTES"])
     return int(config["MAX_REQUEST_BYTES"])
+
+
+def wants_json() -> bool:
+    """Machines get JSON, people get pages: provider callbacks, and the pages' own script (it
+    sends the room ticket header or asks for JSON first)."""
+    if request.path.startswith("/webhooks/") or request.headers.get("X-Room-Ticket"):
+        return True
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def browser_cookie_attributes() -> dict:
+    """Inside the LMS's iframe the tool's cookies are third-party: over https they must be
+    SameSite=None; Secure, and Partitioned (CHIPS) so browsers that block third-party cookies
+    still keep them for this LMS. Over plain http (a laptop) browsers refuse SameSite=None."""
+    if current_app.config["TOOL_BASE_URL"].startswith("https://"):
+        return {"secure": True, "samesite": "None", "partitioned": True, "httponly": True}
+    return {"secure": False, "samesite": "Lax", "httponly": True}
 
 
 def _read_chunked_body(limit: int) -> None:
@@ -37,7 +68,47 @@ def _read_chunked_body(limit: int) -> None:
     environ.pop("wsgi.input_terminated", None)
 
 
+def csp_nonce() -> str:
+    """This response's script nonce: an inline <script nonce="{{ csp_nonce() }}"> runs, no other."""
+    # Kept with the request, not `g`: one app context may serve several requests (tests).
+    return request.environ.setdefault("lti_tool.csp_nonce", secrets.token_urlsafe(18))
+
+
+def frame_ancestors() -> list[str]:
+    """Who may frame the tool: itself, the registered platforms, and the operator's additions
+    (`FRAME_ANCESTORS`, e.g. a Canvas school's own domain, which no registration names)."""
+    extra = current_app.config["FRAME_ANCESTORS"].split()
+    return ["'self'", *current_app.extensions["registrations"].platform_origins(), *extra]
+
+
+def _livekit_sources(livekit_url: str) -> list[str]:
+    """The classroom page's WebSocket to LiveKit and the SDK's HTTP calls to the same server."""
+    if not livekit_url:
+        return []
+    http = web_origin(http_url(livekit_url))
+    websocket = ("wss" if http.startswith("https:") else "ws") + http[http.index(":"):]
+    return [websocket, http]
+
+
+def content_security_policy() -> str:
+    connect = ["'self'", *_livekit_sources(current_app.config["LIVEKIT_URL"])]
+    script = ["'self'", f"'nonce-{csp_nonce()}'"]
+    return "; ".join([
+        "default-src 'self'",
+        f"script-src {' '.join(script)}",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob: mediastream:",
+        f"connect-src {' '.join(connect)}",
+        f"frame-ancestors {' '.join(frame_ancestors())}",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ])
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
     @app.before_request
     def limit_body_size():
         limit = body_limit()
@@ -50,8 +121,15 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers = response.headers
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        if current_app.config["TOOL_BASE_URL"].startswith("https://"):
+            headers.setdefault("Strict-Transport-Security", HSTS)
+        if request.endpoint != "static":
+            # Pages, JSON and files name people and grades: never kept by a browser or a proxy.
+            headers.setdefault("Cache-Control", "no-store")
         if response.mimetype == "text/html":
-            response.headers.setdefault("Cache-Control", "no-store")
+            headers.setdefault("Content-Security-Policy", content_security_policy())
         return response

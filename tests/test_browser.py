@@ -42,31 +42,24 @@ class _Later:
 
 
 def _course_page(platform: FakePlatform, tool_url: str):
-    """Moodle's course page for the activity: an iframe named `tool` and a form, posted into it,
-    carrying a fresh login initiation for `?user=` (teacher by default)."""
+    """Moodle's activity page, on the platform's own origin: an iframe named `tool` and a form,
+    posted into it, carrying a fresh login initiation for `?user=` (teacher by default)."""
 
-    def app(environ, start_response):
-        if environ["PATH_INFO"] != "/course":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found"]
-        query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
-        fields = platform.login_initiation(user=query.get("user", "teacher"))
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [course_page(tool_url, fields)]
+    def page(query: dict) -> bytes:
+        return course_page(tool_url, platform.login_initiation(user=query.get("user", "teacher")))
 
-    return app
+    return page
 
 
 @dataclass
 class Live:
     tool: ServedApp
-    course: ServedApp
     platform: FakePlatform
     bbb: FakeBigBlueButton
     app: object
 
     def course_url(self, user: str) -> str:
-        return f"{self.course.url}/course?user={user}"
+        return self.platform.activity_url(user=user)
 
 
 @pytest.fixture
@@ -90,11 +83,10 @@ def live(migrated, database_url, keys_dir, tmp_path):
         })
         later.app = app
         tool.start()
-        course = ServedApp(_course_page(platform, tool.url)).start()
+        platform.activity_page = _course_page(platform, tool.url)
         try:
-            yield Live(tool, course, platform, bbb, app)
+            yield Live(tool, platform, bbb, app)
         finally:
-            course.stop()
             tool.stop()
             empty_tables(app)
 
@@ -292,3 +284,24 @@ def test_moderator_ends_the_class_after_confirming_and_can_start_it_again(people
     assert dialogs == ["End the class for everyone?"] * 2
     assert live.bbb.count("end") == 1 and live.bbb.meetings == {}
     assert teacher.problems.items == []
+
+
+def test_a_page_on_another_site_cannot_frame_the_tool(people, live, browser):
+    """frame-ancestors names the registered platforms: another site's frame stays empty."""
+    teacher = people("teacher")
+    room_url = teacher.frame.url
+
+    def stranger(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [f'<!doctype html><title>Elsewhere</title><iframe name="tool" src="{room_url}"></iframe>'.encode()]
+
+    with ServedApp(stranger) as elsewhere:
+        context = browser.new_context()
+        page = context.new_page()
+        refused = []
+        page.on("console", lambda m: "frame-ancestors" in m.text and refused.append(m.text))
+        page.goto(elsewhere.url + "/")
+        page.wait_for_timeout(1000)
+        assert page.frame(name="tool").locator("#room-title").count() == 0
+        assert refused, "the browser did not report the Content-Security-Policy refusal"
+        context.close()

@@ -21,12 +21,13 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from lti_tool import create_app
 from lti_tool.extensions import db
-from lti_tool.models import Room
+from lti_tool.models import Enrolment, Room, User
 from tests.browser_support import expect
-from tests.conftest import empty_tables
+from tests.conftest import empty_tables, room_ticket_in
 from tests.fakes.http_server import ServedApp
 from tests.fakes.livekit_server import FakeLiveKit
 from tests.fakes.lti_platform import FakePlatform
@@ -51,18 +52,17 @@ class _Later:
 
 
 def _frame_page(target: dict):
-    """An LMS course page embedding `target["url"]` in an iframe with `target["allow"]`."""
+    """The LMS's activity page (on the platform's origin) embedding `target["url"]` in an iframe
+    with `target["allow"]`."""
 
-    def app(environ, start_response):
+    def page(query: dict) -> str:
         allow = f' allow="{html.escape(target["allow"])}"' if target.get("allow") else ""
-        body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <link rel="icon" href="data:,"><title>Course</title></head>
 <body><iframe name="tool" title="Live class" src="{html.escape(target["url"])}"{allow}
  style="width:100%;height:600px;border:0"></iframe></body></html>"""
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [body.encode()]
 
-    return app
+    return page
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Joined:
 
     session: requests.Session
     room_id: int
-    ticket: str
+    ticket: str  # the room ticket of the room page's forms
     page_url: str = ""
     token: str = ""
 
@@ -83,14 +83,14 @@ class Classroom:
     livekit: FakeLiveKit
     app: object
     frame_target: dict
-    lms: ServedApp
 
     def launch(self, user: str) -> Joined:
         session = requests.Session()
         answer = self.platform.launch(session, user=user, resource_link_id=LINK_ID)
         assert answer.status_code == 303, answer.text[:300]
-        parts = urlsplit(answer.headers["Location"])
-        return Joined(session, int(parts.path.rstrip("/").split("/")[-1]), parse_qs(parts.query)["t"][0])
+        room_page = session.get(urljoin(self.tool.url, answer.headers["Location"]))
+        room_id = int(urlsplit(answer.headers["Location"]).path.rstrip("/").split("/")[-1])
+        return Joined(session, room_id, room_ticket_in(room_page.text))
 
     def join(self, person: Joined) -> Joined:
         answer = person.session.post(f"{self.tool.url}/rooms/{person.room_id}/join", data={"t": person.ticket},
@@ -98,7 +98,7 @@ class Classroom:
         assert answer.status_code == 302, answer.text[:300]
         person.page_url = urljoin(self.tool.url, answer.headers["Location"])
         assert f"/rooms/{person.room_id}/live?" in person.page_url
-        person.token = parse_qs(urlsplit(person.page_url).query)["lk"][0]
+        person.token = parse_qs(urlsplit(person.page_url).fragment)["lk"][0]
         return person
 
     def save_settings(self, teacher: Joined, **checked) -> None:
@@ -111,9 +111,14 @@ class Classroom:
         with self.app.app_context():
             return db.session.get(Room, room_id).meeting_id
 
-    def return_url(self, room_id: int) -> str:
+    def return_url(self, room_id: int, user: str) -> str:
+        """The person's own way back to the LMS, as their launch gave it."""
+        sub = self.platform.user(user).sub
         with self.app.app_context():
-            return db.session.get(Room, room_id).return_url
+            room = db.session.get(Room, room_id)
+            return db.session.scalar(
+                select(Enrolment.return_url).join(User, User.id == Enrolment.user_id)
+                .where(Enrolment.resource_link_id == room.resource_link_id, User.sub == sub))
 
 
 @pytest.fixture
@@ -140,11 +145,10 @@ def classroom(migrated, database_url, keys_dir, tmp_path, platform_key):
         })
         later.app = app
         tool.start()
-        lms = ServedApp(_frame_page(frame_target)).start()  # another origin, like an LMS
+        platform.activity_page = _frame_page(frame_target)  # the LMS's origin, not the tool's
         try:
-            yield Classroom(tool, platform, livekit, app, frame_target, lms)
+            yield Classroom(tool, platform, livekit, app, frame_target)
         finally:
-            lms.stop()
             tool.stop()
             empty_tables(app)
 
@@ -274,13 +278,14 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     assert parse_qs(signal.query)["access_token"] == [teacher.token]
     # The token left the address bar (and the history) once read; the ticket stays.
     address = page.evaluate("() => location.href")
-    assert "lk=" not in address and f"t={teacher.ticket}" in address
+    assert "lk=" not in address and "#" not in address and "t=" in urlsplit(address).query
+    page_ticket = page.evaluate("() => window.liveClassroom.config.ticket")
 
     # "Try again" asks the tool for a fresh token (ticket as form data, no cookies) and connects with it.
     with page.expect_response(re.compile(r"/live/token$")) as answered, page.expect_websocket() as retried:
         page.locator("#lk-retry").click()
     assert answered.value.status == 200
-    assert parse_qs(answered.value.request.post_data) == {"t": [teacher.ticket]}
+    assert parse_qs(answered.value.request.post_data) == {"t": [page_ticket]}
     assert "cookie" not in {k.lower() for k in answered.value.request.all_headers()}
     assert parse_qs(urlsplit(retried.value.url).query)["access_token"] == [answered.value.json()["token"]]
     wait_until_connection_failed(watched)
@@ -291,7 +296,7 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
         expect(page.locator(control)).to_have_attribute("aria-pressed", "false")
         expect(page.locator(control)).to_be_disabled()  # not connected: nothing to publish to
     expect(page.locator("#end-class")).to_have_text(re.compile("End class for everyone"))
-    expect(page.locator("#leave")).to_have_attribute("href", classroom.return_url(teacher.room_id))
+    expect(page.locator("#leave")).to_have_attribute("href", classroom.return_url(teacher.room_id, "teacher"))
     expect(page.locator("#chat-panel")).to_be_visible()
     expect(page.locator("#chat-input")).to_be_disabled()
 
@@ -345,7 +350,7 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     # Mute goes through the tool (ticket as form data, no cookies) to LiveKit's MutePublishedTrack.
     with page.expect_request(re.compile(r"/live/action$")) as sent:
         sam.get_by_role("button", name="Mute Sam Student").click()
-    assert parse_qs(sent.value.post_data) == {"t": [teacher.ticket], "action": ["mute"], "identity": ["u-sam"],
+    assert parse_qs(sent.value.post_data) == {"t": [page_ticket], "action": ["mute"], "identity": ["u-sam"],
                                               "track": [mic]}
     assert "cookie" not in {k.lower() for k in sent.value.all_headers()}
     expect(page.locator("#lk-announce")).to_have_text("Sam Student is muted.")
@@ -382,7 +387,7 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
 
     # Leave returns to the LMS (its return URL; the fake Moodle has no page there).
     page.locator("#leave").click()
-    page.wait_for_url(classroom.return_url(teacher.room_id))
+    page.wait_for_url(classroom.return_url(teacher.room_id, "teacher"))
 
 
 def test_locked_student_on_a_phone_gets_no_camera_screen_or_chat(browser, classroom):
@@ -438,7 +443,7 @@ def test_locked_student_on_a_phone_gets_no_camera_screen_or_chat(browser, classr
     assert watched.errors == [], watched.errors
     assert watched.http_failures_outside_livekit() == []
     page.locator("#leave").tap()
-    page.wait_for_url(classroom.return_url(student.room_id))
+    page.wait_for_url(classroom.return_url(student.room_id, "student"))
 
 
 def test_teacher_page_fits_a_phone_with_every_control(browser, classroom):
@@ -466,13 +471,14 @@ def test_in_the_lms_iframe_the_page_says_when_the_frame_blocks_camera_and_microp
     context = browser.new_context(**DESKTOP)
     context.set_default_timeout(10_000)
     watched = Watched(classroom.livekit.ws_url).watch(context.new_page())
-    watched.page.goto(classroom.lms.url + "/course")
+    watched.page.goto(classroom.platform.activity_url())
     frame = watched.page.frame(name="tool")
     expect(frame.locator("#lk-connection")).to_have_attribute("data-state", "failed", timeout=20_000)
     notice = frame.locator("#lk-frame-notice")
     if warned:
         expect(notice).to_be_visible()
-        expect(notice.get_by_role("link")).to_have_attribute("target", "_blank")
+        expect(notice.get_by_role("button", name="Open the class in its own window")).to_be_visible()
+        expect(notice.locator("form")).to_have_attribute("target", "_blank")
     else:
         expect(notice).to_be_hidden()
     assert watched.errors == [], watched.errors

@@ -443,6 +443,10 @@ class FakePlatform:
         self._failures: dict[str, list[tuple[int, int | None]]] = {}
         self.sesskey = secrets.token_urlsafe(8)[:10]
         self.platform_guid = secrets.token_hex(16)
+        # The activity page (Moodle's mod/lti/view.php) browser tests open: a function of the
+        # query's arguments answering HTML. It is on the platform's own origin, as in Moodle, so
+        # the tool's frame-ancestors (the registered platforms) allow it to frame the tool.
+        self.activity_page: Callable[[dict], bytes | str] | None = None
         self._lock = threading.RLock()
 
         self._server = ServedApp(self._build_app())
@@ -732,7 +736,7 @@ class FakePlatform:
         if link:
             claims.update(self._resource_link_claims(link, account))
         claims.update(self._person_claims(account))
-        claims[CLAIM_LAUNCH_PRESENTATION] = self._launch_presentation(course, link)
+        claims[CLAIM_LAUNCH_PRESENTATION] = self._launch_presentation(course, link, account)
         claims[CLAIM_TOOL_PLATFORM] = {
             "product_family_code": "moodle", "version": "2024100706", "guid": self.platform_guid,
             "name": "harness", "description": "LTI Harness Moodle",
@@ -814,12 +818,16 @@ class FakePlatform:
             "email": account.email,
         }
 
-    def _launch_presentation(self, course: Course, link: ResourceLink | None) -> dict:
+    def _launch_presentation(self, course: Course, link: ResourceLink | None, account: User) -> dict:
         if link is None:  # deep linking opens in Moodle's own dialog: no return URL
             return {"locale": "en"}
         return_url = (f"{self.issuer}/mod/lti/return.php?course={course.id}&launch_container=3"
-                      f"&instanceid={link.id}&sesskey={self.sesskey}")
+                      f"&instanceid={link.id}&sesskey={self.sesskey_of(account)}")
         return {"locale": "en", "document_target": "iframe", "return_url": return_url}
+
+    def sesskey_of(self, account: User) -> str:
+        """Each person's own Moodle session key, as their launches carry it in return URLs."""
+        return hmac.new(self.sesskey.encode(), account.sub.encode(), hashlib.sha256).hexdigest()[:10]
 
     def _ags_claim(self, course: Course, link: ResourceLink | None) -> dict:
         claim = {"scope": list(AGS_SCOPES), "lineitems": self.lineitems_url(course.id)}
@@ -863,6 +871,7 @@ class FakePlatform:
             ("/mod/lti/auth.php", self._authorization_endpoint, ["GET", "POST"]),
             ("/mod/lti/token.php", self._token_endpoint, ["POST"]),
             ("/mod/lti/contentitem_return.php", self._deep_link_return_endpoint, ["POST"]),
+            ("/mod/lti/view.php", self._activity_page_endpoint, ["GET"]),
             ("/mod/lti/services.php/<course_id>/lineitems", self._lineitems_endpoint,
              ["GET", "POST"]),
             ("/mod/lti/services.php/<course_id>/lineitems/<item_id>/lineitem",
@@ -907,6 +916,14 @@ class FakePlatform:
             raise ServiceRefusal(status, "Injected failure", headers)
 
     # ----------------------------------------------------------------- JWKS, configuration
+    def _activity_page_endpoint(self):
+        if self.activity_page is None:
+            return Response("no activity page set", status=404)
+        return Response(self.activity_page(request.args.to_dict()), mimetype="text/html")
+
+    def activity_url(self, **query) -> str:
+        return f"{self.url}/mod/lti/view.php" + (f"?{urlencode(query)}" if query else "")
+
     def _jwks_endpoint(self):
         self.jwks_requests += 1
         self._take_failure("jwks")
