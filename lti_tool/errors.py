@@ -14,7 +14,9 @@ from werkzeug.exceptions import HTTPException
 from .lti.errors import LaunchError
 from .lti.routes import render_launch_error
 from .providers.base import ProviderError
-from .rooms.routes import RoomAccessDenied, render_access_denied, render_provider_error
+from .rooms.access import RoomAccessDenied
+from .rooms.routes import render_access_denied, render_provider_error
+from .web import wants_json
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,6 @@ FRIENDLY = {
     413: "The request is too large.",
     429: "Too many requests. Please wait a moment and try again.",
 }
-
-
-def wants_json() -> bool:
-    return request.path.startswith("/webhooks/") or request.accept_mimetypes.best == "application/json"
 
 
 def _render(status: int, message: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -108,10 +109,24 @@ def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Ro
             "meeting_id": new_meeting_id(),
             "name": title[:255],
             "settings": asdict(RoomSettings()),
-            "return_url": claims.return_url or None,
         },
     )
     return room
+
+
+RETURN_URL_MAX = 1024
+
+
+def own_return_url(claims: LaunchClaims) -> str | None:
+    """The launch's return URL, for this person only, when it is a plain http(s) URL: anything
+    else (`javascript:`, `data:`, relative, over-long) would run or break in the tool's origin."""
+    url = claims.return_url
+    if not isinstance(url, str) or not url or len(url) > RETURN_URL_MAX:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c in url for c in "\r\n\t\x00"):
+        return None
+    return url
 
 
 def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
@@ -130,6 +145,7 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
         enrolment.role = room_role(claims.roles)
         enrolment.lti_roles = claims.roles
         enrolment.last_launch_at = utcnow()
+        enrolment.return_url = own_return_url(claims)
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -192,8 +192,6 @@ class Room(db.Model):
     meeting_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
-    # Where people go when they leave the meeting (the LMS return URL of the first launch).
-    return_url: Mapped[str | None] = mapped_column(String(1024))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     running: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -226,6 +224,9 @@ class Enrolment(db.Model):
     role: Mapped[str] = mapped_column(String(16))  # "moderator" or "attendee"
     lti_roles: Mapped[list] = mapped_column(JSON, default=list)
     last_launch_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # This person's own way back to the LMS (launch_presentation.return_url of their latest
+    # launch; http/https only). In Moodle it carries their session key: never shown to others.
+    return_url: Mapped[str | None] = mapped_column(String(1024))
 
     user: Mapped[User] = relationship()
     resource_link: Mapped[ResourceLink] = relationship()

@@ -1,9 +1,10 @@
 /* The tool's own LiveKit classroom (templates/rooms/livekit.html).
  *
  * Uses livekit-client's UMD build (global LivekitClient, served from /static/vendor/). The page
- * gets its settings from the JSON in #lk-config: the server URL, the access token the tool made
- * for this person and room, the room ticket `t` (sent as form data with every POST, never a
- * cookie) and the URLs of the tool's own endpoints:
+ * gets its settings from the JSON in #lk-config: the server URL, the room ticket `t` (sent as
+ * form data with every POST, never a cookie, never in a URL) and the URLs of the tool's own
+ * endpoints. The access token the tool made for this person and room comes in the address's
+ * fragment (#lk=…, which no server sees); without it (a reload) the page asks tokenUrl first:
  *   tokenUrl  POST t            -> {"token": ...}   a fresh token to reconnect with
  *   actionUrl POST t, action=mute|remove, identity, track -> {"ok": true} | {"error": ...}
  *   endUrl    POST t            -> 303              ends the class for everyone
@@ -29,14 +30,16 @@
   if (!configElement) return;
   var cfg = JSON.parse(configElement.textContent);
 
-  // The token came in the URL (?lk=): drop it from the address bar and the history at once.
+  // The token came in the address's fragment (#lk=): take it, then drop it from the address
+  // bar and the history at once.
+  var tokenFromAddress = null;
   try {
-    var here = new URL(window.location.href);
-    if (here.searchParams.has("lk")) {
-      here.searchParams.delete("lk");
-      window.history.replaceState(window.history.state, "", here.pathname + here.search + here.hash);
+    var fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    tokenFromAddress = fragment.get("lk");
+    if (tokenFromAddress) {
+      window.history.replaceState(window.history.state, "", window.location.pathname + window.location.search);
     }
-  } catch (e) { /* very old browser: nothing to tidy */ }
+  } catch (e) { /* very old browser: the token stays where it is */ }
 
   var $ = function (id) { return document.getElementById(id); };
   var ui = {
@@ -185,7 +188,7 @@
   var room = new LK.Room({ adaptiveStream: true, dynacast: true });
   window.liveClassroom = { room: room, config: cfg }; // for debugging and the browser tests
 
-  var token = cfg.token;
+  var token = tokenFromAddress;
   var hands = new Set(); // identities with a raised hand
   var leaving = false;
   var ended = false;
@@ -899,5 +902,6 @@
 
   setState("connecting");
   render();
-  connect();
+  if (token) connect();
+  else reconnectWithFreshToken(); // a reload: the fragment's token is gone
 })();

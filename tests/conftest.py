@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -147,8 +148,16 @@ def empty_tables(app) -> None:
         db.engine.dispose()
 
 
+def room_ticket_in(page_html: str) -> str:
+    """The room ticket a room page puts in its forms (what a browser sends back with them)."""
+    match = re.search(r'name="t" value="([^"]+)"', page_html)
+    assert match, "the page has no form carrying the room ticket"
+    return match.group(1)
+
+
 class Person:
-    """One browser after a launch: its own cookies, its room page and its ticket."""
+    """One browser after a launch: its own cookies, its room page and its tickets (the page
+    ticket in the launch's redirect, the room ticket in the room page's forms)."""
 
     def __init__(self, client, launch_response):
         self.client = client
@@ -156,14 +165,26 @@ class Person:
         location = launch_response.headers.get("Location", "")
         parts = urlsplit(location)
         self.room_url = parts.path + ("?" + parts.query if parts.query else "")
-        self.ticket = parse_qs(parts.query).get("t", [""])[0]
+        self.page_ticket = parse_qs(parts.query).get("t", [""])[0]
         self.room_id = int(parts.path.rstrip("/").split("/")[-1]) if parts.path.startswith("/rooms/") else None
+        self._ticket = None
+
+    @property
+    def ticket(self) -> str:
+        if self._ticket is None:
+            self._ticket = room_ticket_in(self.page().get_data(as_text=True))
+        return self._ticket
+
+    @ticket.setter
+    def ticket(self, value: str) -> None:  # tests forge or swap tickets
+        self._ticket = value
 
     def page(self):
         return self.client.get(self.room_url)
 
     def status(self):
-        return self.client.get(f"/rooms/{self.room_id}/status", query_string={"t": self.ticket})
+        return self.client.get(f"/rooms/{self.room_id}/status",
+                               headers={"X-Room-Ticket": self.ticket, "Accept": "application/json"})
 
     def join(self, **headers):
         return self.client.post(f"/rooms/{self.room_id}/join", data={"t": self.ticket}, headers=headers)
@@ -229,14 +250,22 @@ class LivePerson:
         self.live, self.session = live, session
         parts = urlsplit(response.headers["Location"])
         self.room_id = int(parts.path.rstrip("/").split("/")[-1])
-        self.ticket = parse_qs(parts.query)["t"][0]
+        self.page_ticket = parse_qs(parts.query)["t"][0]
         self.user_public_id = None
+        self._ticket = None
+
+    @property
+    def ticket(self) -> str:
+        """The room ticket, as the room page's forms carry it."""
+        if self._ticket is None:
+            self._ticket = room_ticket_in(self.get().text)
+        return self._ticket
 
     def url(self, path: str = "") -> str:
         return f"{self.live.url}/rooms/{self.room_id}{path}"
 
     def get(self, path: str = "", **params):
-        return self.session.get(self.url(path), params={"t": self.ticket, **params}, allow_redirects=False)
+        return self.session.get(self.url(path), params={"t": self.page_ticket, **params}, allow_redirects=False)
 
     def post(self, path: str, **data):
         return self.session.post(self.url(path), data={"t": self.ticket, **data}, allow_redirects=False)

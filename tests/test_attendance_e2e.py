@@ -182,7 +182,7 @@ def test_teacher_sees_attendance_and_can_send_grades_again(live):
     page = teacher.get("/attendance")
     assert page.status_code == 200
     assert "Sam Student" in page.text and "75%" in page.text and "Sent" in page.text
-    csv = teacher.get("/attendance.csv")
+    csv = teacher.post("/attendance.csv")
     assert csv.status_code == 200 and csv.headers["Content-Type"].startswith("text/csv")
     assert "joined" in csv.text.splitlines()[0] and len(csv.text.splitlines()) >= 5
     assert teacher.post("/grades/send").status_code == 303
@@ -195,7 +195,7 @@ def test_student_sees_only_their_own_attendance(live):
     page = student.get("/attendance")
     assert page.status_code == 200 and "75%" in page.text
     assert "Sam Student" not in page.text
-    assert student.get("/attendance.csv").status_code == 403
+    assert student.post("/attendance.csv").status_code == 403
     assert student.post("/grades/send").status_code == 403
 
 

@@ -13,7 +13,7 @@ def test_teacher_attendance_page_on_a_phone(browser, live):
     page = context.new_page()
     problems = Problems()
     problems.watch(page)
-    page.goto(teacher.url("/attendance") + f"?t={teacher.ticket}")
+    page.goto(teacher.url("/attendance") + f"?t={teacher.page_ticket}")
     assert page.locator("h1").inner_text().startswith("Attendance and grades")
     assert page.locator("#grades tbody tr").count() == 3
     assert page.locator("#grades thead th[scope=col]").count() == 4
@@ -37,7 +37,7 @@ def test_student_sees_their_own_record_only(browser, live):
     page = context.new_page()
     problems = Problems()
     problems.watch(page)
-    page.goto(student.url("/attendance") + f"?t={student.ticket}")
+    page.goto(student.url("/attendance") + f"?t={student.page_ticket}")
     assert "My attendance" in page.locator("h1").inner_text()
     assert "75%" in page.locator("main").inner_text()
     assert page.locator("#grades").count() == 0 and page.locator("#send-grades").count() == 0

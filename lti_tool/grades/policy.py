@@ -1,4 +1,4 @@
-"""How attendance becomes a grade (documented in docs/grading.md).
+"""How attendance becomes a grade (documented in docs/attendance-and-grades.md).
 
 Default: each ended class session counts the share of its duration the student was present;
 the grade is the average share over the room's ended sessions, as a percentage (scoreMaximum
@@ -71,10 +71,18 @@ def session_attendance(
     return SessionAttendance(seconds_present=present, seconds_total=total, share=share)
 
 
+def plain_number(value: float, places: int = 2) -> str:
+    """A number as people write it, to `places` decimals without trailing zeros: 99.81, 59.9,
+    60. The pages and the gradebook comment use it, so both say what is sent."""
+    text = f"{value:.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def describe(sessions: list[SessionAttendance]) -> str:
-    """The gradebook comment a person understands: 'Attended 42 of 60 minutes'."""
-    present = round(sum(s.seconds_present for s in sessions) / 60)
-    total = round(sum(s.seconds_total for s in sessions) / 60)
+    """The gradebook comment a person understands: 'Attended 59.9 of 60 minutes' (to a tenth
+    of a minute: a whole-minute round would say 60 of 60 beside a grade of 99.8)."""
+    present = plain_number(sum(s.seconds_present for s in sessions) / 60, 1)
+    total = plain_number(sum(s.seconds_total for s in sessions) / 60, 1)
     if len(sessions) == 1:
         return f"Attended {present} of {total} minutes"
     attended = sum(1 for s in sessions if s.seconds_present > 0)

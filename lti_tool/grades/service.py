@@ -145,3 +145,12 @@ def queue_room_scores(room: Room, force: bool = False) -> int:
     if queued:
         log.info("room %s: %d score(s) queued for delivery", room.id, queued)
     return queued
+
+
+def save_policy(room: Room, policy: GradePolicy) -> int:
+    """The teacher's grading policy for the room; the scores it changes are queued with it, in
+    one transaction. Returns how many were queued."""
+    room.grading = policy.to_dict()
+    queued = queue_room_scores(room)
+    db.session.commit()
+    return queued

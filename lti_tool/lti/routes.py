@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from ..launches import record_launch
-from ..rooms.tickets import issue_ticket
+from ..rooms.tickets import issue_page_ticket
 from . import bp
 from .claims import DEEP_LINKING_REQUEST
 from .errors import LaunchError, PlatformStorageNeeded
@@ -76,7 +76,7 @@ def launch():
             400,
         )
     recorded = record_launch(validated)
-    ticket = issue_ticket(recorded.enrolment.id, recorded.room.id)
+    ticket = issue_page_ticket(recorded.enrolment.id, recorded.room.id)
     # One redirect to a GET page, so the waiting page can refresh itself.
     response = redirect(url_for("rooms.show", room_id=recorded.room.id, t=ticket), code=303)
     response.delete_cookie(state_cookie_name(validated.state), path="/lti/", **_cookie_attributes())

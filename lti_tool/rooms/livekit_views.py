@@ -14,11 +14,10 @@ import logging
 
 from flask import current_app, g, jsonify, render_template, request, url_for
 
-from ..lti.roles import MODERATOR
 from ..providers import provider_for
 from ..providers.base import MeetingNotFound, ProviderError
 from . import bp, service
-from .routes import _authorise, _check_origin, _require_moderator
+from .access import authorise, check_origin, require_moderator
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +44,28 @@ def _recording_now(room, provider) -> str | None:
 
 @bp.get("/<int:room_id>/live")
 def livekit_page(room_id: int):
-    room, enrolment, role = _authorise(room_id)
-    token = request.args.get("lk", "")
-    if room.provider != "livekit" or not token:
+    """The classroom page. Its access token comes in the URL's fragment (`#lk=`, from `join`),
+    which no server sees; without one (a reload) the page asks `livekit_token` for a fresh one."""
+    access = authorise(room_id)
+    room = access.room
+    if room.provider != "livekit":
         return render_template("errors/error.html", message="Open the class from its room page.", status=400), 400
     provider = provider_for(room.provider)
     recordable = not _recording_problem(room, provider)
     return render_template(
         "rooms/livekit.html",
         room=room,
-        user=enrolment.user,
-        is_moderator=role == MODERATOR,
+        user=access.user,
+        is_moderator=access.is_moderator,
         settings=service.room_settings(room),
         livekit_url=current_app.config["LIVEKIT_URL"],
-        token=token,
         ticket=g.ticket,
-        identity=enrolment.user.public_id,
-        leave_url=room.return_url or url_for("rooms.left", room_id=room.id),
-        room_url=url_for("rooms.show", room_id=room.id, t=g.ticket),
+        identity=access.user.public_id,
+        leave_url=access.enrolment.return_url or url_for("rooms.left", room_id=room.id),
         token_url=url_for("rooms.livekit_token", room_id=room.id),
         action_url=url_for("rooms.livekit_action", room_id=room.id),
         end_url=url_for("rooms.end", room_id=room.id),
-        recording_available=recordable and role == MODERATOR,
+        recording_available=recordable and access.is_moderator,
         recording_active=recordable and _recording_now(room, provider) is not None,
         recording_url=url_for("rooms.livekit_recording", room_id=room.id),
     )
@@ -74,11 +73,11 @@ def livekit_page(room_id: int):
 
 @bp.post("/<int:room_id>/live/token")
 def livekit_token(room_id: int):
-    """A fresh token for a page that reconnects after its token expired (JSON)."""
-    _check_origin()
-    room, enrolment, role = _authorise(room_id)
+    """A fresh token for a page that (re)connects without a valid one (JSON)."""
+    check_origin()
+    access = authorise(room_id)
     try:
-        token = service.join_url(room, enrolment.user, role)
+        token = service.join_url(access.room, access.user, access.role)
     except service.NotOpenYet:
         return jsonify({"error": "The class is not running."}), 409
     return jsonify({"token": token})
@@ -86,10 +85,13 @@ def livekit_token(room_id: int):
 
 @bp.post("/<int:room_id>/live/action")
 def livekit_action(room_id: int):
-    """Moderator actions on participants: mute a track, remove a participant (JSON)."""
-    _check_origin()
-    room, _, role = _authorise(room_id)
-    _require_moderator(role)
+    """Teacher actions on participants of a LiveKit room: mute a track, remove a participant (JSON)."""
+    check_origin()
+    access = authorise(room_id)
+    require_moderator(access)
+    room = access.room
+    if room.provider != "livekit":
+        return jsonify({"error": "This room's video service does this from its own meeting window."}), 409
     action, identity = request.form.get("action"), request.form.get("identity", "")
     provider = provider_for(room.provider)
     if action == "mute" and identity and request.form.get("track"):
@@ -111,9 +113,10 @@ def livekit_recording(room_id: int):
     room is in) when recording is not configured or allowed here, or is already started/stopped.
     Stopping stops every egress recording the room (two teachers may have started one each).
     """
-    _check_origin()
-    room, _, role = _authorise(room_id)
-    _require_moderator(role)
+    check_origin()
+    access = authorise(room_id)
+    require_moderator(access)
+    room = access.room
     action = request.form.get("action")
     if action not in ("start", "stop"):
         return jsonify({"error": "Unknown recording action."}), 400

@@ -1,147 +1,155 @@
-"""Room views: authorise with the room ticket, then call rooms.service.
+"""Room views: authorise (rooms/access.py), then call rooms.service.
 
-Every view here needs a ticket (`t`) for this very room; moderator actions need the moderator
-role that the user's latest launch of this resource link gave them.
+Every view needs a ticket for this very room (a page ticket in a URL, the room ticket in a form
+or the page script's header); teacher actions need the moderator role of the person's own
+latest launch of this resource link.
 """
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
-from flask import current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import current_app, g, jsonify, redirect, render_template, request
 
 from ..extensions import db
-from ..lti.roles import MODERATOR
-from ..models import Enrolment, Room
+from ..models import Enrolment
 from ..providers import is_ready
 from ..providers.base import ProviderError
+from ..web import browser_cookie_attributes, wants_json
 from . import bp, service
-from .tickets import TicketError, read_ticket
+from .access import RoomAccessDenied, authorise, check_origin, page_url, require_moderator
+from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 
 log = logging.getLogger(__name__)
 
-
-class RoomAccessDenied(Exception):
-    def __init__(self, reason: str, message: str, status: int = 403):
-        super().__init__(reason)
-        self.reason, self.message, self.status = reason, message, status
+# Pages a room ticket may open through POST /rooms/<id>/open (links between the tool's pages).
+OPENABLE_PAGES = {"room": "rooms.show", "attendance": "rooms.attendance"}
 
 
-def _check_origin() -> None:
-    """Browsers send Origin on POST: one from another site is a forged form (defence in depth
-    next to the ticket)."""
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        base = urlsplit(current_app.config["TOOL_BASE_URL"])
-        if origin.rstrip("/") != f"{base.scheme}://{base.netloc}":
-            raise RoomAccessDenied(f"cross-site POST from {origin}", "This form was sent from another site.")
-
-
-def _authorise(room_id: int) -> tuple[Room, Enrolment, str]:
-    token = request.values.get("t")
-    try:
-        ticket = read_ticket(token)
-    except TicketError as exc:
-        message = (
-            "Your access to this class has expired. Open the activity again from your course."
-            if exc.expired
-            else "Open this class from your course in the learning platform."
-        )
-        raise RoomAccessDenied(str(exc), message, 401) from exc
-    if ticket.room_id != room_id:
-        raise RoomAccessDenied(
-            f"ticket for room {ticket.room_id} used on room {room_id}",
-            "You have not opened this class from your course.",
-        )
-    room = db.session.get(Room, room_id)
-    enrolment = db.session.get(Enrolment, ticket.enrolment_id)
-    if room is None or enrolment is None or enrolment.resource_link_id != room.resource_link_id:
-        raise RoomAccessDenied("ticket names an enrolment outside this room", "You do not have access to this class.")
-    g.ticket = token
-    return room, enrolment, service.effective_role(room, enrolment)
-
-
-def _require_moderator(role: str) -> None:
-    if role != MODERATOR:
-        raise RoomAccessDenied("moderator action by an attendee", "Only the teachers of this course can do that.")
+def leave_cookie_name(room_id: int) -> str:
+    return f"lti_leave_{room_id}"
 
 
 @bp.get("/<int:room_id>")
 def show(room_id: int):
-    room, enrolment, role = _authorise(room_id)
+    access = authorise(room_id)
+    room = access.room
     configured = is_ready(room.provider)
-    can_join = configured and service.may_join_now(room, role)
-    template = "rooms/room.html" if can_join or role == MODERATOR else "rooms/waiting.html"
+    can_join = configured and service.may_join_now(room, access.role)
+    template = "rooms/room.html" if can_join or access.is_moderator else "rooms/waiting.html"
     return render_template(
         template,
         room=room,
-        user=enrolment.user,
-        role=role,
-        is_moderator=role == MODERATOR,
+        user=access.user,
+        is_moderator=access.is_moderator,
         is_open=room.started_since_last_end or room.running,
         provider_configured=configured,
         settings=service.room_settings(room),
         ticket=g.ticket,
+        return_url=access.enrolment.return_url,
+        refresh_url=page_url("rooms.show"),
         refresh_seconds=current_app.config["WAITING_REFRESH_SECONDS"],
     )
 
 
 @bp.get("/<int:room_id>/status")
 def status(room_id: int):
-    room, _, role = _authorise(room_id)
-    return jsonify({"open": service.may_join_now(room, role)})
+    access = authorise(room_id)
+    # A fresh page address too: a page open for longer than a page ticket lives still moves on.
+    return jsonify({"open": service.may_join_now(access.room, access.role), "url": page_url("rooms.show")})
+
+
+@bp.post("/<int:room_id>/open")
+def open_page(room_id: int):
+    """A link between the tool's pages: the room ticket (a form field, never in a URL) is traded
+    for a fresh page ticket in the address of the page asked for."""
+    check_origin()
+    authorise(room_id)
+    endpoint = OPENABLE_PAGES.get(request.form.get("page", "room"))
+    if endpoint is None:
+        raise RoomAccessDenied(f"unknown page {request.form.get('page')!r}"[:200], "This page does not exist.", 404)
+    return redirect(page_url(endpoint), code=303)
 
 
 @bp.post("/<int:room_id>/join")
 def join(room_id: int):
-    _check_origin()
-    room, enrolment, role = _authorise(room_id)
+    check_origin()
+    access = authorise(room_id)
+    room = access.room
     try:
-        url = service.join_url(room, enrolment.user, role)
+        url = service.join_url(room, access.user, access.role)
     except service.NotOpenYet:
-        return redirect(url_for("rooms.show", room_id=room.id, t=g.ticket), code=303)
+        return redirect(page_url("rooms.show"), code=303)
     if room.provider == "livekit":
-        # LiveKit has no client of its own to send people to: the tool's page, with the token.
-        url = url_for("rooms.livekit_page", room_id=room.id, t=g.ticket, lk=url)
-    return redirect(url, code=302)
+        # LiveKit has no client of its own: the tool's page, with the access token in the URL's
+        # fragment (never sent to a server, never in a log; the page takes it out of the address).
+        url = page_url("rooms.livekit_page") + "#lk=" + url
+    response = redirect(url, code=302)
+    _remember_who_leaves(response, access)
+    return response
+
+
+def _remember_who_leaves(response, access) -> None:
+    """The meeting's logout URL is the same for everyone (rooms.left); a cookie scoped to that
+    page tells it whose return URL to send the person to."""
+    response.set_cookie(
+        leave_cookie_name(access.room.id),
+        issue_ticket(access.enrolment.id, access.room.id, LEAVE),
+        max_age=int(current_app.config["ROOM_TICKET_SECONDS"]),
+        path=f"/rooms/{access.room.id}/left",
+        **browser_cookie_attributes(),
+    )
 
 
 @bp.post("/<int:room_id>/end")
 def end(room_id: int):
-    _check_origin()
-    room, enrolment, role = _authorise(room_id)
-    _require_moderator(role)
-    service.end_class(room, enrolment.user)
-    return redirect(url_for("rooms.show", room_id=room.id, t=g.ticket), code=303)
+    check_origin()
+    access = authorise(room_id)
+    require_moderator(access)
+    service.end_class(access.room, access.user)
+    return redirect(page_url("rooms.show"), code=303)
 
 
 @bp.post("/<int:room_id>/settings")
 def settings(room_id: int):
-    _check_origin()
-    room, _, role = _authorise(room_id)
-    _require_moderator(role)
+    check_origin()
+    access = authorise(room_id)
+    require_moderator(access)
     try:
-        service.update_settings(room, request.form)
+        service.update_settings(access.room, request.form)
     except ValueError as exc:
         raise RoomAccessDenied(f"bad settings: {exc}", str(exc), 400) from exc
-    return redirect(url_for("rooms.show", room_id=room.id, t=g.ticket, saved=1), code=303)
+    return redirect(page_url("rooms.show", saved=1), code=303)
 
 
 @bp.get("/<int:room_id>/left")
 def left(room_id: int):
-    """Where the video client sends people when no LMS return URL is known."""
-    return render_template("rooms/left.html")
+    """Where the video client sends people when they leave: each to their own LMS page."""
+    return_url = _own_return_url(room_id)
+    if return_url:
+        return redirect(return_url, code=303)
+    return render_template("rooms/left.html", room_id=room_id)
+
+
+def _own_return_url(room_id: int) -> str | None:
+    try:
+        ticket = read_ticket(request.cookies.get(leave_cookie_name(room_id)), LEAVE)
+    except TicketError:
+        return None
+    enrolment = db.session.get(Enrolment, ticket.enrolment_id)
+    if ticket.room_id != room_id or enrolment is None:
+        return None
+    return enrolment.return_url
 
 
 def render_access_denied(error: RoomAccessDenied):
-    log.warning("room access refused (%s): %s", error.status, error.reason)
-    if request.accept_mimetypes.best == "application/json" or request.path.endswith("/status"):
+    log.warning("room access refused (%s) on %s: %s", error.status, request.path, error.reason)
+    if wants_json():
         return jsonify({"error": error.message}), error.status
     return render_template("errors/error.html", message=error.message, status=error.status), error.status
 
 
 def render_provider_error(error: ProviderError):
     log.error("video provider error: %s: %s", error.__class__.__name__, error.detail)
-    if request.path.endswith("/status"):
+    if wants_json():
         return jsonify({"error": error.user_message}), error.http_status
     return render_template("errors/error.html", message=error.user_message, status=error.http_status), error.http_status

@@ -17,7 +17,7 @@ from sqlalchemy import or_, update
 
 from ..extensions import db
 from ..lti.roles import MODERATOR
-from ..models import Enrolment, Room, User, utcnow
+from ..models import Room, User, utcnow
 from ..providers import provider_for
 from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings
 
@@ -83,15 +83,11 @@ def meeting_spec(room: Room) -> MeetingSpec:
         meeting_id=room.meeting_id,
         name=room.name,
         settings=room_settings(room),
-        logout_url=room.return_url or base + url_for("rooms.left", room_id=room.id),
+        # One URL for the whole meeting, so never a person's own return URL (in Moodle it holds
+        # their session key): the tool's page sends each person back to their own LMS page.
+        logout_url=base + url_for("rooms.left", room_id=room.id),
         callback_urls=callback_urls(room),
     )
-
-
-def effective_role(room: Room, enrolment: Enrolment) -> str:
-    if room_settings(room).everyone_moderator:
-        return MODERATOR
-    return enrolment.role
 
 
 def _attendee(user: User, role: str) -> Attendee:
@@ -169,7 +165,8 @@ def may_join_now(room: Room, role: str) -> bool:
 
 # --- actions ----------------------------------------------------------------------------------
 def join_url(room: Room, user: User, role: str) -> str:
-    """Where `join` sends this person. Only those allowed to start may create the meeting."""
+    """Where `join` sends this person (`role`: their role in the tool). Only teachers, or
+    everyone when students need not wait, may create the meeting."""
     provider = provider_for(room.provider)
     spec = meeting_spec(room)
     if role == MODERATOR or not room_settings(room).wait_for_moderator:
@@ -186,6 +183,8 @@ def join_url(room: Room, user: User, role: str) -> str:
     elif room.create_time is None:
         room.create_time = provider.meeting_status(room.meeting_id).create_time
         db.session.commit()
+    # "Everyone joins as moderator" is the provider's to apply, inside the meeting only (the
+    # spec carries the room settings); here `role` stays the person's own.
     return provider.join_url(spec, _attendee(user, role), room.create_time)
 
 

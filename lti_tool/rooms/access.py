@@ -1,0 +1,113 @@
+"""Who is asking, for which room, and what they may do there: every room view starts here.
+
+`authorise(room_id)` reads the request's ticket (rooms/tickets.py: the page ticket from a URL,
+the room ticket from a form or the page script's `X-Room-Ticket` header), checks that it names
+an enrolment in this very room, and answers with a `RoomAccess`. What a person may do in the
+tool follows the role of their own latest launch (`enrolment.role`), never a room setting:
+"everyone joins as moderator" changes the role inside the video meeting only (the providers
+apply it when they let a person join).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app, g, request, url_for
+
+from ..extensions import db
+from ..lti.roles import MODERATOR
+from ..logsafe import quoted
+from ..models import Enrolment, Room
+from .tickets import PAGE, ROOM, TicketError, issue_page_ticket, issue_ticket, read_ticket
+
+TICKET_HEADER = "X-Room-Ticket"
+
+
+class RoomAccessDenied(Exception):
+    """The request may not do this: `reason` for the log, `message` for the person."""
+
+    def __init__(self, reason: str, message: str, status: int = 403):
+        super().__init__(reason)
+        self.reason, self.message, self.status = reason, message, status
+
+
+@dataclass(frozen=True)
+class RoomAccess:
+    room: Room
+    enrolment: Enrolment
+
+    @property
+    def role(self) -> str:
+        """The person's role in the tool: their own launch's, whatever the room settings say."""
+        return self.enrolment.role
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.role == MODERATOR
+
+    @property
+    def user(self):
+        return self.enrolment.user
+
+
+def _ticket_in_request() -> tuple[str | None, str]:
+    """The ticket and its kind: URLs carry page tickets, forms and the page's script room tickets."""
+    header = request.headers.get(TICKET_HEADER)
+    if header:
+        return header, ROOM
+    if request.method in ("GET", "HEAD"):
+        return request.args.get("t"), PAGE
+    return request.form.get("t"), ROOM
+
+
+def authorise(room_id: int) -> RoomAccess:
+    token, kind = _ticket_in_request()
+    try:
+        ticket = read_ticket(token, kind)
+    except TicketError as exc:
+        message = (
+            "Your access to this class has expired. Open the activity again from your course."
+            if exc.expired
+            else "Open this class from your course in the learning platform."
+        )
+        raise RoomAccessDenied(str(exc), message, 401) from exc
+    if ticket.room_id != room_id:
+        raise RoomAccessDenied(
+            f"ticket for room {ticket.room_id} used on room {room_id}",
+            "You have not opened this class from your course.",
+        )
+    room = db.session.get(Room, room_id)
+    enrolment = db.session.get(Enrolment, ticket.enrolment_id)
+    if room is None or enrolment is None or enrolment.resource_link_id != room.resource_link_id:
+        raise RoomAccessDenied("ticket names an enrolment outside this room", "You do not have access to this class.")
+    # Forms of the page about to be rendered carry a room ticket: the one that came, or a new one
+    # when the page was opened through a URL (page ticket).
+    g.ticket = token if kind == ROOM else issue_ticket(enrolment.id, room.id)
+    g.room_access = RoomAccess(room, enrolment)
+    return g.room_access
+
+
+def require_moderator(access: RoomAccess) -> None:
+    if not access.is_moderator:
+        raise RoomAccessDenied(
+            "teacher action by an attendee (the role of their own launch)",
+            "Only the teachers of this course can do that.",
+        )
+
+
+def check_origin() -> None:
+    """Browsers send Origin on POST: one from another site, or `null` (a sandboxed or opaque
+    document), is not one of the tool's own forms (defence in depth next to the ticket)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    base = urlsplit(current_app.config["TOOL_BASE_URL"])
+    if origin.rstrip("/") != f"{base.scheme}://{base.netloc}":
+        raise RoomAccessDenied(f"cross-site POST from Origin {quoted(origin)}", "This form was sent from another site.")
+
+
+def page_url(endpoint: str, access: RoomAccess | None = None, **values) -> str:
+    """A URL of one of the room's pages with a fresh page ticket for the person asking."""
+    access = access or g.room_access
+    ticket = issue_page_ticket(access.enrolment.id, access.room.id)
+    return url_for(endpoint, room_id=access.room.id, t=ticket, **values)
