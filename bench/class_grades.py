@@ -30,7 +30,7 @@ from lti_tool import create_app, upgrade_database  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
 from lti_tool.models import Room, User  # noqa: E402
 from lti_tool.worker import Worker  # noqa: E402
-from tests.conftest import BBB_SECRET, _reset_postgres  # noqa: E402
+from tests.conftest import BBB_SECRET, _reset_postgres, room_ticket_in  # noqa: E402
 from tests.fakes.bbb_server import FakeBigBlueButton  # noqa: E402
 from tests.fakes.http_server import ServedApp  # noqa: E402
 from tests.fakes.lti_platform import FakePlatform  # noqa: E402
@@ -75,7 +75,7 @@ def main():
     session = requests.Session()
     launched = platform.launch(session, user="teacher")
     room_path = launched.headers["Location"].split("?")[0]
-    ticket = launched.headers["Location"].split("t=")[1]
+    ticket = room_ticket_in(session.get(server.url + launched.headers["Location"]).text)
     session.post(server.url + room_path + "/join", data={"t": ticket}, allow_redirects=False)
     with app.app_context():
         meeting_id = db.session.scalar(db.select(Room.meeting_id))

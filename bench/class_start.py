@@ -24,14 +24,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lti_tool import create_app, upgrade_database  # noqa: E402
-from tests.conftest import BBB_SECRET, _reset_postgres  # noqa: E402
+from tests.conftest import BBB_SECRET, _reset_postgres, room_ticket_in  # noqa: E402
 from tests.fakes.bbb_server import FakeBigBlueButton  # noqa: E402
 from tests.fakes.http_server import ServedApp  # noqa: E402
 from tests.fakes.lti_platform import FakePlatform  # noqa: E402
@@ -75,7 +75,7 @@ def launch(platform, tool_url, user):
     assert room.status_code == 200
     elapsed = time.perf_counter() - started
     location = urlsplit(launched.headers["Location"])
-    return elapsed, browser, location.path, parse_qs(location.query)["t"][0]
+    return elapsed, browser, location.path, room_ticket_in(room.text)
 
 
 def timed_pool(fn, items, concurrency):
@@ -136,7 +136,8 @@ def main():
     def poll(person):
         browser, path, ticket = person
         for _ in range(args.polls):
-            assert browser.get(tool_url + path + "/status", params={"t": ticket}).json() == {"open": False}
+            answer = browser.get(tool_url + path + "/status", headers={"X-Room-Ticket": ticket})
+            assert answer.json()["open"] is False
 
     durations, _, wall = timed_pool(poll, people, args.concurrency)
     polls = len(people) * args.polls
