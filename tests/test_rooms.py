@@ -245,12 +245,13 @@ def test_teacher_changes_settings_and_they_reach_bbb(lms, bbb):
 
 
 def test_default_settings_reach_bbb(lms, bbb):
-    lms.launch("teacher").join()
+    teacher = lms.launch("teacher")
+    teacher.join()
     create = dict(next(params for call, params in bbb.calls if call == "create"))
     assert create["record"] == "true" and create["autoStartRecording"] == "false"
     assert create["allowStartStopRecording"] == "true"
     # One page of the tool for everyone, which sends each person back to their own LMS page.
-    assert create["logoutURL"] == "http://localhost/rooms/1/left"
+    assert create["logoutURL"] == f"http://localhost/rooms/{teacher.room_id}/left"
 
 
 def test_student_cannot_change_settings(lms):
