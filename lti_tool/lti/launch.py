@@ -20,6 +20,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 RELAUNCH_FROM_COURSE = "Please go back to your course and open the activity again."
 NONCE_KEEP = timedelta(days=1)
+# Anyone can post an id_token: what it may cost before its signature is checked is bounded.
+# Moodle's id_tokens are about 4 KB; 64 KB leaves room for long custom parameters and roles.
+MAX_ID_TOKEN_BYTES = 64 * 1024
+# Platforms send one audience (the client id); the spec allows a list. Each is looked up.
+MAX_AUDIENCES = 16
 
 
 @dataclass(frozen=True)
@@ -45,31 +51,35 @@ def _refuse(reason: str, message: str = RELAUNCH_FROM_COURSE, status: int = 400,
 
 
 def _unverified(token: str) -> tuple[dict, dict]:
+    size = len(token.encode("utf-8", "replace"))
+    if size > MAX_ID_TOKEN_BYTES:
+        raise _refuse(f"id_token too large: {size} bytes (at most {MAX_ID_TOKEN_BYTES})")
     try:
         header = jwt.get_unverified_header(token)
         body = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise _refuse(f"id_token is not a JWT: {exc}") from exc
+        raise _refuse(f"id_token is not a JWT: {quoted(str(exc))}") from exc
     return header, body
 
 
 def _audiences(body: dict) -> list[str]:
-    """Client ids the token may be for: azp first when it is one of the audiences."""
+    """Client ids the token may be for, in order: azp alone when it is one of the audiences."""
     aud, azp = body.get("aud"), body.get("azp")
-    audiences = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
-    if azp in audiences:
-        return [azp]
-    return audiences
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
+        raise _refuse(f"id_token aud must be a string or a list of strings, not {quoted(aud)}")
+    if len(audiences) > MAX_AUDIENCES:
+        raise _refuse(f"id_token names {len(audiences)} audiences (at most {MAX_AUDIENCES})")
+    return [azp] if azp in audiences else audiences
 
 
 def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistration:
     issuer = body.get("iss")
-    for client_id in _audiences(body) if isinstance(issuer, str) else []:
-        registration = store.find(issuer, client_id)
-        if registration is not None:
-            return registration
+    registration = store.find_first(issuer, _audiences(body)) if isinstance(issuer, str) else None
+    if registration is not None:
+        return registration
     raise _refuse(
-        f"no registration for iss={issuer!r} aud={body.get('aud')!r} azp={body.get('azp')!r}",
+        f"no registration for iss={quoted(issuer)} aud={quoted(body.get('aud'))} azp={quoted(body.get('azp'))}",
         "This learning platform is not registered with the live-class tool. "
         "Please ask your site administrator.",
         403,
