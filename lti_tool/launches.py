@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
+from .logsafe import quoted
 from .lti.claims import LaunchClaims
 from .lti.launch import ValidatedLaunch, consume_login
 from .lti.roles import room_role
@@ -94,7 +95,7 @@ def choose_provider(claims: LaunchClaims) -> str:
     if wanted in PROVIDER_NAMES:
         return wanted
     if wanted:
-        log.warning("ignoring unknown custom provider %r; using VIDEO_PROVIDER", wanted)
+        log.warning("ignoring unknown custom provider %s; using VIDEO_PROVIDER", quoted(wanted))
     return current_app.config["VIDEO_PROVIDER"]
 
 
@@ -136,6 +137,6 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
         raise
     log.info(
         "launch: iss=%s sub=%s link=%s role=%s room=%s",
-        claims.issuer, claims.sub, link.resource_link_id, enrolment.role, room.id,
+        quoted(claims.issuer), quoted(claims.sub), quoted(link.resource_link_id), enrolment.role, room.id,
     )
     return RecordedLaunch(enrolment=enrolment, room=room)

@@ -88,13 +88,13 @@ def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistra
 
 def _verify_signature(token: str, header: dict, registration, key_cache, leeway: float) -> dict:
     if header.get("alg") != "RS256":
-        raise _refuse(f"id_token alg {header.get('alg')!r} refused: only RS256 is accepted", status=401)
+        raise _refuse(f"id_token alg {quoted(header.get('alg'))} refused: only RS256 is accepted", status=401)
     if not header.get("kid"):
         raise _refuse("id_token header has no kid", status=401)
     try:
         key = key_cache.key_for(registration.key_set_url, header["kid"])
     except PlatformKeyError as exc:
-        raise _refuse(str(exc), status=401) from exc
+        raise _refuse(str(exc), status=401) from exc  # PlatformKeyError quotes what it names
     try:
         return jwt.decode(
             token,
@@ -108,7 +108,7 @@ def _verify_signature(token: str, header: dict, registration, key_cache, leeway:
     except jwt.ExpiredSignatureError as exc:
         raise _refuse("id_token expired", "This launch has expired. " + RELAUNCH_FROM_COURSE, 401) from exc
     except jwt.PyJWTError as exc:
-        raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {exc}", status=401) from exc
+        raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {quoted(str(exc))}", status=401) from exc
 
 
 def _check_azp(body: dict, client_id: str) -> None:
@@ -116,19 +116,19 @@ def _check_azp(body: dict, client_id: str) -> None:
     if isinstance(aud, list) and len(aud) > 1 and not azp:
         raise _refuse("id_token has several audiences and no azp", status=401)
     if azp is not None and azp != client_id:
-        raise _refuse(f"id_token azp {azp!r} is not our client id {client_id!r}", status=401)
+        raise _refuse(f"id_token azp {quoted(azp)} is not our client id {quoted(client_id)}", status=401)
 
 
 def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration) -> None:
     if launch.raw.get(C.VERSION) != "1.3.0":
-        raise _refuse(f"LTI version {launch.raw.get(C.VERSION)!r} is not 1.3.0")
+        raise _refuse(f"LTI version {quoted(launch.raw.get(C.VERSION))} is not 1.3.0")
     if launch.message_type not in C.KNOWN_MESSAGE_TYPES:
-        raise _refuse(f"unknown message type {launch.message_type!r}", "The tool does not know this kind of launch.")
+        raise _refuse(f"unknown message type {quoted(launch.message_type)}", "The tool does not know this kind of launch.")
     if not launch.deployment_id:
         raise _refuse("id_token has no deployment_id")
     if not registration.has_deployment(launch.deployment_id):
         raise _refuse(
-            f"deployment {launch.deployment_id!r} is not registered for {registration.issuer}",
+            f"deployment {quoted(launch.deployment_id)} is not registered for {quoted(registration.issuer)}",
             "This deployment of the tool is not registered. Please ask your site administrator.",
             403,
         )
@@ -193,7 +193,7 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
 def validate_launch(form, cookies, store: RegistrationStore, key_cache: PlatformKeyCache, config) -> ValidatedLaunch:
     if form.get("error"):
         raise _refuse(
-            f"platform returned an error: {form.get('error')} {form.get('error_description', '')}",
+            f"platform returned an error: {quoted(form.get('error'))} {quoted(form.get('error_description', ''))}",
             "The learning platform could not complete the launch. " + RELAUNCH_FROM_COURSE,
         )
     token = form.get("id_token")

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy import delete
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import RegistrationStore
 from .errors import LaunchError
@@ -88,7 +89,7 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
     registration = store.find(issuer, params.get("client_id"))
     if registration is None:
         raise LaunchError(
-            f"login from unregistered platform iss={issuer!r} client_id={params.get('client_id')!r}",
+            f"login from unregistered platform iss={quoted(issuer)} client_id={quoted(params.get('client_id'))}",
             "This learning platform is not registered with the live-class tool. "
             "Please ask your site administrator to register it.",
             status=403,
@@ -96,14 +97,14 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
     deployment_id = params.get("lti_deployment_id")
     if deployment_id and not registration.has_deployment(deployment_id):
         raise LaunchError(
-            f"login for unknown deployment {deployment_id!r} of {issuer}",
+            f"login for unknown deployment {quoted(deployment_id)} of {quoted(issuer)}",
             "This deployment of the tool is not registered. Please ask your site administrator.",
             status=403,
         )
     target = params.get("target_link_uri") or ""
     if not _same_origin(target, config["TOOL_BASE_URL"]):
         raise LaunchError(
-            f"target_link_uri {target!r} is not on this tool ({config['TOOL_BASE_URL']})",
+            f"target_link_uri {quoted(target)} is not on this tool ({config['TOOL_BASE_URL']})",
             "This launch is meant for another tool.",
         )
 
@@ -137,7 +138,7 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
     if params.get("lti_message_hint"):
         query["lti_message_hint"] = params["lti_message_hint"]
     separator = "&" if "?" in registration.auth_login_url else "?"
-    log.info("login: iss=%s client_id=%s -> authorization request", issuer, registration.client_id)
+    log.info("login: iss=%s client_id=%s -> authorization request", quoted(issuer), quoted(registration.client_id))
     return LoginRedirect(
         url=registration.auth_login_url + separator + urlencode(query),
         state=state,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import jwt
 import requests
 
+from ..logsafe import quoted
+
 log = logging.getLogger(__name__)
 
 MIN_REFETCH_SECONDS = 10.0
@@ -44,10 +46,10 @@ class PlatformKeyCache:
             if cached is None or now - cached.fetched_at > self.ttl_seconds:
                 cached = self._fetch(jwks_url)
             if kid not in cached.keys and now - cached.fetched_at >= MIN_REFETCH_SECONDS:
-                log.info("unknown kid %r: fetching %s again", kid, jwks_url)
+                log.info("unknown kid %s: fetching %s again", quoted(kid), jwks_url)
                 cached = self._fetch(jwks_url)
             if kid not in cached.keys:
-                raise PlatformKeyError(f"the platform's key set has no key with kid {kid!r}")
+                raise PlatformKeyError(f"the platform's key set has no key with kid {quoted(kid)}")
             return cached.keys[kid]
 
     def _fetch(self, jwks_url: str) -> _CachedKeySet:
@@ -56,7 +58,7 @@ class PlatformKeyCache:
             response.raise_for_status()
             data = response.json()
         except (requests.RequestException, ValueError) as exc:
-            raise PlatformKeyError(f"could not fetch the platform's keys from {jwks_url}: {exc}") from exc
+            raise PlatformKeyError(f"could not fetch the platform's keys from {jwks_url}: {quoted(str(exc))}") from exc
         keys = {}
         for entry in data.get("keys", []) if isinstance(data, dict) else []:
             # Only RSA signing keys: a token can never be verified with anything else.
@@ -65,7 +67,7 @@ class PlatformKeyCache:
             try:
                 keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="RS256")
             except jwt.PyJWTError as exc:
-                log.warning("ignoring unusable key %r from %s: %s", entry.get("kid"), jwks_url, exc)
+                log.warning("ignoring unusable key %s from %s: %s", quoted(entry.get("kid")), jwks_url, quoted(str(exc)))
         cached = _CachedKeySet(keys=keys, fetched_at=time.monotonic())
         self._cache[jwks_url] = cached
         return cached
