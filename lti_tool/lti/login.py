@@ -34,6 +34,9 @@ LOGIN_PARAMS = (
     "lti_deployment_id",
     "lti_storage_target",
 )
+# Anyone can start logins and each one is stored until it expires: every parameter is an issuer,
+# a URL, an id or a short hint (Moodle's lti_message_hint is about 60 bytes), so 4 KB is plenty.
+MAX_LOGIN_PARAM_BYTES = 4096
 
 
 def state_cookie_name(state: str) -> str:
@@ -67,9 +70,15 @@ class LoginRedirect:
     platform_origin: str | None = None
 
 
-def _same_origin(url: str, base_url: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base_url)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+def same_origin(url, base_url: str) -> bool:
+    """Whether `url` (from a request or a token: anything) is on the origin of `base_url`."""
+    if not isinstance(url, str):
+        return False
+    try:
+        a, b = urlsplit(url), urlsplit(base_url)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 host
+        return False
+    return bool(a.scheme and a.netloc) and (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def _purge_expired() -> None:
@@ -78,8 +87,21 @@ def _purge_expired() -> None:
     db.session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
 
 
-def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRedirect:
-    params = {name: params.get(name) for name in LOGIN_PARAMS if params.get(name)}
+def _login_params(request_params: dict) -> dict:
+    """The login parameters the tool uses (and stores, to restart the login), each bounded."""
+    params = {name: request_params.get(name) for name in LOGIN_PARAMS if request_params.get(name)}
+    too_large = [name for name, value in params.items() if len(value.encode("utf-8", "replace")) > MAX_LOGIN_PARAM_BYTES]
+    if too_large:
+        raise LaunchError(
+            f"login parameters too large: {', '.join(too_large)} (at most {MAX_LOGIN_PARAM_BYTES} bytes each)",
+            "This login request is too large for the tool. "
+            "Please go back to your course and open the activity again.",
+        )
+    return params
+
+
+def start_login(request_params: dict, store: RegistrationStore, config: dict) -> LoginRedirect:
+    params = _login_params(request_params)
     issuer, login_hint = params.get("iss"), params.get("login_hint")
     if not issuer or not login_hint:
         raise LaunchError(
@@ -102,7 +124,7 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
             status=403,
         )
     target = params.get("target_link_uri") or ""
-    if not _same_origin(target, config["TOOL_BASE_URL"]):
+    if not same_origin(target, config["TOOL_BASE_URL"]):
         raise LaunchError(
             f"target_link_uri {quoted(target)} is not on this tool ({config['TOOL_BASE_URL']})",
             "This launch is meant for another tool.",
