@@ -302,6 +302,23 @@ def test_claim_refusals(attempt, claims, status):
     attempt.assert_refused(attempt.post(id_token=attempt.resign(claims=claims)), status)
 
 
+@pytest.mark.parametrize(
+    "target",
+    [None, "", "https://evil.example.com/lti/launch", "http://localhost.evil.example.com/lti/launch",
+     "https://localhost/lti/launch", "http://[::1", 7, ["http://localhost/lti/launch"]],
+    ids=["missing", "empty", "other-site", "lookalike-host", "other-scheme", "malformed", "number", "list"],
+)
+def test_target_link_uri_must_be_on_this_tool(attempt, target):
+    """The login checked the target_link_uri it was given; the signed one counts too."""
+    token = attempt.resign(claims={LTI + "target_link_uri": target})  # None: the claim is left out
+    attempt.assert_refused(attempt.post(id_token=token), 400)
+
+
+def test_target_link_uri_anywhere_on_this_tool_is_accepted(attempt):
+    token = attempt.resign(claims={LTI + "target_link_uri": "http://localhost/lti/launch?activity=7"})
+    assert attempt.post(id_token=token).status_code == 303
+
+
 def test_missing_id_token_refused(attempt):
     attempt.assert_refused(attempt.client.post("/lti/launch", data={"state": attempt.form["state"]}), 400)
 

@@ -25,7 +25,7 @@ from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
 from .errors import LaunchError, PlatformStorageNeeded
-from .login import binding_hash, origin_of, state_cookie_name
+from .login import binding_hash, origin_of, same_origin, state_cookie_name
 from .platform_keys import PlatformKeyCache, PlatformKeyError
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,19 @@ def _check_azp(body: dict, client_id: str) -> None:
         raise _refuse(f"id_token azp {quoted(azp)} is not our client id {quoted(client_id)}", status=401)
 
 
+def _check_target(launch: C.LaunchClaims, base_url: str) -> None:
+    """The login checked the target_link_uri it was given; the signed claim must agree that the
+    launch is meant for this tool (required for resource links, checked whenever present)."""
+    target = launch.raw.get(C.TARGET_LINK_URI)
+    if target is None and launch.message_type != C.RESOURCE_LINK_REQUEST:
+        return
+    if not same_origin(target, base_url):
+        raise _refuse(
+            f"target_link_uri {quoted(target)} is not on this tool ({base_url})",
+            "This launch is meant for another tool.",
+        )
+
+
 def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration) -> None:
     if launch.raw.get(C.VERSION) != "1.3.0":
         raise _refuse(f"LTI version {quoted(launch.raw.get(C.VERSION))} is not 1.3.0")
@@ -205,6 +218,7 @@ def validate_launch(form, cookies, store: RegistrationStore, key_cache: Platform
     _check_azp(body, registration.client_id)
     launch = C.LaunchClaims(body)
     _check_lti_claims(launch, registration)
+    _check_target(launch, config["TOOL_BASE_URL"])
     _check_state(form.get("state", ""), body, registration, cookies, form)
     return ValidatedLaunch(registration=registration, claims=launch, state=form["state"])
 
