@@ -8,6 +8,7 @@ retries and finds the winner's rows.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
 
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 from .logsafe import quoted
-from .lti.claims import LaunchClaims
+from .lti.claims import LaunchClaims, clean_display
 from .lti.launch import ValidatedLaunch, consume_login
 from .lti.roles import room_role
 from .models import Course, Enrolment, ResourceLink, Room, User, utcnow
@@ -48,13 +49,14 @@ def _get_or_create(model, keys: dict, defaults: dict):
         return db.session.scalar(select(model).filter_by(**keys)), False
 
 
+def _fit(model, column: str, value: str) -> str:
+    """A display value cut to its column (identifiers are never cut: claims.py refuses them)."""
+    return value[: model.__table__.c[column].type.length]
+
+
 def _record_user(claims: LaunchClaims) -> User:
-    raw = claims.raw
     profile = {
-        "name": raw.get("name") or "",
-        "given_name": raw.get("given_name") or "",
-        "family_name": raw.get("family_name") or "",
-        "email": raw.get("email") or "",
+        name: _fit(User, name, claims.display(name)) for name in ("name", "given_name", "family_name", "email")
     }
     user, created = _get_or_create(User, {"issuer": claims.issuer, "sub": claims.sub}, profile)
     if not created:
@@ -64,34 +66,42 @@ def _record_user(claims: LaunchClaims) -> User:
     return user
 
 
+def _no_context_id(resource_link_id: str) -> str:
+    """A launch without a context still gets a course of its own per resource link; a link id
+    too long to fit after the prefix is named by its hash (a cut could make two links one)."""
+    context_id = f"no-context:{resource_link_id}"
+    if len(context_id) <= Course.__table__.c.context_id.type.length:
+        return context_id
+    return "no-context-sha256:" + hashlib.sha256(resource_link_id.encode()).hexdigest()
+
+
 def _record_course(claims: LaunchClaims, client_id: str) -> Course:
     context = claims.context
-    # A launch without a context still gets a course of its own per resource link.
-    context_id = str(context.get("id") or f"no-context:{claims.resource_link.get('id')}")
+    context_id = claims.context_id or _no_context_id(claims.resource_link_id)
     course, _ = _get_or_create(
         Course,
         {"issuer": claims.issuer, "deployment_id": claims.deployment_id, "context_id": context_id},
         {"client_id": client_id},
     )
-    course.label = context.get("label") or course.label or ""
-    course.title = context.get("title") or course.title or ""
+    course.label = _fit(Course, "label", clean_display(context.get("label"))) or course.label or ""
+    course.title = _fit(Course, "title", clean_display(context.get("title"))) or course.title or ""
     course.memberships_url = claims.memberships_url or course.memberships_url
     return course
 
 
 def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
-    link_claim = claims.resource_link
     link, _ = _get_or_create(
-        ResourceLink, {"course_id": course.id, "resource_link_id": str(link_claim["id"])}, {}
+        ResourceLink, {"course_id": course.id, "resource_link_id": claims.resource_link_id}, {}
     )
-    link.title = link_claim.get("title") or link.title or ""
+    title = _fit(ResourceLink, "title", clean_display(claims.resource_link.get("title")))
+    link.title = title or link.title or ""
     link.lineitem_url = claims.ags.get("lineitem") or link.lineitem_url
     link.lineitems_url = claims.ags.get("lineitems") or link.lineitems_url
     return link
 
 
 def choose_provider(claims: LaunchClaims) -> str:
-    wanted = str(claims.custom.get("provider") or "").strip().lower()
+    wanted = claims.provider.strip().lower()
     if wanted in PROVIDER_NAMES:
         return wanted
     if wanted:
@@ -107,7 +117,7 @@ def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Ro
         {
             "provider": choose_provider(claims),
             "meeting_id": new_meeting_id(),
-            "name": title[:255],
+            "name": _fit(Room, "name", title),
             "settings": asdict(RoomSettings()),
             "return_url": claims.return_url or None,
         },

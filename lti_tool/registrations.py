@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,10 +126,14 @@ def _from_platform_row(row: Platform) -> PlatformRegistration:
     )
 
 
+_UNSEARCHABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
 def _searchable(value) -> bool:
     """Whether a lookup key from a request can name a registration at all: a non-empty string
-    without NUL (no registration has one, and PostgreSQL refuses NUL in a query's text)."""
-    return isinstance(value, str) and bool(value) and "\x00" not in value
+    without NUL or unpaired surrogates (no registration has them, and a database driver cannot
+    send them: PostgreSQL refuses NUL, UTF-8 has no surrogates)."""
+    return isinstance(value, str) and bool(value) and not _UNSEARCHABLE.search(value)
 
 
 class RegistrationStore(ToolConfAbstract):

@@ -1,10 +1,11 @@
 """Validation of an id_token launch: every check of LTI 1.3 core and the 1EdTech security
 framework, in an order that writes nothing until everything has passed.
 
-Order: token shape and algorithm → registration (iss, aud/azp) → signature against the
-platform's JWKS → exp/iat → LTI claims (version, message type, deployment, roles, subject,
-resource link) → state (known, unexpired, bound to this browser) → nonce (matches the login,
-never used). `consume_login` then deletes the state and records the nonce inside the caller's
+Order: token size, shape and algorithm → registration (iss, aud/azp) → signature against the
+platform's JWKS → exp/iat (and a lifetime of at most a day) → the types and shapes of every
+claim the tool reads (claims.check_claims) → LTI claims (version, message type, deployment,
+roles, subject, resource link, target_link_uri) → state (known, unexpired, bound to this
+browser) → nonce (matches the login, never used). `consume_login` then deletes the state and records the nonce inside the caller's
 transaction, so a failure later in the launch rolls those back too.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -37,6 +39,10 @@ NONCE_KEEP = timedelta(days=1)
 MAX_ID_TOKEN_BYTES = 64 * 1024
 # Platforms send one audience (the client id); the spec allows a list. Each is looked up.
 MAX_AUDIENCES = 16
+# Moodle's id_tokens live 60 s; one that claims to live longer than a day is not a launch (and
+# its exp, kept with the used nonce, must stay a representable date).
+MAX_ID_TOKEN_LIFETIME_SECONDS = 24 * 3600
+UNUSABLE_CLAIMS = "The learning platform sent launch details the tool cannot use. " + RELAUNCH_FROM_COURSE
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,21 @@ def _verify_signature(token: str, header: dict, registration, key_cache, leeway:
         raise _refuse("id_token expired", "This launch has expired. " + RELAUNCH_FROM_COURSE, 401) from exc
     except jwt.PyJWTError as exc:
         raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {quoted(str(exc))}", status=401) from exc
+
+
+def _check_lifetime(body: dict, leeway: float) -> None:
+    if C.seconds_until(body.get("exp"), time.time()) > MAX_ID_TOKEN_LIFETIME_SECONDS + leeway:
+        raise _refuse(
+            f"id_token exp {quoted(body.get('exp'))} is more than {MAX_ID_TOKEN_LIFETIME_SECONDS} s ahead",
+            status=401,
+        )
+
+
+def _check_claim_types(body: dict) -> None:
+    try:
+        C.check_claims(body)
+    except C.ClaimError as exc:
+        raise _refuse(f"id_token {quoted(str(exc), 400)}", UNUSABLE_CLAIMS) from exc
 
 
 def _check_azp(body: dict, client_id: str) -> None:
@@ -193,7 +214,8 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
     secret = _browser_binding(login, state, cookies, form, registration)
     if not hmac.compare_digest(binding_hash(secret), login.browser_binding):
         raise _refuse("browser binding (state cookie or platform storage) does not match this login", status=403)
-    if not hmac.compare_digest(str(body.get("nonce")), login.nonce):
+    # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a "no").
+    if not hmac.compare_digest(body["nonce"].encode(), login.nonce.encode()):
         raise _refuse("nonce does not match the one issued at login", status=403)
     used = db.session.scalar(
         select(exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == login.nonce))
@@ -214,7 +236,10 @@ def validate_launch(form, cookies, store: RegistrationStore, key_cache: Platform
         raise _refuse("launch without id_token", "This page must be opened from your course.")
     header, unverified = _unverified(token)
     registration = _find_registration(store, unverified)
-    body = _verify_signature(token, header, registration, key_cache, float(config["JWT_LEEWAY_SECONDS"]))
+    leeway = float(config["JWT_LEEWAY_SECONDS"])
+    body = _verify_signature(token, header, registration, key_cache, leeway)
+    _check_lifetime(body, leeway)
+    _check_claim_types(body)
     _check_azp(body, registration.client_id)
     launch = C.LaunchClaims(body)
     _check_lti_claims(launch, registration)
