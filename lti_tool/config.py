@@ -52,6 +52,9 @@ TUNABLES = {
     "ATTENDANCE_POLL_SECONDS": "60",
     # How long the platform's JWKS is cached before it is fetched again.
     "JWKS_CACHE_SECONDS": "3600",
+    # The whole of one fetch of a platform's JWKS (connect, headers, body), however slowly the
+    # bytes come; a launch waits at most this long for its platform's keys.
+    "JWKS_FETCH_SECONDS": "5",
     # Largest request body the tool reads (413 above it): forms, launches, logins.
     "MAX_REQUEST_BYTES": str(256 * 1024),
     # Largest body a provider webhook may send (an analytics callback of a big class).

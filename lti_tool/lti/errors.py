@@ -5,13 +5,16 @@ from __future__ import annotations
 class LaunchError(Exception):
     """A login or launch the tool refuses. Nothing has been written when this is raised."""
 
-    def __init__(self, reason: str, user_message: str, status: int = 400, *, relaunch: dict | None = None):
+    def __init__(self, reason: str, user_message: str, status: int = 400, *, relaunch: dict | None = None,
+                 retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason  # for the log: precise, may name claims and values
         self.user_message = user_message  # for the page: plain words, no internals
         self.status = status
         # Login parameters to restart the launch in a new window (third-party cookies blocked).
         self.relaunch = relaunch
+        # Seconds after which trying again may work (a 503's Retry-After).
+        self.retry_after = retry_after
 
 
 class PlatformStorageNeeded(LaunchError):

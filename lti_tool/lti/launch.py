@@ -28,7 +28,7 @@ from ..registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
 from .errors import LaunchError, PlatformStorageNeeded
 from .login import binding_hash, origin_of, same_origin, state_cookie_name
-from .platform_keys import PlatformKeyCache, PlatformKeyError
+from .platform_keys import PlatformKeyCache, PlatformKeyError, PlatformKeysUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ MAX_AUDIENCES = 16
 # Moodle's id_tokens live 60 s; one that claims to live longer than a day is not a launch (and
 # its exp, kept with the used nonce, must stay a representable date).
 MAX_ID_TOKEN_LIFETIME_SECONDS = 24 * 3600
+KEYS_UNAVAILABLE = (
+    "The tool cannot check this launch right now: your learning platform's keys could not be "
+    "fetched. Please try again in a minute; if it keeps happening, tell your site administrator."
+)
 UNUSABLE_CLAIMS = "The learning platform sent launch details the tool cannot use. " + RELAUNCH_FROM_COURSE
 
 
@@ -99,6 +103,8 @@ def _verify_signature(token: str, header: dict, registration, key_cache, leeway:
         raise _refuse("id_token header has no kid", status=401)
     try:
         key = key_cache.key_for(registration.key_set_url, header["kid"])
+    except PlatformKeysUnavailable as exc:
+        raise _refuse(str(exc), KEYS_UNAVAILABLE, 503, retry_after=exc.retry_after) from exc
     except PlatformKeyError as exc:
         raise _refuse(str(exc), status=401) from exc  # PlatformKeyError quotes what it names
     try:

@@ -6,6 +6,7 @@ raises `LaunchError`, which errors.py turns into a readable page with its status
 from __future__ import annotations
 
 import logging
+import math
 from urllib.parse import urlencode
 
 from flask import current_app, jsonify, make_response, redirect, render_template, request, url_for
@@ -130,7 +131,10 @@ def render_launch_error(error: LaunchError):
         )
     log.warning("launch refused (%s): %s", error.status, error.reason)
     new_window = relaunch_url(error.relaunch) if error.relaunch else None
-    return (
+    response = make_response(
         render_template("errors/launch.html", message=error.user_message, new_window_url=new_window),
         error.status,
     )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return response
