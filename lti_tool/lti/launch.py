@@ -26,7 +26,7 @@ from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
-from .errors import LaunchError, PlatformStorageNeeded
+from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
 from .login import binding_hash, origin_of, same_origin, state_cookie_name
 from .platform_keys import PlatformKeyCache, PlatformKeyError, PlatformKeysUnavailable
 
@@ -46,6 +46,9 @@ KEYS_UNAVAILABLE = (
     "The tool cannot check this launch right now: your learning platform's keys could not be "
     "fetched. Please try again in a minute; if it keeps happening, tell your site administrator."
 )
+# The marker of the tool's own re-submission of a launch that came without the state cookie.
+RESUBMITTED = "lti_resubmitted"
+FRAMED_DESTINATIONS = frozenset({"iframe", "frame", "embed", "object", "fencedframe"})
 UNUSABLE_CLAIMS = "The learning platform sent launch details the tool cannot use. " + RELAUNCH_FROM_COURSE
 
 
@@ -180,9 +183,19 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
         raise _refuse("resource link launch without resource_link.id")
 
 
-def _browser_binding(login: LoginState, state: str, cookies, form, registration) -> str:
+def is_framed(fetch_dest: str) -> bool:
+    """Whether the browser says the request loads a frame (Sec-Fetch-Dest); absent = unknown."""
+    return fetch_dest in FRAMED_DESTINATIONS
+
+
+def _browser_binding(login: LoginState, state: str, cookies, form, registration, framed: bool) -> str:
     """The browser's proof that it started this login: the state cookie, or, on platforms with
-    LTI platform storage, the same secret read back from there by the launch page."""
+    LTI platform storage, the same secret read back from there by the launch page.
+
+    Without either, a launch in a top-level window is posted again by a page of the tool: the
+    platform's cross-site form POST cannot bring a SameSite=Lax cookie (plain http), the tool's
+    own same-site POST does. That second POST is checked like the first; if it still comes
+    without the cookie (or the launch is framed, where re-posting cannot help) it is refused."""
     secret = cookies.get(state_cookie_name(state))
     if secret is not None:
         return secret
@@ -196,18 +209,24 @@ def _browser_binding(login: LoginState, state: str, cookies, form, registration)
             platform_origin=origin_of(registration.auth_login_url),
             state=state,
         )
+    if not framed and RESUBMITTED not in form and "lti_storage_binding" not in form:
+        raise ResubmitNeeded(
+            "state cookie missing: the tool's page posts the launch again, same-site", state=state
+        )
     raise _refuse(
-        "state cookie missing: the browser did not send it (third-party cookies blocked?)",
+        "state cookie missing: the browser did not send it "
+        + ("(third-party cookies blocked?)" if framed else "(cookies refused for the tool's site?)"),
         "Your browser blocked the cookie this tool needs inside the course page.",
         403,
         relaunch=login.login_params,
+        cookie_missing=True,
     )
 
 
 STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def _check_state(state: str, body: dict, registration, cookies, form) -> LoginState:
+def _check_state(state: str, body: dict, registration, cookies, form, framed: bool) -> LoginState:
     if not state:
         raise _refuse("launch without state", status=403)
     if not STATE_PATTERN.fullmatch(state):
@@ -217,7 +236,7 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
     if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
         raise _refuse("state was issued for another platform", status=403)
-    secret = _browser_binding(login, state, cookies, form, registration)
+    secret = _browser_binding(login, state, cookies, form, registration, framed)
     if not hmac.compare_digest(binding_hash(secret), login.browser_binding):
         raise _refuse("browser binding (state cookie or platform storage) does not match this login", status=403)
     # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a "no").
@@ -231,7 +250,9 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
     return login
 
 
-def validate_launch(form, cookies, store: RegistrationStore, key_cache: PlatformKeyCache, config) -> ValidatedLaunch:
+def validate_launch(
+    form, cookies, store: RegistrationStore, key_cache: PlatformKeyCache, config, fetch_dest: str = ""
+) -> ValidatedLaunch:
     if form.get("error"):
         raise _refuse(
             f"platform returned an error: {quoted(form.get('error'))} {quoted(form.get('error_description', ''))}",
@@ -250,7 +271,7 @@ def validate_launch(form, cookies, store: RegistrationStore, key_cache: Platform
     launch = C.LaunchClaims(body)
     _check_lti_claims(launch, registration)
     _check_target(launch, config["TOOL_BASE_URL"])
-    _check_state(form.get("state", ""), body, registration, cookies, form)
+    _check_state(form.get("state", ""), body, registration, cookies, form, is_framed(fetch_dest))
     return ValidatedLaunch(registration=registration, claims=launch, state=form["state"])
 
 

@@ -5,6 +5,7 @@ raises `LaunchError`, which errors.py turns into a readable page with its status
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from urllib.parse import urlencode
@@ -15,9 +16,9 @@ from ..launches import record_launch
 from ..rooms.tickets import issue_ticket
 from . import bp
 from .claims import DEEP_LINKING_REQUEST
-from .errors import LaunchError, PlatformStorageNeeded
-from .launch import validate_launch
-from .login import start_login, state_cookie_name, storage_key
+from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
+from .launch import RESUBMITTED, is_framed, validate_launch
+from .login import origin_of, start_login, state_cookie_name, storage_key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def launch():
         current_app.extensions["registrations"],
         current_app.extensions["platform_keys"],
         current_app.config,
+        fetch_dest=request.headers.get("Sec-Fetch-Dest", ""),
     )
     if validated.claims.message_type == DEEP_LINKING_REQUEST:
         raise LaunchError(
@@ -95,11 +97,9 @@ def _moodle_activity_launch(login_params: dict) -> str | None:
     """Moodle's `lti_message_hint` is single-use, so a second login with it fails; but it names
     the course module (`{"cmid": 2, …}`), and Moodle's own launch page for that module starts a
     fresh launch — in a new window, where cookies are first-party."""
-    import json
-
     try:
         hint = json.loads(login_params.get("lti_message_hint") or "")
-    except ValueError:
+    except (ValueError, RecursionError):  # any string a login brought (4 KB of "[" recurses)
         return None
     cmid = hint.get("cmid") if isinstance(hint, dict) else None
     issuer = str(login_params.get("iss") or "").rstrip("/")
@@ -119,6 +119,14 @@ def relaunch_url(login_params: dict) -> str:
     return url_for("lti.login", _external=False) + "?" + urlencode(params)
 
 
+def _framing(fetch_dest: str) -> str:
+    """What the browser said about the page it loads: "framed", "window" or "unknown" (no
+    Sec-Fetch-Dest: older browsers). The page's script checks for itself in any case."""
+    if is_framed(fetch_dest):
+        return "framed"
+    return "window" if fetch_dest == "document" else "unknown"
+
+
 def render_launch_error(error: LaunchError):
     if isinstance(error, PlatformStorageNeeded):
         log.info("launch: %s", error.reason)
@@ -129,10 +137,23 @@ def render_launch_error(error: LaunchError):
             platform_origin=error.platform_origin,
             key=storage_key(error.state),
         )
+    if isinstance(error, ResubmitNeeded):
+        log.info("launch: %s", error.reason)
+        return render_template(
+            "lti/resubmit_launch.html",
+            fields={"id_token": request.form.get("id_token", ""), "state": error.state, RESUBMITTED: "1"},
+        )
     log.warning("launch refused (%s): %s", error.status, error.reason)
     new_window = relaunch_url(error.relaunch) if error.relaunch else None
     response = make_response(
-        render_template("errors/launch.html", message=error.user_message, new_window_url=new_window),
+        render_template(
+            "errors/launch.html",
+            message=error.user_message,
+            new_window_url=new_window,
+            cookie_missing=error.cookie_missing,
+            framing=_framing(request.headers.get("Sec-Fetch-Dest", "")),
+            tool_site=origin_of(current_app.config["TOOL_BASE_URL"]),
+        ),
         error.status,
     )
     if error.retry_after is not None:
