@@ -4,7 +4,8 @@ room (made on the first launch) and the user's enrolment with the role the launc
 Everything happens in one transaction together with spending the login's state and nonce, so
 a launch is either recorded whole or not at all. Two first launches of the same link at the
 same moment (a class-start rush on PostgreSQL) are resolved by the unique keys: the loser
-retries and finds the winner's rows.
+retries and finds the winner's rows. Identifiers were checked before (claims.py refuses what
+cannot be stored as it is); display values are cleaned and cut to their columns here.
 """
 from __future__ import annotations
 

@@ -5,8 +5,9 @@ Order: token size, shape and algorithm → registration (iss, aud/azp) → signa
 platform's JWKS → exp/iat (and a lifetime of at most a day) → the types and shapes of every
 claim the tool reads (claims.check_claims) → LTI claims (version, message type, deployment,
 roles, subject, resource link, target_link_uri) → state (known, unexpired, bound to this
-browser) → nonce (matches the login, never used). `consume_login` then deletes the state and records the nonce inside the caller's
-transaction, so a failure later in the launch rolls those back too.
+browser) → nonce (matches the login, never used). `consume_login` then deletes the state and
+records the nonce inside the caller's transaction, so a failure later in the launch rolls those
+back too.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The platform sends the browser here with its issuer and a login hint; the tool answers with a
 302 to the platform's authorization endpoint carrying a fresh `state` and `nonce`. Both are
 stored server-side (any worker can check the launch) and the state is bound to this browser by
-a cookie holding a random secret whose hash only the database knows.
+a cookie holding a random secret whose hash only the database knows. Anyone can start a login,
+so each parameter is capped (`MAX_LOGIN_PARAM_BYTES`) and only the ones the tool uses are kept.
 """
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """HTTP endpoints of LTI 1.3: /lti/login, /lti/launch and /.well-known/jwks.json.
 
 Views parse the request and hand over to login.py, launch.py and launches.py; a refused launch
-raises `LaunchError`, which errors.py turns into a readable page with its status.
+raises `LaunchError`, which errors.py turns into a readable page with its status. Two of them
+are not refusals but a page that lets the browser finish the launch: `PlatformStorageNeeded`
+(read the binding back from LTI platform storage) and `ResubmitNeeded` (post the launch to the
+tool again, same-site, so the browser sends its state cookie).
 """
 from __future__ import annotations
 
