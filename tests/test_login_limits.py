@@ -74,3 +74,14 @@ def test_only_the_login_parameters_are_stored(app, platform, client):
 def test_a_malformed_target_link_uri_is_refused_not_a_500(app, platform, client, target):
     fields = {**platform.login_initiation(user="student"), "target_link_uri": target}
     refused(app, lambda f: client.post("/lti/login", data=f), fields)
+
+
+@pytest.mark.parametrize("name", ["iss", "client_id", "lti_deployment_id", "login_hint"])
+@pytest.mark.parametrize("value", ["i" * MAX_LOGIN_PARAM_BYTES, "nul\x00inside", "\u202eright-to-left"],
+                         ids=["at-the-cap", "nul", "bidi"])
+def test_odd_values_within_the_cap_get_an_answer_not_a_500(app, platform, client, name, value):
+    """They reach the registration lookup (and, for login_hint, the stored login): PostgreSQL
+    must not see a NUL, and nothing longer than a column may be written."""
+    fields = {**platform.login_initiation(user="student"), name: value}
+    response = client.post("/lti/login", data=fields)
+    assert response.status_code in (302, 400, 403), response.get_data(as_text=True)[:300]
