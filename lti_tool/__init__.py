@@ -66,7 +66,9 @@ def _attach_services(app: Flask) -> None:
     key_ring.ensure_keys()
     app.extensions["key_ring"] = key_ring
     app.extensions["registrations"] = RegistrationStore(registrations, key_ring)
-    app.extensions["platform_keys"] = PlatformKeyCache(ttl_seconds=app.config["JWKS_CACHE_SECONDS"])
+    app.extensions["platform_keys"] = PlatformKeyCache(
+        ttl_seconds=app.config["JWKS_CACHE_SECONDS"], deadline_seconds=app.config["JWKS_FETCH_SECONDS"]
+    )
     app.extensions["providers"] = build_providers(app.config)
     from .grades.platform_services import PlatformServices
 

@@ -57,6 +57,9 @@ TUNABLES = {
     # Origins allowed to frame the tool besides the registered platforms' (space-separated CSP
     # sources, e.g. "https://*.instructure.com" for Canvas, whose pages are on a school's domain).
     "FRAME_ANCESTORS": "",
+    # The whole of one fetch of a platform's JWKS (connect, headers, body), however slowly the
+    # bytes come; a launch waits at most this long for its platform's keys.
+    "JWKS_FETCH_SECONDS": "5",
     # Largest request body the tool reads (413 above it): forms, launches, logins.
     "MAX_REQUEST_BYTES": str(256 * 1024),
     # Largest body a provider webhook may send (an analytics callback of a big class).

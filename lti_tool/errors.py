@@ -11,6 +11,7 @@ import logging
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .logsafe import quoted
 from .lti.errors import LaunchError
 from .lti.routes import render_launch_error
 from .providers.base import ProviderError
@@ -40,12 +41,12 @@ def _render(status: int, message: str):
 def handle_http_exception(error: HTTPException):
     status = error.code or 500
     if status >= 400 and status != 404:
-        log.info("%s %s -> %s: %s", request.method, request.path, status, error.description)
+        log.info("%s %s -> %s: %s", request.method, quoted(request.path), status, quoted(error.description))
     return _render(status, FRIENDLY.get(status, error.description or "Error"))
 
 
 def handle_unexpected(error: Exception):
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    log.exception("unexpected error on %s %s", request.method, quoted(request.path))
     return _render(500, "Something went wrong on our side. Please try again; if it persists, tell your site administrator.")
 
 

@@ -4,20 +4,22 @@ room (made on the first launch) and the user's enrolment with the role the launc
 Everything happens in one transaction together with spending the login's state and nonce, so
 a launch is either recorded whole or not at all. Two first launches of the same link at the
 same moment (a class-start rush on PostgreSQL) are resolved by the unique keys: the loser
-retries and finds the winner's rows.
+retries and finds the winner's rows. Identifiers were checked before (claims.py refuses what
+cannot be stored as it is); display values are cleaned and cut to their columns here.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
-from .lti.claims import LaunchClaims
+from .logsafe import quoted
+from .lti.claims import LaunchClaims, clean_display, url_problem
 from .lti.launch import ValidatedLaunch, consume_login
 from .lti.roles import room_role
 from .models import Course, Enrolment, ResourceLink, Room, User, utcnow
@@ -48,13 +50,14 @@ def _get_or_create(model, keys: dict, defaults: dict):
         return db.session.scalar(select(model).filter_by(**keys)), False
 
 
+def _fit(model, column: str, value: str) -> str:
+    """A display value cut to its column (identifiers are never cut: claims.py refuses them)."""
+    return value[: model.__table__.c[column].type.length]
+
+
 def _record_user(claims: LaunchClaims) -> User:
-    raw = claims.raw
     profile = {
-        "name": raw.get("name") or "",
-        "given_name": raw.get("given_name") or "",
-        "family_name": raw.get("family_name") or "",
-        "email": raw.get("email") or "",
+        name: _fit(User, name, claims.display(name)) for name in ("name", "given_name", "family_name", "email")
     }
     user, created = _get_or_create(User, {"issuer": claims.issuer, "sub": claims.sub}, profile)
     if not created:
@@ -64,38 +67,46 @@ def _record_user(claims: LaunchClaims) -> User:
     return user
 
 
+def _no_context_id(resource_link_id: str) -> str:
+    """A launch without a context still gets a course of its own per resource link; a link id
+    too long to fit after the prefix is named by its hash (a cut could make two links one)."""
+    context_id = f"no-context:{resource_link_id}"
+    if len(context_id) <= Course.__table__.c.context_id.type.length:
+        return context_id
+    return "no-context-sha256:" + hashlib.sha256(resource_link_id.encode()).hexdigest()
+
+
 def _record_course(claims: LaunchClaims, client_id: str) -> Course:
     context = claims.context
-    # A launch without a context still gets a course of its own per resource link.
-    context_id = str(context.get("id") or f"no-context:{claims.resource_link.get('id')}")
+    context_id = claims.context_id or _no_context_id(claims.resource_link_id)
     course, _ = _get_or_create(
         Course,
         {"issuer": claims.issuer, "deployment_id": claims.deployment_id, "context_id": context_id},
         {"client_id": client_id},
     )
-    course.label = context.get("label") or course.label or ""
-    course.title = context.get("title") or course.title or ""
+    course.label = _fit(Course, "label", clean_display(context.get("label"))) or course.label or ""
+    course.title = _fit(Course, "title", clean_display(context.get("title"))) or course.title or ""
     course.memberships_url = claims.memberships_url or course.memberships_url
     return course
 
 
 def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
-    link_claim = claims.resource_link
     link, _ = _get_or_create(
-        ResourceLink, {"course_id": course.id, "resource_link_id": str(link_claim["id"])}, {}
+        ResourceLink, {"course_id": course.id, "resource_link_id": claims.resource_link_id}, {}
     )
-    link.title = link_claim.get("title") or link.title or ""
+    title = _fit(ResourceLink, "title", clean_display(claims.resource_link.get("title")))
+    link.title = title or link.title or ""
     link.lineitem_url = claims.ags.get("lineitem") or link.lineitem_url
     link.lineitems_url = claims.ags.get("lineitems") or link.lineitems_url
     return link
 
 
 def choose_provider(claims: LaunchClaims) -> str:
-    wanted = str(claims.custom.get("provider") or "").strip().lower()
+    wanted = claims.provider.strip().lower()
     if wanted in PROVIDER_NAMES:
         return wanted
     if wanted:
-        log.warning("ignoring unknown custom provider %r; using VIDEO_PROVIDER", wanted)
+        log.warning("ignoring unknown custom provider %s; using VIDEO_PROVIDER", quoted(wanted))
     return current_app.config["VIDEO_PROVIDER"]
 
 
@@ -107,26 +118,18 @@ def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Ro
         {
             "provider": choose_provider(claims),
             "meeting_id": new_meeting_id(),
-            "name": title[:255],
+            "name": _fit(Room, "name", title),
             "settings": asdict(RoomSettings()),
         },
     )
     return room
 
 
-RETURN_URL_MAX = 1024
-
-
 def own_return_url(claims: LaunchClaims) -> str | None:
     """The launch's return URL, for this person only, when it is a plain http(s) URL: anything
     else (`javascript:`, `data:`, relative, over-long) would run or break in the tool's origin."""
     url = claims.return_url
-    if not isinstance(url, str) or not url or len(url) > RETURN_URL_MAX:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c in url for c in "\r\n\t\x00"):
-        return None
-    return url
+    return url if url and url_problem(url) is None else None
 
 
 def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
@@ -152,6 +155,6 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
         raise
     log.info(
         "launch: iss=%s sub=%s link=%s role=%s room=%s",
-        claims.issuer, claims.sub, link.resource_link_id, enrolment.role, room.id,
+        quoted(claims.issuer), quoted(claims.sub), quoted(link.resource_link_id), enrolment.role, room.id,
     )
     return RecordedLaunch(enrolment=enrolment, room=room)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pylti1p3.deployment import Deployment as PyltiDeployment
 from pylti1p3.registration import Registration as PyltiRegistration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .models import Deployment, Platform
@@ -127,6 +129,16 @@ def _from_platform_row(row: Platform) -> PlatformRegistration:
     )
 
 
+_UNSEARCHABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _searchable(value) -> bool:
+    """Whether a lookup key from a request can name a registration at all: a non-empty string
+    without NUL or unpaired surrogates (no registration has them, and a database driver cannot
+    send them: PostgreSQL refuses NUL, UTF-8 has no surrogates)."""
+    return isinstance(value, str) and bool(value) and not _UNSEARCHABLE.search(value)
+
+
 class RegistrationStore(ToolConfAbstract):
     """File registrations (kept in memory) and database ones (read on each lookup)."""
 
@@ -183,15 +195,36 @@ class RegistrationStore(ToolConfAbstract):
     def find(self, issuer: str, client_id: str | None = None) -> PlatformRegistration | None:
         """The registration for issuer (+ client id); without a client id, the issuer's only
         registration or the one marked default."""
-        if not isinstance(issuer, str) or not issuer or "\x00" in issuer:
+        if not _searchable(issuer) or (client_id is not None and not _searchable(client_id)):
             return None
-        if client_id is not None and (not isinstance(client_id, str) or "\x00" in client_id):
-            return None  # no registration has one; PostgreSQL refuses NUL in a query's text
         matches = self._file_matches(issuer, client_id) + self._database_matches(issuer, client_id)
         if client_id is not None or len(matches) == 1:
             return matches[0] if matches else None
         defaults = [m for m in matches if m.default]
         return defaults[0] if defaults else None
+
+    def find_first(self, issuer: str, client_ids: list[str]) -> PlatformRegistration | None:
+        """The registration of the first of `client_ids` registered for issuer (an id_token's
+        audiences, in order), with at most one database query whatever their number."""
+        wanted = [c for c in client_ids if _searchable(c)] if _searchable(issuer) else []
+        if not wanted:
+            return None
+        in_file = {r.client_id: r for r in self._file_matches(issuer, None)}
+        if wanted[0] in in_file:
+            return in_file[wanted[0]]
+        query = (
+            select(Platform)
+            .options(joinedload(Platform.deployments))  # the deployments in the same statement
+            .where(
+                Platform.issuer == issuer,
+                Platform.active.is_(True),
+                # A database row shadowed by a file registration is not live.
+                Platform.client_id.in_([c for c in wanted if c not in in_file]),
+            )
+        )
+        rows = db.session.scalars(query).unique()
+        in_database = {row.client_id: _from_platform_row(row) for row in rows}
+        return next((in_file.get(c) or in_database[c] for c in wanted if c in in_file or c in in_database), None)
 
     def all(self) -> list[PlatformRegistration]:
         rows = db.session.scalars(select(Platform).order_by(Platform.id)).all()

@@ -330,7 +330,8 @@ def test_platform_storage_error_on_get_shows_the_blocked_cookie_page(open_course
     """lti.get_data answers an error: for the tool that is "no binding came back", the same as a
     blocked cookie on a platform without storage: say so and offer a new window."""
     student = _refused_launch(open_course, storage_live, "error")
-    expect(student.frame.locator("p.lead")).to_contain_text("blocked the cookie")
+    expect(student.frame.locator("#cookie-framed p.lead")).to_contain_text("blocked the cookie")
+    expect(student.frame.locator("#cookie-window")).to_be_hidden()  # the advice for a window
     new_window = student.frame.locator("a#open-new-window")
     expect(new_window).to_be_visible()
     href = new_window.get_attribute("href")

@@ -38,20 +38,21 @@ class LaunchAttempt:
                 payload[name] = value
         return self.lms.platform.sign_jwt(payload, header=header, **kw)
 
-    def post(self, id_token=None, state=None, **extra):
+    def post(self, id_token=None, state=None, headers=None, client=None, **extra):
         data = {
             "id_token": id_token if id_token is not None else self.form["id_token"],
             "state": state if state is not None else self.form["state"],
             **extra,
         }
         data = {k: v for k, v in data.items() if v != ""}
-        return self.client.post("/lti/launch", data=data)
+        return (client or self.client).post("/lti/launch", data=data, headers=headers or {})
 
     def assert_refused(self, response, status=None, text=None):
         body = response.get_data(as_text=True)
-        assert 400 <= response.status_code < 500, (response.status_code, body)
         if status:
             assert response.status_code == status, body
+        else:
+            assert 400 <= response.status_code < 500, (response.status_code, body)
         assert "<h1" in body and "Traceback" not in body
         if text:
             assert text in body
@@ -240,18 +241,24 @@ def test_unknown_state_refused(attempt):
 
 
 def test_state_from_another_browser_refused(app, lms, attempt):
-    """The state is real, but this browser never started that login (login CSRF)."""
+    """The state is real, but this browser never started that login (login CSRF): framed, it is
+    refused at once; in a window, the tool's re-submission comes without that state's cookie
+    too (this browser holds only its own login's) and is refused."""
     other = LaunchAttempt(app, lms, as_="student")
     attempt.before = row_counts(app)
-    refused = attempt.client.post("/lti/launch", data={"id_token": other.form["id_token"], "state": other.form["state"]})
-    attempt.assert_refused(refused, 403)
+    stolen = {"id_token": other.form["id_token"], "state": other.form["state"]}
+    framed = attempt.post(**stolen, headers={"Sec-Fetch-Dest": "iframe"})
+    attempt.assert_refused(framed, 403)
+    page = attempt.post(**stolen, headers={"Sec-Fetch-Dest": "document"})
+    assert page.status_code == 200 and 'name="lti_resubmitted"' in page.get_data(as_text=True)
+    attempt.assert_refused(attempt.post(**stolen, lti_resubmitted="1", headers={"Sec-Fetch-Dest": "document"}), 403)
 
 
 def test_missing_state_cookie_offers_moodles_own_launch_in_a_new_window(app, lms, attempt, platform):
     """Moodle's hint is single-use, but names the course module: Moodle's launch page for it
     starts a fresh launch in a first-party window."""
     attempt.client.delete_cookie(f"lti_state_{attempt.form['state']}", path="/lti/")
-    response = attempt.post()
+    response = attempt.post(headers={"Sec-Fetch-Dest": "iframe"})
     attempt.assert_refused(response, 403, "blocked the cookie")
     html = response.get_data(as_text=True)
     assert 'id="open-new-window"' in html and 'target="_blank"' in html
@@ -270,9 +277,77 @@ def test_missing_state_cookie_on_other_platforms_restarts_the_login(app, platfor
     state = parse_qs(urlsplit(answer.headers["Location"]).query)["state"][0]
     client.delete_cookie(f"lti_state_{state}", path="/lti/")
     token = platform.make_id_token(user="student", nonce=parse_qs(urlsplit(answer.headers["Location"]).query)["nonce"][0])
-    response = client.post("/lti/launch", data={"id_token": token, "state": state})
+    response = client.post("/lti/launch", data={"id_token": token, "state": state}, headers={"Sec-Fetch-Dest": "iframe"})
     html = response.get_data(as_text=True)
     assert response.status_code == 403 and "/lti/login?" in html and "lti_message_hint=opaque-reusable-hint" in html
+
+
+# --- launches without the state cookie (plain http across sites: the Contract) ---------------
+def without_cookie(app):
+    """Another test client: the same browser as a cross-site POST sees it (no Lax cookie)."""
+    return app.test_client()
+
+
+@pytest.mark.parametrize("dest", ["document", None], ids=["window", "no-sec-fetch-dest"])
+def test_a_launch_without_cookie_in_a_window_is_posted_again_by_the_tool_and_completes(app, attempt, dest):
+    headers = {"Sec-Fetch-Dest": dest} if dest else {}
+    page = attempt.post(client=without_cookie(app), headers=headers)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="resubmit-launch"' in html and 'action="/lti/launch"' in html
+    assert f'name="state" value="{attempt.form["state"]}"' in html and 'name="lti_resubmitted" value="1"' in html
+    assert f'name="id_token" value="{attempt.form["id_token"]}"' in html
+    assert row_counts(app) == attempt.before, "nothing written, the state unspent"
+    # The page's own POST is same-site: this time the browser sends the cookie.
+    done = attempt.post(lti_resubmitted="1", headers={"Sec-Fetch-Dest": "document"})
+    assert done.status_code == 303 and "/rooms/" in done.headers["Location"]
+
+
+def test_a_resubmitted_launch_still_without_cookie_is_refused_with_advice_for_a_window(app, attempt):
+    response = attempt.post(client=without_cookie(app), lti_resubmitted="1",
+                            headers={"Sec-Fetch-Dest": "document"})
+    attempt.assert_refused(response, 403, "did not keep this tool's cookie")
+    html = response.get_data(as_text=True)
+    assert '<div id="cookie-framed" hidden>' in html and '<div id="cookie-window">' in html
+    assert "http://localhost" in html and "https" in html
+    assert "window.self !== window.top" in html  # the page checks for itself, too
+
+
+def test_a_framed_launch_without_cookie_is_refused_at_once_with_the_new_window_button(app, attempt):
+    response = attempt.post(client=without_cookie(app), headers={"Sec-Fetch-Dest": "iframe"})
+    attempt.assert_refused(response, 403, "blocked the cookie")
+    html = response.get_data(as_text=True)
+    assert 'id="open-new-window"' in html and '<div id="cookie-window" hidden>' in html
+    assert "resubmit-launch" not in html
+
+
+def test_a_resubmission_with_a_wrong_cookie_is_refused(app, attempt):
+    """The marker only says "the tool posted this"; the cookie is checked as ever."""
+    attempt.client.set_cookie(f"lti_state_{attempt.form['state']}", "someone-elses-binding", path="/lti/")
+    attempt.assert_refused(attempt.post(lti_resubmitted="1"), 403)
+
+
+def test_launch_pages_have_no_inline_event_handlers():
+    """A Content-Security-Policy with script nonces is coming: scripts live in <script> tags."""
+    import re
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    for path in [*(templates / "lti").glob("*.html"), templates / "errors" / "launch.html"]:
+        assert not re.search(r"\son[a-z]+\s*=", path.read_text()), path.name
+
+
+def test_a_deeply_nested_message_hint_still_gets_the_refusal_page(app, platform):
+    """The refusal page reads Moodle's hint (JSON) for the new-window link: 4,000 nested
+    brackets (under the 4 KB cap) must not make it a 500."""
+    from urllib.parse import parse_qs, urlsplit
+
+    client = app.test_client()
+    fields = {**platform.login_initiation(user="student"), "lti_message_hint": "[" * 4000}
+    query = parse_qs(urlsplit(client.post("/lti/login", data=fields).headers["Location"]).query)
+    token = platform.make_id_token(user="student", nonce=query["nonce"][0])
+    response = app.test_client().post("/lti/launch", data={"id_token": token, "state": query["state"][0]},
+                                      headers={"Sec-Fetch-Dest": "iframe"})
+    assert response.status_code == 403 and 'id="open-new-window"' in response.get_data(as_text=True)
 
 
 def test_nonce_not_issued_for_this_state_refused(attempt):
@@ -300,6 +375,23 @@ def test_nonce_not_issued_for_this_state_refused(attempt):
 )
 def test_claim_refusals(attempt, claims, status):
     attempt.assert_refused(attempt.post(id_token=attempt.resign(claims=claims)), status)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [None, "", "https://evil.example.com/lti/launch", "http://localhost.evil.example.com/lti/launch",
+     "https://localhost/lti/launch", "http://[::1", 7, ["http://localhost/lti/launch"]],
+    ids=["missing", "empty", "other-site", "lookalike-host", "other-scheme", "malformed", "number", "list"],
+)
+def test_target_link_uri_must_be_on_this_tool(attempt, target):
+    """The login checked the target_link_uri it was given; the signed one counts too."""
+    token = attempt.resign(claims={LTI + "target_link_uri": target})  # None: the claim is left out
+    attempt.assert_refused(attempt.post(id_token=token), 400)
+
+
+def test_target_link_uri_anywhere_on_this_tool_is_accepted(attempt):
+    token = attempt.resign(claims={LTI + "target_link_uri": "http://localhost/lti/launch?activity=7"})
+    assert attempt.post(id_token=token).status_code == 303
 
 
 def test_missing_id_token_refused(attempt):
@@ -358,8 +450,9 @@ def test_forged_kids_do_not_make_the_tool_hammer_the_platform(attempt, platform)
 
 
 def test_jwks_unreachable_refuses_launch(attempt, platform):
+    """Not the person's fault, nor a forgery: 503, try again (tests/test_platform_keys.py)."""
     platform.fail_next(3, status=500, endpoint="jwks")
-    attempt.assert_refused(attempt.post(), 401)
+    attempt.assert_refused(attempt.post(), 503, "try again")
 
 
 # --- LTI platform storage (platforms that send lti_storage_target) ----------------------------

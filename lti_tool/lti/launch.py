@@ -1,17 +1,20 @@
 """Validation of an id_token launch: every check of LTI 1.3 core and the 1EdTech security
 framework, in an order that writes nothing until everything has passed.
 
-Order: token shape and algorithm → registration (iss, aud/azp) → signature against the
-platform's JWKS → exp/iat → LTI claims (version, message type, deployment, roles, subject,
-resource link) → state (known, unexpired, bound to this browser) → nonce (matches the login,
-never used). `consume_login` then deletes the state and records the nonce inside the caller's
-transaction, so a failure later in the launch rolls those back too.
+Order: token size, shape and algorithm → registration (iss, aud/azp) → signature against the
+platform's JWKS → exp/iat (and a lifetime of at most a day) → the types and shapes of every
+claim the tool reads (claims.check_claims) → LTI claims (version, message type, deployment,
+roles, subject, resource link, target_link_uri) → state (known, unexpired, bound to this
+browser) → nonce (matches the login, never used). `consume_login` then deletes the state and
+records the nonce inside the caller's transaction, so a failure later in the launch rolls those
+back too.
 """
 from __future__ import annotations
 
 import hmac
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -20,17 +23,34 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
-from .errors import LaunchError, PlatformStorageNeeded
-from .login import binding_hash, origin_of, state_cookie_name
-from .platform_keys import PlatformKeyCache, PlatformKeyError
+from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
+from .login import binding_hash, origin_of, same_origin, state_cookie_name
+from .platform_keys import PlatformKeyCache, PlatformKeyError, PlatformKeysUnavailable
 
 log = logging.getLogger(__name__)
 
 RELAUNCH_FROM_COURSE = "Please go back to your course and open the activity again."
 NONCE_KEEP = timedelta(days=1)
+# Anyone can post an id_token: what it may cost before its signature is checked is bounded.
+# Moodle's id_tokens are about 4 KB; 64 KB leaves room for long custom parameters and roles.
+MAX_ID_TOKEN_BYTES = 64 * 1024
+# Platforms send one audience (the client id); the spec allows a list. Each is looked up.
+MAX_AUDIENCES = 16
+# Moodle's id_tokens live 60 s; one that claims to live longer than a day is not a launch (and
+# its exp, kept with the used nonce, must stay a representable date).
+MAX_ID_TOKEN_LIFETIME_SECONDS = 24 * 3600
+KEYS_UNAVAILABLE = (
+    "The tool cannot check this launch right now: your learning platform's keys could not be "
+    "fetched. Please try again in a minute; if it keeps happening, tell your site administrator."
+)
+# The marker of the tool's own re-submission of a launch that came without the state cookie.
+RESUBMITTED = "lti_resubmitted"
+FRAMED_DESTINATIONS = frozenset({"iframe", "frame", "embed", "object", "fencedframe"})
+UNUSABLE_CLAIMS = "The learning platform sent launch details the tool cannot use. " + RELAUNCH_FROM_COURSE
 
 
 @dataclass(frozen=True)
@@ -45,31 +65,35 @@ def _refuse(reason: str, message: str = RELAUNCH_FROM_COURSE, status: int = 400,
 
 
 def _unverified(token: str) -> tuple[dict, dict]:
+    size = len(token.encode("utf-8", "replace"))
+    if size > MAX_ID_TOKEN_BYTES:
+        raise _refuse(f"id_token too large: {size} bytes (at most {MAX_ID_TOKEN_BYTES})")
     try:
         header = jwt.get_unverified_header(token)
         body = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise _refuse(f"id_token is not a JWT: {exc}") from exc
+        raise _refuse(f"id_token is not a JWT: {quoted(str(exc))}") from exc
     return header, body
 
 
 def _audiences(body: dict) -> list[str]:
-    """Client ids the token may be for: azp first when it is one of the audiences."""
+    """Client ids the token may be for, in order: azp alone when it is one of the audiences."""
     aud, azp = body.get("aud"), body.get("azp")
-    audiences = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
-    if azp in audiences:
-        return [azp]
-    return audiences
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
+        raise _refuse(f"id_token aud must be a string or a list of strings, not {quoted(aud)}")
+    if len(audiences) > MAX_AUDIENCES:
+        raise _refuse(f"id_token names {len(audiences)} audiences (at most {MAX_AUDIENCES})")
+    return [azp] if azp in audiences else audiences
 
 
 def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistration:
     issuer = body.get("iss")
-    for client_id in _audiences(body) if isinstance(issuer, str) else []:
-        registration = store.find(issuer, client_id)
-        if registration is not None:
-            return registration
+    registration = store.find_first(issuer, _audiences(body)) if isinstance(issuer, str) else None
+    if registration is not None:
+        return registration
     raise _refuse(
-        f"no registration for iss={issuer!r} aud={body.get('aud')!r} azp={body.get('azp')!r}",
+        f"no registration for iss={quoted(issuer)} aud={quoted(body.get('aud'))} azp={quoted(body.get('azp'))}",
         "This learning platform is not registered with the live-class tool. "
         "Please ask your site administrator.",
         403,
@@ -78,13 +102,15 @@ def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistra
 
 def _verify_signature(token: str, header: dict, registration, key_cache, leeway: float) -> dict:
     if header.get("alg") != "RS256":
-        raise _refuse(f"id_token alg {header.get('alg')!r} refused: only RS256 is accepted", status=401)
+        raise _refuse(f"id_token alg {quoted(header.get('alg'))} refused: only RS256 is accepted", status=401)
     if not header.get("kid"):
         raise _refuse("id_token header has no kid", status=401)
     try:
         key = key_cache.key_for(registration.key_set_url, header["kid"])
+    except PlatformKeysUnavailable as exc:
+        raise _refuse(str(exc), KEYS_UNAVAILABLE, 503, retry_after=exc.retry_after) from exc
     except PlatformKeyError as exc:
-        raise _refuse(str(exc), status=401) from exc
+        raise _refuse(str(exc), status=401) from exc  # PlatformKeyError quotes what it names
     try:
         return jwt.decode(
             token,
@@ -98,7 +124,22 @@ def _verify_signature(token: str, header: dict, registration, key_cache, leeway:
     except jwt.ExpiredSignatureError as exc:
         raise _refuse("id_token expired", "This launch has expired. " + RELAUNCH_FROM_COURSE, 401) from exc
     except jwt.PyJWTError as exc:
-        raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {exc}", status=401) from exc
+        raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {quoted(str(exc))}", status=401) from exc
+
+
+def _check_lifetime(body: dict, leeway: float) -> None:
+    if C.seconds_until(body.get("exp"), time.time()) > MAX_ID_TOKEN_LIFETIME_SECONDS + leeway:
+        raise _refuse(
+            f"id_token exp {quoted(body.get('exp'))} is more than {MAX_ID_TOKEN_LIFETIME_SECONDS} s ahead",
+            status=401,
+        )
+
+
+def _check_claim_types(body: dict) -> None:
+    try:
+        C.check_claims(body)
+    except C.ClaimError as exc:
+        raise _refuse(f"id_token {quoted(str(exc), 400)}", UNUSABLE_CLAIMS) from exc
 
 
 def _check_azp(body: dict, client_id: str) -> None:
@@ -106,19 +147,32 @@ def _check_azp(body: dict, client_id: str) -> None:
     if isinstance(aud, list) and len(aud) > 1 and not azp:
         raise _refuse("id_token has several audiences and no azp", status=401)
     if azp is not None and azp != client_id:
-        raise _refuse(f"id_token azp {azp!r} is not our client id {client_id!r}", status=401)
+        raise _refuse(f"id_token azp {quoted(azp)} is not our client id {quoted(client_id)}", status=401)
+
+
+def _check_target(launch: C.LaunchClaims, base_url: str) -> None:
+    """The login checked the target_link_uri it was given; the signed claim must agree that the
+    launch is meant for this tool (required for resource links, checked whenever present)."""
+    target = launch.raw.get(C.TARGET_LINK_URI)
+    if target is None and launch.message_type != C.RESOURCE_LINK_REQUEST:
+        return
+    if not same_origin(target, base_url):
+        raise _refuse(
+            f"target_link_uri {quoted(target)} is not on this tool ({base_url})",
+            "This launch is meant for another tool.",
+        )
 
 
 def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration) -> None:
     if launch.raw.get(C.VERSION) != "1.3.0":
-        raise _refuse(f"LTI version {launch.raw.get(C.VERSION)!r} is not 1.3.0")
+        raise _refuse(f"LTI version {quoted(launch.raw.get(C.VERSION))} is not 1.3.0")
     if launch.message_type not in C.KNOWN_MESSAGE_TYPES:
-        raise _refuse(f"unknown message type {launch.message_type!r}", "The tool does not know this kind of launch.")
+        raise _refuse(f"unknown message type {quoted(launch.message_type)}", "The tool does not know this kind of launch.")
     if not launch.deployment_id:
         raise _refuse("id_token has no deployment_id")
     if not registration.has_deployment(launch.deployment_id):
         raise _refuse(
-            f"deployment {launch.deployment_id!r} is not registered for {registration.issuer}",
+            f"deployment {quoted(launch.deployment_id)} is not registered for {quoted(registration.issuer)}",
             "This deployment of the tool is not registered. Please ask your site administrator.",
             403,
         )
@@ -130,9 +184,19 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
         raise _refuse("resource link launch without resource_link.id")
 
 
-def _browser_binding(login: LoginState, state: str, cookies, form, registration) -> str:
+def is_framed(fetch_dest: str) -> bool:
+    """Whether the browser says the request loads a frame (Sec-Fetch-Dest); absent = unknown."""
+    return fetch_dest in FRAMED_DESTINATIONS
+
+
+def _browser_binding(login: LoginState, state: str, cookies, form, registration, framed: bool) -> str:
     """The browser's proof that it started this login: the state cookie, or, on platforms with
-    LTI platform storage, the same secret read back from there by the launch page."""
+    LTI platform storage, the same secret read back from there by the launch page.
+
+    Without either, a launch in a top-level window is posted again by a page of the tool: the
+    platform's cross-site form POST cannot bring a SameSite=Lax cookie (plain http), the tool's
+    own same-site POST does. That second POST is checked like the first; if it still comes
+    without the cookie (or the launch is framed, where re-posting cannot help) it is refused."""
     secret = cookies.get(state_cookie_name(state))
     if secret is not None:
         return secret
@@ -146,18 +210,24 @@ def _browser_binding(login: LoginState, state: str, cookies, form, registration)
             platform_origin=origin_of(registration.auth_login_url),
             state=state,
         )
+    if not framed and RESUBMITTED not in form and "lti_storage_binding" not in form:
+        raise ResubmitNeeded(
+            "state cookie missing: the tool's page posts the launch again, same-site", state=state
+        )
     raise _refuse(
-        "state cookie missing: the browser did not send it (third-party cookies blocked?)",
+        "state cookie missing: the browser did not send it "
+        + ("(third-party cookies blocked?)" if framed else "(cookies refused for the tool's site?)"),
         "Your browser blocked the cookie this tool needs inside the course page.",
         403,
         relaunch=login.login_params,
+        cookie_missing=True,
     )
 
 
 STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def _check_state(state: str, body: dict, registration, cookies, form) -> LoginState:
+def _check_state(state: str, body: dict, registration, cookies, form, framed: bool) -> LoginState:
     if not state:
         raise _refuse("launch without state", status=403)
     if not STATE_PATTERN.fullmatch(state):
@@ -167,10 +237,11 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
     if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
         raise _refuse("state was issued for another platform", status=403)
-    secret = _browser_binding(login, state, cookies, form, registration)
+    secret = _browser_binding(login, state, cookies, form, registration, framed)
     if not hmac.compare_digest(binding_hash(secret), login.browser_binding):
         raise _refuse("browser binding (state cookie or platform storage) does not match this login", status=403)
-    if not hmac.compare_digest(str(body.get("nonce")), login.nonce):
+    # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a "no").
+    if not hmac.compare_digest(body["nonce"].encode(), login.nonce.encode()):
         raise _refuse("nonce does not match the one issued at login", status=403)
     used = db.session.scalar(
         select(exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == login.nonce))
@@ -180,10 +251,12 @@ def _check_state(state: str, body: dict, registration, cookies, form) -> LoginSt
     return login
 
 
-def validate_launch(form, cookies, store: RegistrationStore, key_cache: PlatformKeyCache, config) -> ValidatedLaunch:
+def validate_launch(
+    form, cookies, store: RegistrationStore, key_cache: PlatformKeyCache, config, fetch_dest: str = ""
+) -> ValidatedLaunch:
     if form.get("error"):
         raise _refuse(
-            f"platform returned an error: {form.get('error')} {form.get('error_description', '')}",
+            f"platform returned an error: {quoted(form.get('error'))} {quoted(form.get('error_description', ''))}",
             "The learning platform could not complete the launch. " + RELAUNCH_FROM_COURSE,
         )
     token = form.get("id_token")
@@ -191,11 +264,15 @@ def validate_launch(form, cookies, store: RegistrationStore, key_cache: Platform
         raise _refuse("launch without id_token", "This page must be opened from your course.")
     header, unverified = _unverified(token)
     registration = _find_registration(store, unverified)
-    body = _verify_signature(token, header, registration, key_cache, float(config["JWT_LEEWAY_SECONDS"]))
+    leeway = float(config["JWT_LEEWAY_SECONDS"])
+    body = _verify_signature(token, header, registration, key_cache, leeway)
+    _check_lifetime(body, leeway)
+    _check_claim_types(body)
     _check_azp(body, registration.client_id)
     launch = C.LaunchClaims(body)
     _check_lti_claims(launch, registration)
-    _check_state(form.get("state", ""), body, registration, cookies, form)
+    _check_target(launch, config["TOOL_BASE_URL"])
+    _check_state(form.get("state", ""), body, registration, cookies, form, is_framed(fetch_dest))
     return ValidatedLaunch(registration=registration, claims=launch, state=form["state"])
 
 

@@ -3,7 +3,8 @@
 The platform sends the browser here with its issuer and a login hint; the tool answers with a
 302 to the platform's authorization endpoint carrying a fresh `state` and `nonce`. Both are
 stored server-side (any worker can check the launch) and the state is bound to this browser by
-a cookie holding a random secret whose hash only the database knows.
+a cookie holding a random secret whose hash only the database knows. Anyone can start a login,
+so each parameter is capped (`MAX_LOGIN_PARAM_BYTES`) and only the ones the tool uses are kept.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy import delete
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from ..registrations import RegistrationStore
 from .errors import LaunchError
@@ -33,6 +35,9 @@ LOGIN_PARAMS = (
     "lti_deployment_id",
     "lti_storage_target",
 )
+# Anyone can start logins and each one is stored until it expires: every parameter is an issuer,
+# a URL, an id or a short hint (Moodle's lti_message_hint is about 60 bytes), so 4 KB is plenty.
+MAX_LOGIN_PARAM_BYTES = 4096
 
 
 def state_cookie_name(state: str) -> str:
@@ -66,9 +71,15 @@ class LoginRedirect:
     platform_origin: str | None = None
 
 
-def _same_origin(url: str, base_url: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base_url)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+def same_origin(url, base_url: str) -> bool:
+    """Whether `url` (from a request or a token: anything) is on the origin of `base_url`."""
+    if not isinstance(url, str):
+        return False
+    try:
+        a, b = urlsplit(url), urlsplit(base_url)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 host
+        return False
+    return bool(a.scheme and a.netloc) and (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def _purge_expired() -> None:
@@ -77,8 +88,21 @@ def _purge_expired() -> None:
     db.session.execute(delete(UsedNonce).where(UsedNonce.expires_at < now))
 
 
-def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRedirect:
-    params = {name: params.get(name) for name in LOGIN_PARAMS if params.get(name)}
+def _login_params(request_params: dict) -> dict:
+    """The login parameters the tool uses (and stores, to restart the login), each bounded."""
+    params = {name: request_params.get(name) for name in LOGIN_PARAMS if request_params.get(name)}
+    too_large = [name for name, value in params.items() if len(value.encode("utf-8", "replace")) > MAX_LOGIN_PARAM_BYTES]
+    if too_large:
+        raise LaunchError(
+            f"login parameters too large: {', '.join(too_large)} (at most {MAX_LOGIN_PARAM_BYTES} bytes each)",
+            "This login request is too large for the tool. "
+            "Please go back to your course and open the activity again.",
+        )
+    return params
+
+
+def start_login(request_params: dict, store: RegistrationStore, config: dict) -> LoginRedirect:
+    params = _login_params(request_params)
     issuer, login_hint = params.get("iss"), params.get("login_hint")
     if not issuer or not login_hint:
         raise LaunchError(
@@ -88,7 +112,7 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
     registration = store.find(issuer, params.get("client_id"))
     if registration is None:
         raise LaunchError(
-            f"login from unregistered platform iss={issuer!r} client_id={params.get('client_id')!r}",
+            f"login from unregistered platform iss={quoted(issuer)} client_id={quoted(params.get('client_id'))}",
             "This learning platform is not registered with the live-class tool. "
             "Please ask your site administrator to register it.",
             status=403,
@@ -96,14 +120,14 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
     deployment_id = params.get("lti_deployment_id")
     if deployment_id and not registration.has_deployment(deployment_id):
         raise LaunchError(
-            f"login for unknown deployment {deployment_id!r} of {issuer}",
+            f"login for unknown deployment {quoted(deployment_id)} of {quoted(issuer)}",
             "This deployment of the tool is not registered. Please ask your site administrator.",
             status=403,
         )
     target = params.get("target_link_uri") or ""
-    if not _same_origin(target, config["TOOL_BASE_URL"]):
+    if not same_origin(target, config["TOOL_BASE_URL"]):
         raise LaunchError(
-            f"target_link_uri {target!r} is not on this tool ({config['TOOL_BASE_URL']})",
+            f"target_link_uri {quoted(target)} is not on this tool ({config['TOOL_BASE_URL']})",
             "This launch is meant for another tool.",
         )
 
@@ -137,7 +161,7 @@ def start_login(params: dict, store: RegistrationStore, config: dict) -> LoginRe
     if params.get("lti_message_hint"):
         query["lti_message_hint"] = params["lti_message_hint"]
     separator = "&" if "?" in registration.auth_login_url else "?"
-    log.info("login: iss=%s client_id=%s -> authorization request", issuer, registration.client_id)
+    log.info("login: iss=%s client_id=%s -> authorization request", quoted(issuer), quoted(registration.client_id))
     return LoginRedirect(
         url=registration.auth_login_url + separator + urlencode(query),
         state=state,

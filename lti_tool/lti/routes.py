@@ -1,33 +1,30 @@
 """HTTP endpoints of LTI 1.3: /lti/login, /lti/launch and /.well-known/jwks.json.
 
 Views parse the request and hand over to login.py, launch.py and launches.py; a refused launch
-raises `LaunchError`, which errors.py turns into a readable page with its status.
+raises `LaunchError`, which errors.py turns into a readable page with its status. Two of them
+are not refusals but a page that lets the browser finish the launch: `PlatformStorageNeeded`
+(read the binding back from LTI platform storage) and `ResubmitNeeded` (post the launch to the
+tool again, same-site, so the browser sends its state cookie).
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
 from urllib.parse import urlencode
 
 from flask import current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from ..launches import record_launch
+from ..web import browser_cookie_attributes
 from ..rooms.tickets import issue_page_ticket
 from . import bp
 from .claims import DEEP_LINKING_REQUEST
-from .errors import LaunchError, PlatformStorageNeeded
-from .launch import validate_launch
-from .login import start_login, state_cookie_name, storage_key
+from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
+from .launch import RESUBMITTED, is_framed, validate_launch
+from .login import origin_of, start_login, state_cookie_name, storage_key
 
 log = logging.getLogger(__name__)
-
-
-def _cookie_attributes() -> dict:
-    """Inside the LMS's iframe the state cookie is third-party: over https it must be
-    SameSite=None; Secure, and Partitioned (CHIPS) so browsers that block third-party cookies
-    still keep it for this LMS. Over plain http (a laptop) browsers refuse SameSite=None."""
-    if current_app.config["TOOL_BASE_URL"].startswith("https://"):
-        return {"secure": True, "samesite": "None", "partitioned": True, "httponly": True}
-    return {"secure": False, "samesite": "Lax", "httponly": True}
 
 
 @bp.route("/lti/login", methods=["GET", "POST"])
@@ -54,7 +51,7 @@ def login():
         login_redirect.cookie_value,
         max_age=login_redirect.max_age,
         path="/lti/",
-        **_cookie_attributes(),
+        **browser_cookie_attributes(),
     )
     return response
 
@@ -67,6 +64,7 @@ def launch():
         current_app.extensions["registrations"],
         current_app.extensions["platform_keys"],
         current_app.config,
+        fetch_dest=request.headers.get("Sec-Fetch-Dest", ""),
     )
     if validated.claims.message_type == DEEP_LINKING_REQUEST:
         raise LaunchError(
@@ -79,7 +77,7 @@ def launch():
     ticket = issue_page_ticket(recorded.enrolment.id, recorded.room.id)
     # One redirect to a GET page, so the waiting page can refresh itself.
     response = redirect(url_for("rooms.show", room_id=recorded.room.id, t=ticket), code=303)
-    response.delete_cookie(state_cookie_name(validated.state), path="/lti/", **_cookie_attributes())
+    response.delete_cookie(state_cookie_name(validated.state), path="/lti/", **browser_cookie_attributes())
     return response
 
 
@@ -94,11 +92,9 @@ def _moodle_activity_launch(login_params: dict) -> str | None:
     """Moodle's `lti_message_hint` is single-use, so a second login with it fails; but it names
     the course module (`{"cmid": 2, …}`), and Moodle's own launch page for that module starts a
     fresh launch — in a new window, where cookies are first-party."""
-    import json
-
     try:
         hint = json.loads(login_params.get("lti_message_hint") or "")
-    except ValueError:
+    except (ValueError, RecursionError):  # any string a login brought (4 KB of "[" recurses)
         return None
     cmid = hint.get("cmid") if isinstance(hint, dict) else None
     issuer = str(login_params.get("iss") or "").rstrip("/")
@@ -118,6 +114,14 @@ def relaunch_url(login_params: dict) -> str:
     return url_for("lti.login", _external=False) + "?" + urlencode(params)
 
 
+def _framing(fetch_dest: str) -> str:
+    """What the browser said about the page it loads: "framed", "window" or "unknown" (no
+    Sec-Fetch-Dest: older browsers). The page's script checks for itself in any case."""
+    if is_framed(fetch_dest):
+        return "framed"
+    return "window" if fetch_dest == "document" else "unknown"
+
+
 def render_launch_error(error: LaunchError):
     if isinstance(error, PlatformStorageNeeded):
         log.info("launch: %s", error.reason)
@@ -128,9 +132,25 @@ def render_launch_error(error: LaunchError):
             platform_origin=error.platform_origin,
             key=storage_key(error.state),
         )
+    if isinstance(error, ResubmitNeeded):
+        log.info("launch: %s", error.reason)
+        return render_template(
+            "lti/resubmit_launch.html",
+            fields={"id_token": request.form.get("id_token", ""), "state": error.state, RESUBMITTED: "1"},
+        )
     log.warning("launch refused (%s): %s", error.status, error.reason)
     new_window = relaunch_url(error.relaunch) if error.relaunch else None
-    return (
-        render_template("errors/launch.html", message=error.user_message, new_window_url=new_window),
+    response = make_response(
+        render_template(
+            "errors/launch.html",
+            message=error.user_message,
+            new_window_url=new_window,
+            cookie_missing=error.cookie_missing,
+            framing=_framing(request.headers.get("Sec-Fetch-Dest", "")),
+            tool_site=origin_of(current_app.config["TOOL_BASE_URL"]),
+        ),
         error.status,
     )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return response
