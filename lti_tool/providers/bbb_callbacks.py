@@ -39,7 +39,7 @@ ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"}
 
 # The names `verify_webhook` answers with: which bbb-webhooks delivery authenticated.
 WEBHOOK_V3_4 = "v3.4"  # H(registered URL + raw body + secret): binds the body (v3.4.0+)
-WEBHOOK_V3_0_TO_3_3 = "v3.0-3.3"  # H(registered URL + "{}" + secret): does not bind the body
+WEBHOOK_V3_0_TO_3_3 = "v3.0-3.3"  # H(registered URL + "{}" + secret): does not bind the body (off by default)
 WEBHOOK_V2 = "v2"  # sha1(registered URL + JSON {event, timestamp, domain} + secret)
 WEBHOOK_BEARER = "bearer"  # bbb.auth2_0: "Authorization: Bearer <shared secret>", no checksum
 
@@ -81,27 +81,29 @@ def verify_webhook(
     secret: str,
     algorithms=WEBHOOK_ALGORITHMS,
     *,
-    accept_legacy: bool = True,
+    accept_legacy_checksum: bool = False,
 ) -> str | None:
-    """Which bbb-webhooks delivery authenticated this POST ("v3.4", "v3.0-3.3", "v2", "bearer"),
-    or None when none did.
+    """Which bbb-webhooks delivery authenticated this POST ("v3.4", "v2", "bearer", or
+    "v3.0-3.3" when allowed), or None when none did.
 
     `registered_url` is the callbackURL exactly as the tool registered it with `hooks/create`
     (without the `checksum` parameter bbb-webhooks appended); `checksum` is that parameter's
     value, `authorization` the Authorization header. The hash is chosen by the checksum's length
     and must be in `algorithms`.
 
-    `accept_legacy` (default True) also accepts the deliveries of older bbb-webhooks:
-      * v3.0–v3.3 hash the URL with "{}" instead of the body. The checksum is the same for every
-        event of a hook, so it proves the sender once knew the secret but anyone who has seen one
-        delivery (a proxy log, say) can replay it with any body. Turn legacy off once every
-        server runs bbb-webhooks ≥ 3.4.0.
-      * v2 (BBB 2.x) hashes a JSON rebuilt from the form fields: it binds the body, sha1 only.
+    Always accepted: v3.4+ (the checksum covers URL and raw body), v2 of BBB 2.x (sha1 over a
+    JSON rebuilt from the form fields: it covers the event, so it binds the body too) and
+    `Authorization: Bearer <secret>` (whoever sends it holds the secret itself).
+
+    `accept_legacy_checksum` (default False) also accepts v3.0–v3.3, which hash the URL with "{}"
+    instead of the body. That checksum is the same for every event of a hook: it proves the
+    sender once knew the secret, but anyone who has seen one delivery URL (a proxy log, say)
+    can post any body with it. Only for servers that cannot be upgraded to bbb-webhooks ≥ 3.4.0.
     """
     if not secret:
         return None
     if checksum:
-        variant = _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy)
+        variant = _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy_checksum)
         if variant:
             return variant
     if authorization and _bearer_matches(authorization, secret):
@@ -109,28 +111,38 @@ def verify_webhook(
     return None
 
 
-def _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy) -> str | None:
+def legacy_checksum_matches(registered_url: str, checksum: str | None, secret: str, algorithms=WEBHOOK_ALGORITHMS) -> bool:
+    """True when `checksum` is this hook's v3.0–v3.3 checksum: lets a refusal say why."""
+    algorithm = ALGORITHM_BY_LENGTH.get(len(checksum or ""))
+    if not checksum or not secret or algorithm not in algorithms:
+        return False
+    return _digest_matches(algorithm, registered_url.encode("utf-8") + b"{}" + secret.encode("utf-8"), checksum)
+
+
+def _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy_checksum) -> str | None:
     algorithm = ALGORITHM_BY_LENGTH.get(len(checksum))
     if algorithm is None or algorithm not in algorithms:
         return None
-    given = checksum.lower().encode("utf-8", "replace")
     url, key = registered_url.encode("utf-8"), secret.encode("utf-8")
 
     def matches(signed: bytes) -> bool:
-        expected = hashlib.new(algorithm, url + signed + key).hexdigest().encode()
-        return hmac.compare_digest(expected, given)
+        return _digest_matches(algorithm, url + signed + key, checksum)
 
     if matches(bytes(raw_body)):
         return WEBHOOK_V3_4
-    if not accept_legacy:
-        return None
-    if matches(b"{}"):
-        return WEBHOOK_V3_0_TO_3_3
     if algorithm == "sha1":
         signed = _v2_signed_json(raw_body)
         if signed is not None and matches(signed):
             return WEBHOOK_V2
+    if accept_legacy_checksum and matches(b"{}"):
+        return WEBHOOK_V3_0_TO_3_3
     return None
+
+
+def _digest_matches(algorithm: str, signed: bytes, checksum: str) -> bool:
+    # Bytes on both sides: compare_digest refuses a str with non-ASCII characters.
+    expected = hashlib.new(algorithm, signed).hexdigest().encode()
+    return hmac.compare_digest(expected, checksum.lower().encode("utf-8", "replace"))
 
 
 def _v2_signed_json(raw_body: bytes) -> bytes | None:

@@ -53,10 +53,15 @@ def bbb_events():
     if not _bbb_secret():
         return _refuse(503, "BigBlueButton is not configured", "no BBB_SHARED_SECRET")
     raw = request.get_data(cache=True)
+    checksum = request.args.get("checksum")
     variant = callbacks.verify_webhook(
-        webhook_url(), raw, request.args.get("checksum"), request.headers.get("Authorization"), _bbb_secret()
+        webhook_url(), raw, checksum, request.headers.get("Authorization"), _bbb_secret(),
+        accept_legacy_checksum=current_app.config["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"],
     )
     if variant is None:
+        if callbacks.legacy_checksum_matches(webhook_url(), checksum, _bbb_secret()):
+            return _refuse(401, "checksum does not match", "bbb-webhooks 3.0-3.3 checksum, which does not cover "
+                           "the body: refused unless BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM is on")
         return _refuse(401, "checksum does not match", "bbb-webhooks checksum/authorization invalid")
     try:
         events = callbacks.parse_webhook(raw)
