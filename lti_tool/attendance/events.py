@@ -41,3 +41,12 @@ class IncomingEvent:
             f"{self.provider}:{self.source}:{self.kind}:{self.meeting_id}:{self.session_key}:"
             f"{user}:{connection}:{self.occurred_at_ms}"
         )
+
+
+@dataclass
+class Batch:
+    """What one callback carried: the events read from it, and for each event that could not be
+    read, why (a provider's batch is checked event by event, so one bad event costs only itself)."""
+
+    events: list[IncomingEvent] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
