@@ -75,6 +75,12 @@ def _length(column) -> int:
     return column.property.columns[0].type.length
 
 
+def fits(value: str, column) -> bool:
+    """Could `value` be stored in (or looked up by) this string column: no longer than it, no
+    control characters? (A lookup by NUL fails on PostgreSQL just as storing it does.)"""
+    return len(value) <= _length(column) and not _UNSTORABLE.search(value)
+
+
 def refusal_reason(event: E.IncomingEvent, now_ms: int) -> str | None:
     """Why this event cannot go into the inbox as it is, or None. Ids and kinds must fit their
     columns and hold no control characters; a name only needs the latter (it is cut to fit)."""

@@ -22,7 +22,7 @@ from flask import current_app, jsonify, request
 from sqlalchemy import select
 
 from ..attendance.events import Batch
-from ..attendance.service import bbb_internal_meeting_id, log_refusals, receive, to_ms
+from ..attendance.service import bbb_internal_meeting_id, fits, log_refusals, receive, to_ms
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import Room, utcnow
@@ -103,10 +103,10 @@ def bbb_recording_ready():
 def bbb_meeting_ended():
     meeting_id = request.args.get("meetingID", "")
     if not signature_matches("end", meeting_id, request.args.get("sig")):
-        return _refuse(401, "bad signature", f"end callback signature invalid for {meeting_id[:64]!r}")
-    room = db.session.scalar(select(Room).where(Room.meeting_id == meeting_id))
+        return _refuse(401, "bad signature", f"end callback signature invalid for meeting {quoted(meeting_id, 64)}")
+    room = db.session.scalar(select(Room).where(Room.meeting_id == meeting_id)) if fits(meeting_id, Room.meeting_id) else None
     if room is None:
-        return _refuse(404, "unknown meeting", f"end callback for unknown meeting {meeting_id[:64]!r}")
+        return _refuse(404, "unknown meeting", f"end callback for unknown meeting {quoted(meeting_id, 64)}")
     create_time = room.create_time
     ended = service.confirm_meeting_ended(room)
     if ended and create_time:
