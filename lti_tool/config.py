@@ -56,6 +56,9 @@ TUNABLES = {
     "MAX_REQUEST_BYTES": str(256 * 1024),
     # Largest body a provider webhook may send (an analytics callback of a big class).
     "MAX_WEBHOOK_BYTES": str(4 * 1024 * 1024),
+    # Hours the events of meetings the tool does not know (other applications' meetings on the
+    # same BBB server, people's names included) are kept before the worker deletes them.
+    "UNKNOWN_EVENT_RETENTION_HOURS": "24",
     # Accept bbb-webhooks 3.0–3.3 deliveries, whose checksum does not cover the body: anyone who
     # saw one delivery URL can forge attendance with it. Only for servers that cannot run
     # bbb-webhooks 3.4+ (see docs/security.md).

@@ -14,7 +14,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -137,10 +137,10 @@ def _row_of(event: E.IncomingEvent) -> ProviderEvent:
     )
 
 
-def store_events(events: list[E.IncomingEvent]) -> Receipt:
+def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Receipt:
     """Check and insert each event on its own (a savepoint each: one the database refuses costs
-    only itself), skip duplicates, and commit. A duplicate still pending was stored by a request
-    that failed before applying it: it is handed back to be applied now."""
+    only itself), skip duplicates, and commit. A duplicate still waiting (pending: stored by a
+    request that failed before applying it; or an unconfirmed end) is handed back in `retried`."""
     receipt, now_ms = Receipt(), to_ms(utcnow())
     for event in events:
         reason = refusal_reason(event, now_ms)
@@ -148,6 +148,7 @@ def store_events(events: list[E.IncomingEvent]) -> Receipt:
             receipt.refused.append(f"{event.kind} for meeting {quoted(event.meeting_id, 40)}: {reason}")
             continue
         row = _row_of(event)
+        row.status = status
         try:
             with db.session.begin_nested():
                 db.session.add(row)
@@ -166,7 +167,7 @@ def _note_duplicate(row: ProviderEvent, exc: IntegrityError, receipt: Receipt) -
     if stored is None:  # not a duplicate: another constraint of the database refused it
         receipt.refused.append(f"{row.kind} for meeting {quoted(row.meeting_id, 40)}: "
                                f"the database refused it ({_error_name(exc)})")
-    elif stored.status == "pending":
+    elif stored.status in ("pending", "unconfirmed"):
         receipt.retried.append(stored)
     else:
         log.info("duplicate event ignored: %s", quoted(row.dedupe_key))
@@ -184,6 +185,19 @@ def log_refusals(what: str, refusals: list[str]) -> None:
         log.warning("%s: event refused: %s", what, reason)
     if len(refusals) > REFUSALS_LOGGED:
         log.warning("%s: %d more event(s) refused", what, len(refusals) - REFUSALS_LOGGED)
+
+
+def prune_unknown_events(older_than: timedelta) -> tuple[int, datetime]:
+    """Delete the events of meetings the tool does not know (other applications' meetings on the
+    same BBB server, with people's names in them) received before `older_than` ago. Returns how
+    many, and the cut-off. Ignored events stay: they belong to the tool's own rooms (a recording's
+    report, kept for the recordings feature)."""
+    cutoff = utcnow() - older_than
+    result = db.session.execute(
+        delete(ProviderEvent).where(ProviderEvent.status == "unknown_meeting", ProviderEvent.received_at < cutoff)
+    )
+    db.session.commit()
+    return result.rowcount, cutoff
 
 
 def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:

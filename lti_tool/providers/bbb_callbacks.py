@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 import jwt
 
 from ..attendance.events import (
+    END_CALLBACK,
     MEETING_ENDED,
     MEETING_STARTED,
     RECORDING_READY,
@@ -477,7 +478,7 @@ def end_callback_event(
     payload = {} if recording_marks is None else {"recording_marks": recording_marks}
     return IncomingEvent(
         provider=PROVIDER,
-        source="end_callback",
+        source=END_CALLBACK,
         kind=MEETING_ENDED,
         meeting_id=meeting_id,
         session_key=internal_meeting_id,

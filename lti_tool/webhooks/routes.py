@@ -7,7 +7,8 @@ inbox and applied (lti_tool/attendance/service.py).
 - POST /webhooks/bbb/analytics: the analytics callback (Bearer JWT HS512).
 - POST /webhooks/bbb/recording-ready: `signed_parameters` (JWT HS256); kept for recordings.
 - GET /webhooks/bbb/end: the end-of-meeting callback; BBB does not sign it, so the URL carries
-  the tool's own HMAC, and even then the server is asked before anything changes.
+  the tool's own HMAC, and even then the server is asked (throttled) before anything changes
+  (lti_tool/attendance/end_reports.py).
 
 Answers are JSON: 401 when authentication fails (nothing stored), 400 when the body as a whole
 is unreadable. Otherwise 200 with counts, `{"received": 3, "new": 2, "refused": 1}`: each event
@@ -21,13 +22,13 @@ import logging
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
+from ..attendance.end_reports import report_end
 from ..attendance.events import Batch
-from ..attendance.service import bbb_internal_meeting_id, fits, log_refusals, receive, to_ms
+from ..attendance.service import fits, log_refusals, receive, to_ms
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import Room, utcnow
 from ..providers import bbb_callbacks as callbacks
-from ..rooms import service
 from . import bp
 from .signing import signature_matches
 
@@ -107,13 +108,8 @@ def bbb_meeting_ended():
     room = db.session.scalar(select(Room).where(Room.meeting_id == meeting_id)) if fits(meeting_id, Room.meeting_id) else None
     if room is None:
         return _refuse(404, "unknown meeting", f"end callback for unknown meeting {quoted(meeting_id, 64)}")
-    create_time = room.create_time
-    ended = service.confirm_meeting_ended(room)
-    if ended and create_time:
-        # The callback has no time of its own: the moment BBB called is the end we know.
-        event = callbacks.end_callback_event(meeting_id, bbb_internal_meeting_id(meeting_id, create_time), to_ms(utcnow()))
-        receive([event])
-    log.info("end callback for room %s: %s", room.id, "ended" if ended else "still running on the server")
+    ended = report_end(room)
+    log.info("end callback for room %s: %s", room.id, "ended" if ended else "not confirmed (yet)")
     return jsonify({"ended": ended})
 
 
