@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from .extensions import db
+from .logsafe import quoted
 from .models import ProviderEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Worker:
             except PlatformServiceError as exc:
                 db.session.rollback()
                 self._roster_failures[course.id] = time.monotonic()
-                log.warning("course %s: roster fetch failed, retrying later: %s", course.id, exc)
+                log.warning("course %s: roster fetch failed, retrying later: %s", course.id, quoted(str(exc)))
         return done
 
     def _poll(self) -> int:

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import or_, select
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, utcnow
 from ..providers import provider_for
 from ..providers.base import ProviderError
@@ -46,7 +47,7 @@ def poll_room(room: Room) -> int:
     try:
         status = provider_for(room.provider).meeting_status(room.meeting_id)
     except ProviderError as exc:
-        log.info("poll of room %s skipped: %s", room.id, exc.detail)
+        log.info("poll of room %s skipped: %s", room.id, quoted(exc.detail))
         return 0
     if not status.exists or not status.create_time:
         return 0

@@ -448,7 +448,7 @@ def verify_recording_ready(signed_parameters: str, secret: str) -> dict:
         with _short_hmac_keys_allowed():
             claims = jwt.decode(signed_parameters, secret, algorithms=["HS256"])
     except jwt.InvalidTokenError as exc:
-        raise CallbackAuthError(f"recording-ready token rejected: {exc}") from None
+        raise CallbackAuthError(f"recording-ready token rejected: {quoted(str(exc), 200)}") from None
     for name in ("meeting_id", "record_id"):
         if not isinstance(claims.get(name), str) or not claims[name]:
             raise CallbackAuthError(f"recording-ready token has no {name}")

@@ -96,7 +96,7 @@ def bbb_recording_ready():
     try:
         claims = callbacks.verify_recording_ready(request.form.get("signed_parameters", ""), _bbb_secret())
     except callbacks.CallbackAuthError as exc:
-        return _refuse(401, "invalid signed_parameters", str(exc))
+        return _refuse(401, "invalid signed_parameters", str(exc))  # its PyJWT part is quoted
     return _receive(Batch([callbacks.recording_ready_event(claims)]), "bbb recording-ready callback")
 
 
