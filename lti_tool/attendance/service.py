@@ -95,21 +95,31 @@ def refusal_reason(event: E.IncomingEvent, now_ms: int) -> str | None:
         ("name", event.user_name or "", None),
     )
     for what, value, column in fields:
-        if not isinstance(value, str):
-            return f"{what} is not text: {quoted(value, 40)}"
-        if _UNSTORABLE.search(value):
-            return f"{what} {quoted(value, 40)} holds control characters"
-        if column is not None and len(value) > _length(column):
-            return f"{what} {quoted(value, 40)} is longer than {_length(column)} characters"
+        problem = _text_problem(what, value, column)
+        if problem:
+            return problem
     if not event.meeting_id:
         return "no meeting id"
-    moment = event.occurred_at_ms
+    if not isinstance(event.payload, dict):
+        return "payload is not an object"
+    return _time_problem(event.occurred_at_ms, now_ms)
+
+
+def _text_problem(what: str, value, column) -> str | None:
+    if not isinstance(value, str):
+        return f"{what} is not text: {quoted(value, 40)}"
+    if _UNSTORABLE.search(value):
+        return f"{what} {quoted(value, 40)} holds control characters"
+    if column is not None and len(value) > _length(column):
+        return f"{what} {quoted(value, 40)} is longer than {_length(column)} characters"
+    return None
+
+
+def _time_problem(moment, now_ms: int) -> str | None:
     if isinstance(moment, bool) or not isinstance(moment, int):
         return f"time {quoted(moment, 40)} is not a whole number of milliseconds"
     if not EARLIEST_EVENT_MS <= moment <= now_ms + FUTURE_SLACK_MS:
         return f"time {quoted(moment, 40)} ms is before 2000 or more than a day ahead"
-    if not isinstance(event.payload, dict):
-        return "payload is not an object"
     return None
 
 

@@ -105,12 +105,18 @@ def bbb_meeting_ended():
     meeting_id = request.args.get("meetingID", "")
     if not signature_matches("end", meeting_id, request.args.get("sig")):
         return _refuse(401, "bad signature", f"end callback signature invalid for meeting {quoted(meeting_id, 64)}")
-    room = db.session.scalar(select(Room).where(Room.meeting_id == meeting_id)) if fits(meeting_id, Room.meeting_id) else None
+    room = _room_of(meeting_id)
     if room is None:
         return _refuse(404, "unknown meeting", f"end callback for unknown meeting {quoted(meeting_id, 64)}")
     ended = report_end(room)
     log.info("end callback for room %s: %s", room.id, "ended" if ended else "not confirmed (yet)")
     return jsonify({"ended": ended})
+
+
+def _room_of(meeting_id: str) -> Room | None:
+    if not fits(meeting_id, Room.meeting_id):  # no room has it, and PostgreSQL cannot even look up a NUL
+        return None
+    return db.session.scalar(select(Room).where(Room.meeting_id == meeting_id))
 
 
 @bp.post("/livekit")
