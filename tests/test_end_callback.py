@@ -9,6 +9,7 @@ the window has passed — not lost. Over real HTTP; the fake BBB records every A
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -105,7 +106,6 @@ def test_a_genuine_end_inside_the_window_of_another_check_is_confirmed_by_the_wo
     [reported] = end_rows(live)
     assert reported.status == "unconfirmed"
 
-    import time
     time.sleep(1.1)  # the window passes
     Worker(live.app).run_once()
     [end] = end_rows(live)
@@ -122,7 +122,6 @@ def test_an_end_reported_while_the_class_still_runs_is_dropped_by_the_worker(liv
     assert requests.get(end_url(run), timeout=10).json()["ended"] is False
     assert [r.status for r in end_rows(live)] == ["unconfirmed"]
 
-    import time
     time.sleep(1.1)
     Worker(live.app).run_once()
     assert end_rows(live) == []  # the server says the class runs: the report was premature or forged

@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from lti_tool.attendance.service import EARLIEST_EVENT_MS, FUTURE_SLACK_MS, from_ms, to_ms
+from lti_tool.attendance.service import EARLIEST_EVENT_MS, FUTURE_SLACK_MS, to_ms
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent, utcnow
 from tests.conftest import BBB_SECRET, LIVEKIT_KEY, LIVEKIT_SECRET, row_counts

@@ -21,8 +21,10 @@ import pytest
 import requests
 from sqlalchemy import func, select, text, update
 
+from lti_tool.attendance.service import store_events
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent, utcnow
+from lti_tool.providers.bbb_callbacks import parse_webhook
 from lti_tool.worker import Worker
 from tests.conftest import BBB_SECRET
 from tests.test_attendance_e2e import ClassRun
@@ -90,9 +92,6 @@ def test_an_event_a_killed_request_left_pending_is_applied_by_the_next_worker_pa
     """A request stored the event (committed) and died before applying it."""
     run = ClassRun(live, live.launch("teacher"))
     live.launch("student")
-    from lti_tool.attendance.service import store_events
-    from lti_tool.providers.bbb_callbacks import parse_webhook
-
     body = urlencode({"event": json.dumps([run.created(), run.joined("student", 0)])}).encode()
     with live.app.app_context():
         receipt = store_events(parse_webhook(body))  # stored, as the dead request left it
@@ -110,9 +109,6 @@ def test_the_redelivery_of_an_event_a_failed_request_left_pending_applies_it_at_
     """bbb-webhooks retries what got no 2xx: the retry is a duplicate, and applies the original."""
     run = ClassRun(live, live.launch("teacher"))
     live.launch("student")
-    from lti_tool.attendance.service import store_events
-    from lti_tool.providers.bbb_callbacks import parse_webhook
-
     events = [run.created(), run.joined("student", 0)]
     body = urlencode({"event": json.dumps(events)}).encode()
     with live.app.app_context():

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 import requests
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent
