@@ -2,7 +2,8 @@
 
     flask --app wsgi run          # or gunicorn wsgi:app
 
-Extensions and services attach themselves here, in one place: database and migrations, the
+Extensions and services attach themselves here, in one place: database (SQLite tuned for
+concurrent load: lti_tool/sqlite.py) and migrations, the
 tool's keys, the platform registrations, the platforms' key cache, the video providers, the
 blueprints, the error pages and the command line.
 """
@@ -12,6 +13,7 @@ import logging
 
 from flask import Flask
 
+from . import sqlite
 from .config import PROJECT_ROOT, load_config, validate_config
 from .extensions import db, migrate
 from .keys import KeyRing
@@ -39,6 +41,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(config)
     _configure_logging(app)
     db.init_app(app)
+    with app.app_context():
+        sqlite.configure(db.engine)  # WAL, busy timeout, write lock up front; PostgreSQL untouched
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _attach_services(app)
     _register_blueprints(app)

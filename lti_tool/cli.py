@@ -1,4 +1,5 @@
-"""The command line: `flask --app wsgi platform add|list`, `keys rotate`, `serve`.
+"""The command line: `flask --app wsgi platform add|list`, `keys rotate|list`, `serve`, `worker`,
+`webhooks replay|prune`.
 
 (`db upgrade` comes from Flask-Migrate.) Each command prints what it did and exits non-zero
 with a clear message on bad input.
@@ -155,6 +156,21 @@ def webhooks_replay(include_failed):
     counts = replay(statuses)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to replay"
     click.echo(f"replayed {sum(counts.values())} event(s): {summary}")
+
+
+@webhooks_cli.command("prune")
+@click.option("--older-than-hours", type=click.FloatRange(min=0), default=None,
+              help="Retention in hours (default: UNKNOWN_EVENT_RETENTION_HOURS).")
+def webhooks_prune(older_than_hours):
+    """Delete events of meetings the tool does not know, once their retention has passed."""
+    from datetime import timedelta
+
+    from .attendance.service import prune_unknown_events
+
+    hours = current_app.config["UNKNOWN_EVENT_RETENTION_HOURS"] if older_than_hours is None else older_than_hours
+    deleted, cutoff = prune_unknown_events(timedelta(hours=hours))
+    click.echo(f"deleted {deleted} event(s) of unknown meetings received before "
+               f"{cutoff.isoformat(timespec='seconds')} (retention {hours:g} h)")
 
 
 def init_app(app: Flask) -> None:

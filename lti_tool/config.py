@@ -64,7 +64,19 @@ TUNABLES = {
     "MAX_REQUEST_BYTES": str(256 * 1024),
     # Largest body a provider webhook may send (an analytics callback of a big class).
     "MAX_WEBHOOK_BYTES": str(4 * 1024 * 1024),
+    # Hours the events of meetings the tool does not know (other applications' meetings on the
+    # same BBB server, people's names included) are kept before the worker deletes them.
+    "UNKNOWN_EVENT_RETENTION_HOURS": "24",
+    # Accept bbb-webhooks 3.0–3.3 deliveries, whose checksum does not cover the body: anyone who
+    # saw one delivery URL can forge attendance with it. Only for servers that cannot run
+    # bbb-webhooks 3.4+ (see docs/security.md).
+    "BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM": "false",
 }
+
+# Tunables that are switches, and those that are text, rather than numbers.
+FLAGS = ("BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM",)
+TEXT_TUNABLES = ("FRAME_ANCESTORS",)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def _secret_key() -> str:
@@ -98,8 +110,7 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
-TEXT_TUNABLES = ("FRAME_ANCESTORS",)
-NUMBERS = ("RETRY_BASE_SECONDS", *(name for name in TUNABLES if name not in TEXT_TUNABLES))
+NUMBERS = ("RETRY_BASE_SECONDS", *(name for name in TUNABLES if name not in FLAGS + TEXT_TUNABLES))
 
 
 def _number(value: str) -> float | str:
@@ -109,6 +120,14 @@ def _number(value: str) -> float | str:
     except ValueError:
         return value
     return number if math.isfinite(number) and number >= 0 else value
+
+
+def _flag(value: str) -> bool | str:
+    """A switch; an unusable value is kept as given for validate_config to report."""
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    return False if word in _FALSE else value
 
 
 def load_config(overrides: dict | None = None) -> dict:
@@ -131,6 +150,8 @@ def load_config(overrides: dict | None = None) -> dict:
         values[name] = str(PROJECT_ROOT / values[name])  # an absolute path stays as it is
     for name in NUMBERS:
         values[name] = _number(values[name])
+    for name in FLAGS:
+        values[name] = _flag(values[name])
     config = {
         **values,
         "SECRET_KEY": overrides.pop("SECRET_KEY", None) or _secret_key(),
@@ -158,6 +179,9 @@ def validate_config(config: dict) -> list[str]:
     for name in NUMBERS:
         if not isinstance(config[name], (int, float)):
             problems.append(f"{name} must be a number of seconds (0 or more), not {config[name]!r}")
+    for name in FLAGS:
+        if not isinstance(config[name], bool):
+            problems.append(f"{name} must be true or false, not {config[name]!r}")
     if config.get("LIVEKIT_URL"):
         from .providers.livekit import http_url
 

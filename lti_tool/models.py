@@ -264,7 +264,9 @@ class ProviderEvent(db.Model):
 
     `dedupe_key` identifies the event itself (provider, kind, meeting run, user, time), so the
     same event delivered twice is stored once. `status` is pending, applied, unknown_meeting
-    (kept for a replay once the meeting is known), ignored or failed (with `error`).
+    (kept for a replay once the meeting is known, pruned after UNKNOWN_EVENT_RETENTION_HOURS),
+    ignored, failed (with `error`), or unconfirmed (an end callback the server has not
+    confirmed yet: attendance/end_reports.py).
     """
 
     __tablename__ = "provider_events"

@@ -1,4 +1,5 @@
-"""The background worker: deliveries, rosters, the polling safety net and stuck events.
+"""The background worker: deliveries, rosters, the polling safety net, stuck events, end
+callbacks to confirm, and the pruning of events for meetings the tool does not know.
 
 `flask --app wsgi worker` runs it in its own process (as many as you like, on any machine);
 the embedded server (`flask --app wsgi serve`) runs one in a thread. Each pass is short and
@@ -16,12 +17,14 @@ from flask import Flask
 from sqlalchemy import select
 
 from .extensions import db
+from .logsafe import quoted
 from .models import ProviderEvent, utcnow
 
 log = logging.getLogger(__name__)
 
 IDLE_SLEEP_SECONDS = 0.5  # a queued score is picked up within about a second
 ROSTER_RETRY_SECONDS = 60
+PRUNE_EVERY_SECONDS = 3600  # pruning is one cheap DELETE, but there is no hurry either
 
 
 class Worker:
@@ -29,13 +32,15 @@ class Worker:
         self.app = app
         self.poll_every = float(app.config["ATTENDANCE_POLL_SECONDS"])
         self._last_poll = 0.0
+        self._last_prune = None  # monotonic time of this worker's last pruning; None: prune at once
         self._roster_failures: dict[int, float] = {}
 
     def run_once(self) -> int:
         """One pass; returns how much work it did (0 = idle)."""
         with self.app.app_context():
             try:
-                return self._deliver() + self._apply_stuck_events() + self._refresh_rosters() + self._poll()
+                return (self._deliver() + self._apply_stuck_events() + self._confirm_reported_ends()
+                        + self._refresh_rosters() + self._poll() + self._prune())
             finally:
                 db.session.remove()
 
@@ -72,6 +77,26 @@ class Worker:
             apply_rows(list(rows))
         return len(rows)
 
+    def _confirm_reported_ends(self) -> int:
+        """End callbacks that arrived while the room's state check was throttled."""
+        from .attendance.end_reports import confirm_reported_ends
+
+        return confirm_reported_ends()
+
+    def _prune(self) -> int:
+        """Delete events of meetings the tool does not know once UNKNOWN_EVENT_RETENTION_HOURS
+        have passed; at most once an hour per worker."""
+        if self._last_prune is not None and time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
+            return 0
+        self._last_prune = time.monotonic()
+        from .attendance.service import prune_unknown_events
+
+        hours = float(self.app.config["UNKNOWN_EVENT_RETENTION_HOURS"])
+        deleted, cutoff = prune_unknown_events(timedelta(hours=hours))
+        if deleted:
+            log.info("pruned %d event(s) of unknown meetings received before %s", deleted, cutoff.isoformat())
+        return 0  # periodic housekeeping, like polling: no reason to skip the idle sleep
+
     def _refresh_rosters(self) -> int:
         from .attendance.roster import courses_needing_roster, refresh_roster
         from .grades.platform_services import PlatformServiceError
@@ -86,7 +111,7 @@ class Worker:
             except PlatformServiceError as exc:
                 db.session.rollback()
                 self._roster_failures[course.id] = time.monotonic()
-                log.warning("course %s: roster fetch failed, retrying later: %s", course.id, exc)
+                log.warning("course %s: roster fetch failed, retrying later: %s", course.id, quoted(str(exc)))
         return done
 
     def _poll(self) -> int:

@@ -73,6 +73,13 @@ def test_postgres_urls_use_psycopg_3(url):
     assert config["AUTO_UPGRADE_DATABASE"] is False, "PostgreSQL is upgraded with `db upgrade`"
 
 
+def test_legacy_bbb_webhook_checksums_are_off_unless_switched_on(clean_environment, monkeypatch):
+    assert load_config()["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"] is False
+    monkeypatch.setenv("BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM", " True ")
+    assert load_config()["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"] is True
+    assert load_config({"BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM": "off"})["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"] is False
+
+
 def test_relative_sqlite_path_is_relative_to_the_project():
     config = load_config({"DATABASE_URL": "sqlite:///instance/other.db", "SECRET_KEY": "x"})
     assert config["DATABASE_URL"] == f"sqlite:///{ROOT / 'instance' / 'other.db'}"
@@ -87,7 +94,8 @@ def test_relative_tool_config_and_keys_dir_are_relative_to_the_project():
 @pytest.mark.parametrize(
     "name, value",
     [("VIDEO_PROVIDER", "zoom"), ("BBB_CHECKSUM_ALGORITHM", "md5"), ("RETRY_BASE_SECONDS", "soon"),
-     ("RETRY_BASE_SECONDS", "-1"), ("ROOM_STATE_CHECK_SECONDS", "five"), ("LOGIN_STATE_SECONDS", "inf")],
+     ("RETRY_BASE_SECONDS", "-1"), ("ROOM_STATE_CHECK_SECONDS", "five"), ("LOGIN_STATE_SECONDS", "inf"),
+     ("BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM", "maybe")],
 )
 def test_invalid_setting_stops_create_app_with_a_message_naming_it(name, value, tmp_path):
     with pytest.raises(ConfigurationError) as raised:

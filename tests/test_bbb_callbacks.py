@@ -26,6 +26,7 @@ from lti_tool.providers.bbb_callbacks import (
     CallbackAuthError,
     CallbackFormatError,
     end_callback_event,
+    legacy_checksum_matches,
     parse_analytics,
     parse_webhook,
     recording_ready_event,
@@ -59,7 +60,11 @@ def _vectors():
 
 
 VECTORS = list(_vectors())
-LEGACY = [v for v in VECTORS if v.values[2] != "v3.4"]
+LEGACY_V3_0 = [v for v in VECTORS if v.values[2] == "v3.0-3.3"]
+V2 = [v for v in VECTORS if v.values[2] == "v2"]
+# The negative tests below also accept the 3.0–3.3 checksum, so that its vectors fail for the
+# reason each test names rather than merely for being legacy.
+LEGACY_ON = {"accept_legacy_checksum": True}
 
 
 def body_of(event_id: str, algorithm: str = "sha1") -> dict:
@@ -80,7 +85,7 @@ def decoded_event(event_id: str) -> dict:
 
 @pytest.mark.parametrize("body, checksum, variant", VECTORS)
 def test_every_fixture_delivery_authenticates_as_its_variant(body, checksum, variant):
-    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET) == variant
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, **LEGACY_ON) == variant
 
 
 @pytest.mark.parametrize("algorithm", ["sha384", "sha512"])
@@ -118,17 +123,20 @@ def test_a_changed_body_fails_the_v2_checksum(event):
     assert verify_webhook(REGISTERED, tampered, v2["checksum_sha1"], None, SECRET) is None
 
 
-def test_legacy_v3_0_checksum_does_not_bind_the_body_which_is_why_it_can_be_turned_off():
+def test_legacy_v3_0_checksum_does_not_bind_the_body_which_is_why_it_is_off_by_default():
     legacy = body_of("user-joined")["legacy"]["bbb_webhooks_v3_0_to_v3_3"]
     forged = form_body([decoded_event("user-left")])
-    assert verify_webhook(REGISTERED, forged, legacy["checksum"], None, SECRET) == "v3.0-3.3"
-    assert verify_webhook(REGISTERED, forged, legacy["checksum"], None, SECRET, accept_legacy=False) is None
+    assert verify_webhook(REGISTERED, forged, legacy["checksum"], None, SECRET) is None
+    assert verify_webhook(REGISTERED, forged, legacy["checksum"], None, SECRET, **LEGACY_ON) == "v3.0-3.3"
+    assert legacy_checksum_matches(REGISTERED, legacy["checksum"], SECRET)
+    assert not legacy_checksum_matches(REGISTERED, body_of("user-joined")["checksum"], SECRET)
+    assert not legacy_checksum_matches(REGISTERED + "/", legacy["checksum"], SECRET)
 
 
 @pytest.mark.parametrize("body, checksum, variant", VECTORS)
 def test_wrong_secret_fails(body, checksum, variant):
-    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET[:-1] + "7") is None
-    assert verify_webhook(REGISTERED, body.encode(), checksum, f"Bearer {SECRET}", "") is None
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET[:-1] + "7", **LEGACY_ON) is None
+    assert verify_webhook(REGISTERED, body.encode(), checksum, f"Bearer {SECRET}", "", **LEGACY_ON) is None
 
 
 @pytest.mark.parametrize(
@@ -142,32 +150,38 @@ def test_wrong_secret_fails(body, checksum, variant):
 )
 @pytest.mark.parametrize("body, checksum, variant", VECTORS)
 def test_another_url_than_the_registered_one_fails(url, body, checksum, variant):
-    assert verify_webhook(url, body.encode(), checksum, None, SECRET) is None
+    assert verify_webhook(url, body.encode(), checksum, None, SECRET, **LEGACY_ON) is None
 
 
 @pytest.mark.parametrize("body, checksum, variant", VECTORS)
 def test_an_algorithm_not_allowed_fails(body, checksum, variant):
     algorithms = ("sha1", "sha256", "sha384", "sha512")
     others = tuple(a for a in algorithms if len(hashlib.new(a).hexdigest()) != len(checksum))
-    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, others) is None
-    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, algorithms=others) is None
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, others, **LEGACY_ON) is None
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, algorithms=others, **LEGACY_ON) is None
 
 
 @pytest.mark.parametrize("checksum", [None, "", "0" * 40, "abc", "z" * 64, "413ea424c06ca5591717d08c55c0cfbaf2d74b5"])
 def test_missing_or_malformed_checksum_fails(checksum):
-    assert verify_webhook(REGISTERED, body_of("meeting-created")["body"].encode(), checksum, None, SECRET) is None
+    assert verify_webhook(REGISTERED, body_of("meeting-created")["body"].encode(), checksum, None, SECRET, **LEGACY_ON) is None
 
 
-@pytest.mark.parametrize("body, checksum, variant", LEGACY)
-def test_legacy_deliveries_fail_when_legacy_is_off(body, checksum, variant):
-    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, accept_legacy=False) is None
+@pytest.mark.parametrize("body, checksum, variant", LEGACY_V3_0)
+def test_legacy_3_0_deliveries_fail_by_default(body, checksum, variant):
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET) is None
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET, accept_legacy_checksum=False) is None
+
+
+@pytest.mark.parametrize("body, checksum, variant", V2)
+def test_v2_deliveries_bind_the_body_and_pass_by_default(body, checksum, variant):
+    assert verify_webhook(REGISTERED, body.encode(), checksum, None, SECRET) == "v2"
 
 
 @pytest.mark.parametrize("event", BODIES, ids=lambda b: b["id"])
-def test_current_deliveries_and_bearer_still_pass_when_legacy_is_off(event):
+def test_current_deliveries_and_bearer_pass_by_default(event):
     body = event["body"].encode()
-    assert verify_webhook(REGISTERED, body, event["checksum"], None, SECRET, accept_legacy=False) == "v3.4"
-    assert verify_webhook(REGISTERED, body, None, f"Bearer {SECRET}", SECRET, accept_legacy=False) == "bearer"
+    assert verify_webhook(REGISTERED, body, event["checksum"], None, SECRET) == "v3.4"
+    assert verify_webhook(REGISTERED, body, None, f"Bearer {SECRET}", SECRET) == "bearer"
 
 
 # -- webhook parsing ---------------------------------------------------------------------------
@@ -193,7 +207,7 @@ def test_each_fixture_body_parses_into_its_event(event):
     assert (parsed.meeting_id, parsed.session_key) == ("lti-c42-r7", INTERNAL_ID)
 
 
-@pytest.mark.parametrize("body, checksum, variant", LEGACY)
+@pytest.mark.parametrize("body, checksum, variant", LEGACY_V3_0 + V2)
 def test_legacy_bodies_parse_like_the_current_ones(body, checksum, variant):
     event_id = json.loads(parse_qs(body)["event"][0])[0]["data"]["id"]
     assert parse_webhook(body.encode()) == parse_webhook(body_of(event_id)["body"].encode())
@@ -563,7 +577,8 @@ def test_fake_webhooks_pass_verification_and_parse(bbb, receiver, client, varian
 
     [got] = receiver.received
     assert got.method == "POST" and got.path == "/webhook"
-    assert verify_webhook(registered, got.body, got.checksum, got.headers.get("Authorization"), SECRET) == variant
+    authorization = got.headers.get("Authorization")
+    assert verify_webhook(registered, got.body, got.checksum, authorization, SECRET, **LEGACY_ON) == variant
     parsed = parse_webhook(got.body)
     assert [(e.kind, e.occurred_at_ms, e.external_user_id) for e in parsed] == [
         (MEETING_STARTED, PAST, None), (USER_JOINED, PAST + 5000, "lti-user-2002"),
@@ -582,7 +597,7 @@ def test_fake_webhook_body_is_encoded_like_bbb_webhooks(bbb, receiver, client):
     assert got.body.startswith(b"domain=127.0.0.1&event=%5B%7B%22data%22%3A%7B%22type%22%3A%22event%22")
     assert got.body.endswith(b"&timestamp=1715265999999")
     assert b"%C3%87a+va+%7E+A%26B" in got.body
-    assert verify_webhook(registered, got.body, got.checksum, None, SECRET, accept_legacy=False) == "v3.4"
+    assert verify_webhook(registered, got.body, got.checksum, None, SECRET) == "v3.4"
     assert parse_webhook(got.body)[0].user_name == "Ça va ~ A&B"
 
 

@@ -16,6 +16,9 @@ USER_LEFT = "user_left"
 RECORDING_READY = "recording_ready"
 KINDS = {MEETING_STARTED, MEETING_ENDED, USER_JOINED, USER_LEFT, RECORDING_READY}
 
+# The source of BBB's end-of-meeting callback (a GET with no time of its own).
+END_CALLBACK = "end_callback"
+
 
 @dataclass(frozen=True)
 class IncomingEvent:
@@ -34,10 +37,22 @@ class IncomingEvent:
     def dedupe_key(self) -> str:
         """Same event, same key — however many times and through whichever path it arrives.
         The source is part of it: BBB's analytics callback repeats webhook joins at second
-        precision, and the interval merge (not the dedupe) reconciles the two."""
+        precision, and the interval merge (not the dedupe) reconciles the two. The end callback
+        carries no time of its own (the tool stamps the moment it arrived), so its key leaves
+        the time out: one end per run of the meeting, however often the URL is called."""
         user = self.external_user_id or "-"
         connection = (self.payload or {}).get("connection", "")
+        moment = "" if self.source == END_CALLBACK else self.occurred_at_ms
         return (
             f"{self.provider}:{self.source}:{self.kind}:{self.meeting_id}:{self.session_key}:"
-            f"{user}:{connection}:{self.occurred_at_ms}"
+            f"{user}:{connection}:{moment}"
         )
+
+
+@dataclass
+class Batch:
+    """What one callback carried: the events read from it, and for each event that could not be
+    read, why (a provider's batch is checked event by event, so one bad event costs only itself)."""
+
+    events: list[IncomingEvent] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)

@@ -10,11 +10,12 @@ import logging
 from sqlalchemy import or_, select
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, utcnow
 from ..providers import provider_for
 from ..providers.base import ProviderError
 from . import events as E
-from .service import bbb_internal_meeting_id, connection_of, receive, to_ms
+from .service import bbb_internal_meeting_id, connection_of, log_refusals, receive, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def poll_room(room: Room) -> int:
     try:
         status = provider_for(room.provider).meeting_status(room.meeting_id)
     except ProviderError as exc:
-        log.info("poll of room %s skipped: %s", room.id, exc.detail)
+        log.info("poll of room %s skipped: %s", room.id, quoted(exc.detail))
         return 0
     if not status.exists or not status.create_time:
         return 0
@@ -66,7 +67,9 @@ def poll_room(room: Room) -> int:
     found = [event(E.USER_JOINED, uid, p) for uid, p in present.items() if uid not in open_now]
     # A leave for every connection still open: the poll cannot tell which one ended.
     gone = [event(E.USER_LEFT, uid) for uid in open_now if uid not in present]
-    return receive(found + _leaves_for_open_connections(gone, session_key, room))
+    receipt = receive(found + _leaves_for_open_connections(gone, session_key, room))
+    log_refusals(f"poll of room {room.id}", receipt.refused)
+    return len(receipt.new)
 
 
 def _leaves_for_open_connections(gone: list[E.IncomingEvent], session_key: str, room: Room) -> list[E.IncomingEvent]:

@@ -1,26 +1,40 @@
 """The inbox and what it feeds: class sessions and merged attendance intervals.
 
-Every authenticated provider event is stored first (`store_events`, deduplicated by its key),
-then applied (`apply_pending`). Applying never accumulates: a person's intervals in a session
-are recomputed from all of that session's stored events, so the result is the same whatever
-the order or the number of times events arrive. Events for meetings the tool does not know are
-kept (status `unknown_meeting`) and applied by `flask --app wsgi webhooks replay` later.
+Every authenticated provider event is checked and stored first (`store_events`, each on its
+own, deduplicated by its key), then applied (`apply_rows`). Applying never accumulates: a
+person's intervals in a session are recomputed from all of that session's stored events, so the
+result is the same whatever the order or the number of times events arrive. Events for meetings
+the tool does not know are kept (status `unknown_meeting`) and applied by
+`flask --app wsgi webhooks replay` later.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import defaultdict
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, User, utcnow
 from . import events as E
 
 log = logging.getLogger(__name__)
+
+# The times an event may report: before 2000, or more than a day ahead of this server's clock
+# (skew allowed), is a broken or forged value — and far enough out does not fit a datetime.
+EARLIEST_EVENT_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+FUTURE_SLACK_MS = 24 * 3600 * 1000
+# C0 and C1 control characters (NUL included) and lone surrogates: no provider sends them in an
+# id or a name, PostgreSQL cannot store NUL, and neither database can store a lone surrogate.
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Refusals logged one by one per callback; beyond, a count (one request cannot flood the log).
+REFUSALS_LOGGED = 10
 
 # Sources whose end time is the provider's own outrank those that only noticed the end.
 END_SOURCE_RANK = {"webhook": 3, "analytics": 3, "end_callback": 2, "poll": 1}
@@ -41,35 +55,159 @@ def bbb_internal_meeting_id(meeting_id: str, create_time: int) -> str:
 
 def _create_time_of(session_key: str) -> int | None:
     tail = session_key.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else None
+    if not (tail.isascii() and tail.isdigit() and len(tail) <= 15):
+        return None
+    millis = int(tail)
+    return millis if millis >= EARLIEST_EVENT_MS else None
 
 
 # --- the inbox ----------------------------------------------------------------------------------
-def store_events(events: list[E.IncomingEvent]) -> list[ProviderEvent]:
-    """Insert new events into the inbox (duplicates are skipped) and commit."""
-    stored = []
+@dataclass
+class Receipt:
+    """What the inbox did with one callback's events."""
+
+    new: list[ProviderEvent] = field(default_factory=list)  # stored now
+    retried: list[ProviderEvent] = field(default_factory=list)  # stored before, still waiting to be applied
+    refused: list[str] = field(default_factory=list)  # why each refused event was refused
+
+
+def _length(column) -> int:
+    return column.property.columns[0].type.length
+
+
+def fits(value: str, column) -> bool:
+    """Could `value` be stored in (or looked up by) this string column: no longer than it, no
+    control characters? (A lookup by NUL fails on PostgreSQL just as storing it does.)"""
+    return len(value) <= _length(column) and not _UNSTORABLE.search(value)
+
+
+def refusal_reason(event: E.IncomingEvent, now_ms: int) -> str | None:
+    """Why this event cannot go into the inbox as it is, or None. Ids and kinds must fit their
+    columns and hold no control characters; a name only needs the latter (it is cut to fit)."""
+    fields = (
+        ("provider", event.provider, ProviderEvent.provider),
+        ("source", event.source, ProviderEvent.source),
+        ("kind", event.kind, ProviderEvent.kind),
+        ("meeting id", event.meeting_id, ProviderEvent.meeting_id),
+        ("internal meeting id", event.session_key, ProviderEvent.internal_meeting_id),
+        ("user id", event.external_user_id or "", ProviderEvent.external_user_id),
+        ("role", event.role or "", ProviderEvent.role),
+        ("name", event.user_name or "", None),
+    )
+    for what, value, column in fields:
+        problem = _text_problem(what, value, column)
+        if problem:
+            return problem
+    if not event.meeting_id:
+        return "no meeting id"
+    if not isinstance(event.payload, dict):
+        return "payload is not an object"
+    return _time_problem(event.occurred_at_ms, now_ms)
+
+
+def _text_problem(what: str, value, column) -> str | None:
+    if not isinstance(value, str):
+        return f"{what} is not text: {quoted(value, 40)}"
+    if _UNSTORABLE.search(value):
+        return f"{what} {quoted(value, 40)} holds control characters"
+    if column is not None and len(value) > _length(column):
+        return f"{what} {quoted(value, 40)} is longer than {_length(column)} characters"
+    return None
+
+
+def _time_problem(moment, now_ms: int) -> str | None:
+    if isinstance(moment, bool) or not isinstance(moment, int):
+        return f"time {quoted(moment, 40)} is not a whole number of milliseconds"
+    if not EARLIEST_EVENT_MS <= moment <= now_ms + FUTURE_SLACK_MS:
+        return f"time {quoted(moment, 40)} ms is before 2000 or more than a day ahead"
+    return None
+
+
+def _storable_key(event: E.IncomingEvent) -> str:
+    # A key longer than its column is hashed whole: cutting it could make two events one.
+    key = event.dedupe_key
+    if len(key) <= _length(ProviderEvent.dedupe_key):
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _row_of(event: E.IncomingEvent) -> ProviderEvent:
+    return ProviderEvent(
+        provider=event.provider,
+        source=event.source,
+        kind=event.kind,
+        dedupe_key=_storable_key(event),
+        meeting_id=event.meeting_id,
+        internal_meeting_id=event.session_key,
+        external_user_id=event.external_user_id,
+        user_name=(event.user_name or "")[: _length(ProviderEvent.user_name)],
+        role=event.role or "",
+        occurred_at=from_ms(event.occurred_at_ms),
+        payload=event.payload or {},
+    )
+
+
+def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Receipt:
+    """Check and insert each event on its own (a savepoint each: one the database refuses costs
+    only itself), skip duplicates, and commit. A duplicate still waiting (pending: stored by a
+    request that failed before applying it; or an unconfirmed end) is handed back in `retried`."""
+    receipt, now_ms = Receipt(), to_ms(utcnow())
     for event in events:
-        row = ProviderEvent(
-            provider=event.provider,
-            source=event.source,
-            kind=event.kind,
-            dedupe_key=event.dedupe_key[:512],
-            meeting_id=event.meeting_id,
-            internal_meeting_id=event.session_key,
-            external_user_id=event.external_user_id,
-            user_name=(event.user_name or "")[:255],
-            role=event.role or "",
-            occurred_at=from_ms(event.occurred_at_ms),
-            payload=event.payload or {},
-        )
+        reason = refusal_reason(event, now_ms)
+        if reason is not None:
+            receipt.refused.append(f"{event.kind} for meeting {quoted(event.meeting_id, 40)}: {reason}")
+            continue
+        row = _row_of(event)
+        row.status = status
         try:
             with db.session.begin_nested():
                 db.session.add(row)
-            stored.append(row)
-        except IntegrityError:
-            log.info("duplicate event ignored: %s", event.dedupe_key)
+            receipt.new.append(row)
+        except IntegrityError as exc:
+            _note_duplicate(row, exc, receipt)
+        except SQLAlchemyError as exc:
+            receipt.refused.append(f"{event.kind} for meeting {quoted(event.meeting_id, 40)}: "
+                                   f"the database refused it ({_error_name(exc)})")
     db.session.commit()
-    return stored
+    return receipt
+
+
+def _note_duplicate(row: ProviderEvent, exc: IntegrityError, receipt: Receipt) -> None:
+    stored = db.session.scalar(select(ProviderEvent).where(ProviderEvent.dedupe_key == row.dedupe_key))
+    if stored is None:  # not a duplicate: another constraint of the database refused it
+        receipt.refused.append(f"{row.kind} for meeting {quoted(row.meeting_id, 40)}: "
+                               f"the database refused it ({_error_name(exc)})")
+    elif stored.status in ("pending", "unconfirmed"):
+        receipt.retried.append(stored)
+    else:
+        log.info("duplicate event ignored: %s", quoted(row.dedupe_key))
+
+
+def _error_name(exc: SQLAlchemyError) -> str:
+    # The class names the failure; the message may quote the refused value.
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+def log_refusals(what: str, refusals: list[str]) -> None:
+    """One warning per refused event (the reasons quote untrusted values), at most
+    REFUSALS_LOGGED per callback, then how many more."""
+    for reason in refusals[:REFUSALS_LOGGED]:
+        log.warning("%s: event refused: %s", what, reason)
+    if len(refusals) > REFUSALS_LOGGED:
+        log.warning("%s: %d more event(s) refused", what, len(refusals) - REFUSALS_LOGGED)
+
+
+def prune_unknown_events(older_than: timedelta) -> tuple[int, datetime]:
+    """Delete the events of meetings the tool does not know (other applications' meetings on the
+    same BBB server, with people's names in them) received before `older_than` ago. Returns how
+    many, and the cut-off. Ignored events stay: they belong to the tool's own rooms (a recording's
+    report, kept for the recordings feature)."""
+    cutoff = utcnow() - older_than
+    result = db.session.execute(
+        delete(ProviderEvent).where(ProviderEvent.status == "unknown_meeting", ProviderEvent.received_at < cutoff)
+    )
+    db.session.commit()
+    return result.rowcount, cutoff
 
 
 def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
@@ -95,7 +233,8 @@ def apply_rows(rows: list[ProviderEvent]) -> None:
     failed (and replayable) without undoing the others. The scores the new attendance changes
     are queued in the same transaction (the outbox), once per room however many events."""
     rooms_to_grade: dict[int, Room] = {}
-    for row in rows:
+    # Sessions are locked in one order by every applier, so two batches never deadlock.
+    for row in sorted(rows, key=lambda r: (r.meeting_id, r.internal_meeting_id or "", r.occurred_at, r.id or 0)):
         try:
             with db.session.begin_nested():
                 room, session = _apply(row)
@@ -117,13 +256,16 @@ def _apply(row: ProviderEvent):
     """Apply one event; returns (room, session), either None when the event does not apply."""
     room = db.session.scalar(select(Room).where(Room.meeting_id == row.meeting_id))
     if room is None:
-        log.warning("event %s for unknown meeting %s kept for replay", row.kind, row.meeting_id)
+        log.warning("event %s for unknown meeting %s kept for replay", quoted(row.kind), quoted(row.meeting_id))
         row.status = "unknown_meeting"
         return None, None
     if row.kind not in E.KINDS or row.kind == E.RECORDING_READY or not row.internal_meeting_id:
         row.status, row.applied_at = "ignored", utcnow()
         return room, None
     session = session_for(room, row.internal_meeting_id)
+    # One applier per session at a time (PostgreSQL; SQLite's write lock does the same): each then
+    # recomputes from every event the others committed, not from a snapshot that misses them.
+    db.session.refresh(session, with_for_update=True)
     row.session_id = session.id
     # The start is the provider's start event, or (LiveKit room ids carry no time, a start event
     # may be missed) the earliest moment any event of the session reports.
@@ -268,9 +410,16 @@ def _replace_intervals(session: ClassSession, external_id: str, intervals) -> No
         )
 
 
-def receive(events: list[E.IncomingEvent]) -> int:
-    """Store (committed: nothing is lost from here on), then apply what was new."""
-    stored = store_events(events)
-    if stored:
-        apply_rows(stored)
-    return len(stored)
+def receive(events: list[E.IncomingEvent]) -> Receipt:
+    """Store (committed: nothing is lost from here on), then apply what was new — and what an
+    earlier, failed request stored without applying. When applying fails here, the events wait
+    as pending for the worker (`Worker._apply_stuck_events`): the answer is still a success."""
+    receipt = store_events(events)
+    if receipt.new or receipt.retried:
+        try:
+            apply_rows(receipt.new + receipt.retried)
+        except SQLAlchemyError:
+            db.session.rollback()
+            log.exception("applying %d stored event(s) failed: the worker applies them later",
+                          len(receipt.new) + len(receipt.retried))
+    return receipt

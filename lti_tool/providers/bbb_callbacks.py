@@ -23,13 +23,16 @@ from urllib.parse import parse_qsl
 import jwt
 
 from ..attendance.events import (
+    END_CALLBACK,
     MEETING_ENDED,
     MEETING_STARTED,
     RECORDING_READY,
     USER_JOINED,
     USER_LEFT,
+    Batch,
     IncomingEvent,
 )
+from ..logsafe import quoted
 
 PROVIDER = "bbb"
 
@@ -39,7 +42,7 @@ ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512"}
 
 # The names `verify_webhook` answers with: which bbb-webhooks delivery authenticated.
 WEBHOOK_V3_4 = "v3.4"  # H(registered URL + raw body + secret): binds the body (v3.4.0+)
-WEBHOOK_V3_0_TO_3_3 = "v3.0-3.3"  # H(registered URL + "{}" + secret): does not bind the body
+WEBHOOK_V3_0_TO_3_3 = "v3.0-3.3"  # H(registered URL + "{}" + secret): does not bind the body (off by default)
 WEBHOOK_V2 = "v2"  # sha1(registered URL + JSON {event, timestamp, domain} + secret)
 WEBHOOK_BEARER = "bearer"  # bbb.auth2_0: "Authorization: Bearer <shared secret>", no checksum
 
@@ -70,6 +73,50 @@ class CallbackFormatError(ValueError):
     """The callback was authentic (or not yet checked) but its body is not what BBB sends."""
 
 
+# Deeper than any callback a provider sends (an analytics body is about 8 levels): deeper bodies
+# are refused before anything walks them, so neither parsing nor storing can exhaust the stack.
+MAX_JSON_DEPTH = 32
+
+
+def load_json(text: str | bytes, what: str):
+    """JSON from a callback, read defensively: nesting deeper than `MAX_JSON_DEPTH` and the
+    non-standard NaN/Infinity Python's json accepts (no provider writes them, and PostgreSQL's
+    json type refuses them) raise `CallbackFormatError` like any other malformed JSON."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise CallbackFormatError(f"{what} is nested too deeply") from None
+    except ValueError as exc:
+        raise CallbackFormatError(f"{what} is not JSON: {exc}") from None
+    if _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise CallbackFormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("a number out of range")
+    return number
+
+
+def _nested_deeper_than(value, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:  # a loop, not recursion: the value may be as deep as the parser allowed
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
+
+
 # -- bbb-webhooks ------------------------------------------------------------------------------
 
 
@@ -81,27 +128,29 @@ def verify_webhook(
     secret: str,
     algorithms=WEBHOOK_ALGORITHMS,
     *,
-    accept_legacy: bool = True,
+    accept_legacy_checksum: bool = False,
 ) -> str | None:
-    """Which bbb-webhooks delivery authenticated this POST ("v3.4", "v3.0-3.3", "v2", "bearer"),
-    or None when none did.
+    """Which bbb-webhooks delivery authenticated this POST ("v3.4", "v2", "bearer", or
+    "v3.0-3.3" when allowed), or None when none did.
 
     `registered_url` is the callbackURL exactly as the tool registered it with `hooks/create`
     (without the `checksum` parameter bbb-webhooks appended); `checksum` is that parameter's
     value, `authorization` the Authorization header. The hash is chosen by the checksum's length
     and must be in `algorithms`.
 
-    `accept_legacy` (default True) also accepts the deliveries of older bbb-webhooks:
-      * v3.0–v3.3 hash the URL with "{}" instead of the body. The checksum is the same for every
-        event of a hook, so it proves the sender once knew the secret but anyone who has seen one
-        delivery (a proxy log, say) can replay it with any body. Turn legacy off once every
-        server runs bbb-webhooks ≥ 3.4.0.
-      * v2 (BBB 2.x) hashes a JSON rebuilt from the form fields: it binds the body, sha1 only.
+    Always accepted: v3.4+ (the checksum covers URL and raw body), v2 of BBB 2.x (sha1 over a
+    JSON rebuilt from the form fields: it covers the event, so it binds the body too) and
+    `Authorization: Bearer <secret>` (whoever sends it holds the secret itself).
+
+    `accept_legacy_checksum` (default False) also accepts v3.0–v3.3, which hash the URL with "{}"
+    instead of the body. That checksum is the same for every event of a hook: it proves the
+    sender once knew the secret, but anyone who has seen one delivery URL (a proxy log, say)
+    can post any body with it. Only for servers that cannot be upgraded to bbb-webhooks ≥ 3.4.0.
     """
     if not secret:
         return None
     if checksum:
-        variant = _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy)
+        variant = _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy_checksum)
         if variant:
             return variant
     if authorization and _bearer_matches(authorization, secret):
@@ -109,28 +158,38 @@ def verify_webhook(
     return None
 
 
-def _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy) -> str | None:
+def legacy_checksum_matches(registered_url: str, checksum: str | None, secret: str, algorithms=WEBHOOK_ALGORITHMS) -> bool:
+    """True when `checksum` is this hook's v3.0–v3.3 checksum: lets a refusal say why."""
+    algorithm = ALGORITHM_BY_LENGTH.get(len(checksum or ""))
+    if not checksum or not secret or algorithm not in algorithms:
+        return False
+    return _digest_matches(algorithm, registered_url.encode("utf-8") + b"{}" + secret.encode("utf-8"), checksum)
+
+
+def _checksum_variant(registered_url, raw_body, checksum, secret, algorithms, accept_legacy_checksum) -> str | None:
     algorithm = ALGORITHM_BY_LENGTH.get(len(checksum))
     if algorithm is None or algorithm not in algorithms:
         return None
-    given = checksum.lower().encode("utf-8", "replace")
     url, key = registered_url.encode("utf-8"), secret.encode("utf-8")
 
     def matches(signed: bytes) -> bool:
-        expected = hashlib.new(algorithm, url + signed + key).hexdigest().encode()
-        return hmac.compare_digest(expected, given)
+        return _digest_matches(algorithm, url + signed + key, checksum)
 
     if matches(bytes(raw_body)):
         return WEBHOOK_V3_4
-    if not accept_legacy:
-        return None
-    if matches(b"{}"):
-        return WEBHOOK_V3_0_TO_3_3
     if algorithm == "sha1":
         signed = _v2_signed_json(raw_body)
         if signed is not None and matches(signed):
             return WEBHOOK_V2
+    if accept_legacy_checksum and matches(b"{}"):
+        return WEBHOOK_V3_0_TO_3_3
     return None
+
+
+def _digest_matches(algorithm: str, signed: bytes, checksum: str) -> bool:
+    # Bytes on both sides: compare_digest refuses a str with non-ASCII characters.
+    expected = hashlib.new(algorithm, signed).hexdigest().encode()
+    return hmac.compare_digest(expected, checksum.lower().encode("utf-8", "replace"))
 
 
 def _v2_signed_json(raw_body: bytes) -> bytes | None:
@@ -155,32 +214,44 @@ def _bearer_matches(authorization: str, secret: str) -> bool:
     return hmac.compare_digest(token.strip().encode("utf-8"), secret.encode("utf-8"))
 
 
-def parse_webhook(raw_body: bytes) -> list[IncomingEvent]:
-    """The attendance events in one bbb-webhooks POST, in the order sent.
+def parse_webhook_batch(raw_body: bytes) -> Batch:
+    """The attendance events in one bbb-webhooks POST, in the order sent, and a reason for each
+    wanted event that could not be read.
 
     The body is form-encoded; its `event` field is a JSON array of events (several when the
     server batches). meeting-created, user-joined, user-left, meeting-ended and
     rap-publish-ended / rap-published become events; every other id is skipped, and so is a
-    rap-publish-ended that reports `success: false`. Raises `CallbackFormatError` when the body
-    or a wanted event is malformed (no `event` field, invalid JSON, missing ids, bad `ts`).
+    rap-publish-ended that reports `success: false`. The hook receives every meeting of the
+    server, other applications' too, so one malformed event (missing ids, bad `ts`) is refused
+    on its own. Raises `CallbackFormatError` only when the body as a whole is unreadable (no
+    `event` field, not JSON, not an array of events).
     """
     fields = _form_fields(raw_body)
     if "event" not in fields:
         raise CallbackFormatError("webhook body has no 'event' field")
-    try:
-        batch = json.loads(fields["event"])
-    except ValueError as exc:
-        raise CallbackFormatError(f"webhook 'event' field is not JSON: {exc}") from None
-    if isinstance(batch, dict):  # tolerate a lone event object
-        batch = [batch]
-    if not isinstance(batch, list):
+    items = load_json(fields["event"], "webhook 'event' field")
+    if isinstance(items, dict):  # tolerate a lone event object
+        items = [items]
+    if not isinstance(items, list):
         raise CallbackFormatError("webhook 'event' field is not a JSON array of events")
-    events = []
-    for position, item in enumerate(batch):
-        event = _webhook_event(item, f"event[{position}]")
+    batch = Batch()
+    for position, item in enumerate(items):
+        try:
+            event = _webhook_event(item, f"event[{position}]")
+        except CallbackFormatError as exc:
+            batch.refused.append(str(exc))
+            continue
         if event is not None:
-            events.append(event)
-    return events
+            batch.events.append(event)
+    return batch
+
+
+def parse_webhook(raw_body: bytes) -> list[IncomingEvent]:
+    """`parse_webhook_batch`, strictly: raises `CallbackFormatError` for the first bad event."""
+    batch = parse_webhook_batch(raw_body)
+    if batch.refused:
+        raise CallbackFormatError(batch.refused[0])
+    return batch.events
 
 
 def _webhook_event(item, where: str) -> IncomingEvent | None:
@@ -198,9 +269,9 @@ def _webhook_event(item, where: str) -> IncomingEvent | None:
     session_key = _text(meeting.get("internal-meeting-id"), f"{where} ({event_id}) internal-meeting-id")
     recording = attributes.get("recording") if isinstance(attributes.get("recording"), dict) else {}
     meeting_id = meeting.get("external-meeting-id")
-    if not meeting_id and kind == RECORDING_READY:
+    if not meeting_id and kind == RECORDING_READY and isinstance(recording.get("metadata"), dict):
         # bbb-webhooks loses the id mapping for old meetings; the recording's metadata keeps it.
-        meeting_id = (recording.get("metadata") or {}).get("meetingId")
+        meeting_id = recording["metadata"].get("meetingId")
     meeting_id = _text(meeting_id, f"{where} ({event_id}) external-meeting-id")
     timestamp = data.get("event").get("ts") if isinstance(data.get("event"), dict) else None
     occurred_at_ms = _millis(timestamp, f"{where} ({event_id}) event.ts")
@@ -248,7 +319,7 @@ def _form_fields(raw_body: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in pairs:
         if name in fields:
-            raise CallbackFormatError(f"webhook body repeats the field {name!r}")
+            raise CallbackFormatError(f"webhook body repeats the field {quoted(name, 40)}")
         fields[name] = value
     return fields
 
@@ -282,49 +353,68 @@ def verify_analytics(authorization: str | None, secret: str) -> bool:
     return True
 
 
-def parse_analytics(body: dict) -> list[IncomingEvent]:
+def parse_analytics_batch(body: dict) -> Batch:
     """The analytics callback's JSON as events: MEETING_STARTED at `data.start`, for each
     attendee with an `ext_user_id` one USER_JOINED per `joins[i]` and one USER_LEFT per
     `leaves[i]` (from `sessions[].joins/lefts` when `joins` is absent), then MEETING_ENDED at
-    `data.finish` (left out when `finish` is empty). Raises `CallbackFormatError` when malformed."""
+    `data.finish` (left out when `finish` is empty).
+
+    An attendee whose entry is malformed is refused whole (half of their joins and leaves would
+    give wrong intervals), with a reason in `refused`; so are a bad start or finish. Raises
+    `CallbackFormatError` when the body itself is unusable (not an object, no meeting ids, no
+    `data`, attendees not a list)."""
     if not isinstance(body, dict):
         raise CallbackFormatError("analytics body is not a JSON object")
     meeting_id = _text(body.get("meeting_id"), "analytics meeting_id")
     session_key = _text(body.get("internal_meeting_id"), "analytics internal_meeting_id")
     data = _object(body.get("data"), "analytics data")
+    attendees = _list_or_empty(data.get("attendees"), "analytics data.attendees")
     common = dict(provider=PROVIDER, source="analytics", meeting_id=meeting_id, session_key=session_key)
     meeting_payload = {"duration": data.get("duration")} if data.get("duration") is not None else {}
 
-    events = [
-        IncomingEvent(
-            **common, kind=MEETING_STARTED, occurred_at_ms=_iso_millis(data.get("start"), "analytics data.start"),
-            payload=dict(meeting_payload),
-        )
-    ]
-    attendees = _list_or_empty(data.get("attendees"), "analytics data.attendees")
+    batch = Batch()
+
+    def add(make_events) -> None:
+        try:
+            batch.events.extend(make_events())
+        except CallbackFormatError as exc:
+            batch.refused.append(str(exc))
+
+    add(lambda: [IncomingEvent(**common, kind=MEETING_STARTED, payload=dict(meeting_payload),
+                               occurred_at_ms=_iso_millis(data.get("start"), "analytics data.start"))])
     for position, attendee in enumerate(attendees):
-        where = f"analytics attendees[{position}]"
-        attendee = _object(attendee, where)
-        user_id = attendee.get("ext_user_id")
-        if not user_id:
-            continue
-        user_id = _text(user_id, f"{where}.ext_user_id")
-        person = dict(
-            external_user_id=user_id,
-            user_name=_optional_text(attendee.get("name")) or "",
-            role="MODERATOR" if attendee.get("moderator") is True else "VIEWER",
-            payload={k: attendee[k] for k in ("duration", "engagement") if attendee.get(k) is not None},
-        )
-        joins, leaves = _attendance_times(attendee, where)
-        for kind, times, name in ((USER_JOINED, joins, "joins"), (USER_LEFT, leaves, "leaves")):
-            for index, value in enumerate(times):
-                millis = _iso_millis(value, f"{where}.{name}[{index}]")
-                events.append(IncomingEvent(**common, kind=kind, occurred_at_ms=millis, **person))
+        add(lambda: _attendee_events(attendee, f"analytics attendees[{position}]", common))
     if data.get("finish") not in (None, ""):
-        finish = _iso_millis(data["finish"], "analytics data.finish")
-        events.append(
-            IncomingEvent(**common, kind=MEETING_ENDED, occurred_at_ms=finish, payload=dict(meeting_payload))
-        )
+        add(lambda: [IncomingEvent(**common, kind=MEETING_ENDED, payload=dict(meeting_payload),
+                                   occurred_at_ms=_iso_millis(data["finish"], "analytics data.finish"))])
+    return batch
+
+
+def parse_analytics(body: dict) -> list[IncomingEvent]:
+    """`parse_analytics_batch`, strictly: raises `CallbackFormatError` for the first bad part."""
+    batch = parse_analytics_batch(body)
+    if batch.refused:
+        raise CallbackFormatError(batch.refused[0])
+    return batch.events
+
+
+def _attendee_events(attendee, where: str, common: dict) -> list[IncomingEvent]:
+    attendee = _object(attendee, where)
+    user_id = attendee.get("ext_user_id")
+    if not user_id:
+        return []
+    person = dict(
+        external_user_id=_text(user_id, f"{where}.ext_user_id"),
+        user_name=_optional_text(attendee.get("name")) or "",
+        role="MODERATOR" if attendee.get("moderator") is True else "VIEWER",
+        payload={k: attendee[k] for k in ("duration", "engagement") if attendee.get(k) is not None},
+    )
+    joins, leaves = _attendance_times(attendee, where)
+    events = []
+    for kind, times, name in ((USER_JOINED, joins, "joins"), (USER_LEFT, leaves, "leaves")):
+        for index, value in enumerate(times):
+            millis = _iso_millis(value, f"{where}.{name}[{index}]")
+            events.append(IncomingEvent(**common, kind=kind, occurred_at_ms=millis, **person))
     return events
 
 
@@ -358,7 +448,7 @@ def verify_recording_ready(signed_parameters: str, secret: str) -> dict:
         with _short_hmac_keys_allowed():
             claims = jwt.decode(signed_parameters, secret, algorithms=["HS256"])
     except jwt.InvalidTokenError as exc:
-        raise CallbackAuthError(f"recording-ready token rejected: {exc}") from None
+        raise CallbackAuthError(f"recording-ready token rejected: {quoted(str(exc), 200)}") from None
     for name in ("meeting_id", "record_id"):
         if not isinstance(claims.get(name), str) or not claims[name]:
             raise CallbackAuthError(f"recording-ready token has no {name}")
@@ -388,7 +478,7 @@ def end_callback_event(
     payload = {} if recording_marks is None else {"recording_marks": recording_marks}
     return IncomingEvent(
         provider=PROVIDER,
-        source="end_callback",
+        source=END_CALLBACK,
         kind=MEETING_ENDED,
         meeting_id=meeting_id,
         session_key=internal_meeting_id,
@@ -437,17 +527,17 @@ def _optional_text(value) -> str | None:
 def _millis(value, what: str) -> int:
     """A provider timestamp in milliseconds: an integer, an integral float or a digit string."""
     if isinstance(value, bool):
-        raise CallbackFormatError(f"{what} is not a number: {value!r}")
+        raise CallbackFormatError(f"{what} is not a number: {quoted(value, 40)}")
     if isinstance(value, int):
         millis = value
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         millis = int(value)
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         millis = int(value)
     else:
-        raise CallbackFormatError(f"{what} is not a number: {value!r}")
+        raise CallbackFormatError(f"{what} is not a number: {quoted(value, 40)}")
     if millis < 0:
-        raise CallbackFormatError(f"{what} is negative: {value!r}")
+        raise CallbackFormatError(f"{what} is negative: {quoted(value, 40)}")
     return millis
 
 
@@ -458,7 +548,7 @@ def _iso_millis(value, what: str) -> int:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise CallbackFormatError(f"{what} is not an ISO 8601 time: {value!r}") from None
+        raise CallbackFormatError(f"{what} is not an ISO 8601 time: {quoted(value, 40)}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return (moment - _EPOCH) // _MILLISECOND

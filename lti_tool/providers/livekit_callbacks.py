@@ -13,7 +13,6 @@ The exceptions are bbb_callbacks' own, so a view handles both providers' callbac
 """
 from __future__ import annotations
 
-import json
 import math
 
 from google.protobuf import json_format
@@ -28,7 +27,8 @@ from ..attendance.events import (
     USER_LEFT,
     IncomingEvent,
 )
-from .bbb_callbacks import CallbackAuthError, CallbackFormatError
+from ..logsafe import quoted
+from .bbb_callbacks import CallbackAuthError, CallbackFormatError, load_json
 from .livekit import participant_role
 
 __all__ = ["WEBHOOK_KINDS", "CallbackAuthError", "CallbackFormatError", "events_from_webhook", "verify_and_parse"]
@@ -80,14 +80,11 @@ def verify_and_parse(raw_body: bytes, authorization: str | None, api_key: str, a
         raise CallbackAuthError("LiveKit webhook body is not UTF-8: it cannot be LiveKit's") from None
     try:
         WebhookReceiver(TokenVerifier(api_key, api_secret)).receive(body, token)
-    except json_format.ParseError as exc:  # raised after the token and the hash checked out
-        raise CallbackFormatError(f"LiveKit webhook body is not a WebhookEvent: {exc}") from None
+    except (json_format.ParseError, RecursionError) as exc:  # raised after the token and the hash checked out
+        raise CallbackFormatError(f"LiveKit webhook body is not a WebhookEvent: {quoted(str(exc), 200)}") from None
     except Exception as exc:  # noqa: BLE001 — jwt errors, "hash mismatch", missing sha256, …
-        raise CallbackAuthError(f"LiveKit webhook refused: {type(exc).__name__}: {exc}") from None
-    try:
-        event = json.loads(body)
-    except ValueError as exc:
-        raise CallbackFormatError(f"LiveKit webhook body is not JSON: {exc}") from None
+        raise CallbackAuthError(f"LiveKit webhook refused: {type(exc).__name__}: {quoted(str(exc), 200)}") from None
+    event = load_json(body, "LiveKit webhook body")
     if not isinstance(event, dict):
         raise CallbackFormatError("LiveKit webhook body is not a JSON object")
     return event
@@ -213,13 +210,13 @@ def _whole(value, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise CallbackFormatError(f"{what} is not a number: {value!r}")
+        raise CallbackFormatError(f"{what} is not a number: {quoted(value, 40)}")
     integral = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
-    if not (integral or (isinstance(value, str) and value.isascii() and value.isdigit())):
-        raise CallbackFormatError(f"{what} is not a number: {value!r}")
+    if not (integral or (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20)):
+        raise CallbackFormatError(f"{what} is not a number: {quoted(value, 40)}")
     number = int(value)
     if number < 0:
-        raise CallbackFormatError(f"{what} is negative: {value!r}")
+        raise CallbackFormatError(f"{what} is negative: {quoted(value, 40)}")
     return number
 
 

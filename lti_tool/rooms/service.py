@@ -117,17 +117,18 @@ def _claim_state_check(room: Room, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def refresh_state(room: Room, force: bool = False) -> None:
+def refresh_state(room: Room, force: bool = False) -> bool:
     """Ask the provider about the room's meeting, at most once per interval across workers
-    (unless `force`: a provider's own event says something changed)."""
+    (unless `force`). True when the provider answered this call; False when another check
+    was recent enough or the provider did not answer (the last known state stays)."""
     check_started = utcnow()
     if not force and not _claim_state_check(room, check_started):
-        return
+        return False
     try:
         status = provider_for(room.provider).meeting_status(room.meeting_id)
     except ProviderError as exc:
         log.warning("room %s: state check failed, keeping the last known state: %s", room.id, exc.detail)
-        return
+        return False
     if status.exists:
         values = {"running": status.running}
         if status.create_time:
@@ -143,12 +144,7 @@ def refresh_state(room: Room, force: bool = False) -> None:
         )
     db.session.commit()
     db.session.refresh(room)
-
-
-def confirm_meeting_ended(room: Room) -> bool:
-    """A provider said the meeting ended: believe the server, not the message."""
-    refresh_state(room, force=True)
-    return not room.running and not room.started_since_last_end
+    return True
 
 
 def is_open(room: Room) -> bool:

@@ -7,9 +7,13 @@ inbox and applied (lti_tool/attendance/service.py).
 - POST /webhooks/bbb/analytics: the analytics callback (Bearer JWT HS512).
 - POST /webhooks/bbb/recording-ready: `signed_parameters` (JWT HS256); kept for recordings.
 - GET /webhooks/bbb/end: the end-of-meeting callback; BBB does not sign it, so the URL carries
-  the tool's own HMAC, and even then the server is asked before anything changes.
+  the tool's own HMAC, and even then the server is asked (throttled) before anything changes
+  (lti_tool/attendance/end_reports.py).
 
-Answers are JSON: 401 when authentication fails (nothing stored), 400 for malformed bodies.
+Answers are JSON: 401 when authentication fails (nothing stored), 400 when the body as a whole
+is unreadable. Otherwise 200 with counts, `{"received": 3, "new": 2, "refused": 1}`: each event
+is checked and stored on its own, and a refused one (logged with its reason) costs only itself
+— a 4xx would make bbb-webhooks retry, then drop the hook, for every meeting on the server.
 """
 from __future__ import annotations
 
@@ -18,11 +22,13 @@ import logging
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from ..attendance.service import bbb_internal_meeting_id, receive, to_ms
+from ..attendance.end_reports import report_end
+from ..attendance.events import Batch
+from ..attendance.service import fits, log_refusals, receive, to_ms
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import Room, utcnow
 from ..providers import bbb_callbacks as callbacks
-from ..rooms import service
 from . import bp
 from .signing import signature_matches
 
@@ -42,10 +48,13 @@ def _refuse(status: int, message: str, reason: str):
     return jsonify({"error": message}), status
 
 
-def _receive(events, what: str):
-    stored = receive(events)
-    log.info("%s: %d event(s), %d new", what, len(events), stored)
-    return jsonify({"received": len(events), "new": stored})
+def _receive(batch: Batch, what: str):
+    receipt = receive(batch.events)
+    refused = batch.refused + receipt.refused
+    log_refusals(what, refused)
+    counts = {"received": len(batch.events) + len(batch.refused), "new": len(receipt.new), "refused": len(refused)}
+    log.info("%s: %d event(s), %d new, %d refused", what, counts["received"], counts["new"], counts["refused"])
+    return jsonify(counts)
 
 
 @bp.post("/bbb")
@@ -53,30 +62,33 @@ def bbb_events():
     if not _bbb_secret():
         return _refuse(503, "BigBlueButton is not configured", "no BBB_SHARED_SECRET")
     raw = request.get_data(cache=True)
+    checksum = request.args.get("checksum")
     variant = callbacks.verify_webhook(
-        webhook_url(), raw, request.args.get("checksum"), request.headers.get("Authorization"), _bbb_secret()
+        webhook_url(), raw, checksum, request.headers.get("Authorization"), _bbb_secret(),
+        accept_legacy_checksum=current_app.config["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"],
     )
     if variant is None:
+        if callbacks.legacy_checksum_matches(webhook_url(), checksum, _bbb_secret()):
+            return _refuse(401, "checksum does not match", "bbb-webhooks 3.0-3.3 checksum, which does not cover "
+                           "the body: refused unless BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM is on")
         return _refuse(401, "checksum does not match", "bbb-webhooks checksum/authorization invalid")
     try:
-        events = callbacks.parse_webhook(raw)
+        batch = callbacks.parse_webhook_batch(raw)
     except callbacks.CallbackFormatError as exc:
         return _refuse(400, "malformed webhook body", str(exc))
-    return _receive(events, f"bbb-webhooks ({variant})")
+    return _receive(batch, f"bbb-webhooks ({variant})")
 
 
 @bp.post("/bbb/analytics")
 def bbb_analytics():
     if not _bbb_secret() or not callbacks.verify_analytics(request.headers.get("Authorization"), _bbb_secret()):
         return _refuse(401, "invalid token", "analytics callback token invalid")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return _refuse(400, "body must be JSON", "analytics callback body is not a JSON object")
     try:
-        events = callbacks.parse_analytics(body)
+        body = callbacks.load_json(request.get_data(cache=True), "analytics callback body")
+        batch = callbacks.parse_analytics_batch(body)
     except callbacks.CallbackFormatError as exc:
         return _refuse(400, "malformed analytics body", str(exc))
-    return _receive(events, "bbb analytics callback")
+    return _receive(batch, "bbb analytics callback")
 
 
 @bp.post("/bbb/recording-ready")
@@ -84,26 +96,27 @@ def bbb_recording_ready():
     try:
         claims = callbacks.verify_recording_ready(request.form.get("signed_parameters", ""), _bbb_secret())
     except callbacks.CallbackAuthError as exc:
-        return _refuse(401, "invalid signed_parameters", str(exc))
-    return _receive([callbacks.recording_ready_event(claims)], "bbb recording-ready callback")
+        return _refuse(401, "invalid signed_parameters", str(exc))  # its PyJWT part is quoted
+    return _receive(Batch([callbacks.recording_ready_event(claims)]), "bbb recording-ready callback")
 
 
 @bp.get("/bbb/end")
 def bbb_meeting_ended():
     meeting_id = request.args.get("meetingID", "")
     if not signature_matches("end", meeting_id, request.args.get("sig")):
-        return _refuse(401, "bad signature", f"end callback signature invalid for {meeting_id[:64]!r}")
-    room = db.session.scalar(select(Room).where(Room.meeting_id == meeting_id))
+        return _refuse(401, "bad signature", f"end callback signature invalid for meeting {quoted(meeting_id, 64)}")
+    room = _room_of(meeting_id)
     if room is None:
-        return _refuse(404, "unknown meeting", f"end callback for unknown meeting {meeting_id[:64]!r}")
-    create_time = room.create_time
-    ended = service.confirm_meeting_ended(room)
-    if ended and create_time:
-        # The callback has no time of its own: the moment BBB called is the end we know.
-        event = callbacks.end_callback_event(meeting_id, bbb_internal_meeting_id(meeting_id, create_time), to_ms(utcnow()))
-        receive([event])
-    log.info("end callback for room %s: %s", room.id, "ended" if ended else "still running on the server")
+        return _refuse(404, "unknown meeting", f"end callback for unknown meeting {quoted(meeting_id, 64)}")
+    ended = report_end(room)
+    log.info("end callback for room %s: %s", room.id, "ended" if ended else "not confirmed (yet)")
     return jsonify({"ended": ended})
+
+
+def _room_of(meeting_id: str) -> Room | None:
+    if not fits(meeting_id, Room.meeting_id):  # no room has it, and PostgreSQL cannot even look up a NUL
+        return None
+    return db.session.scalar(select(Room).where(Room.meeting_id == meeting_id))
 
 
 @bp.post("/livekit")
@@ -123,7 +136,7 @@ def livekit_events():
     except livekit_callbacks.CallbackFormatError as exc:
         return _refuse(400, "malformed webhook body", str(exc))
     try:
-        events = livekit_callbacks.events_from_webhook(event, received_at_ms=to_ms(utcnow()))
-    except livekit_callbacks.CallbackFormatError as exc:
-        return _refuse(400, "malformed webhook body", str(exc))
-    return _receive(events, f"livekit webhook {event.get('event', '?')}")
+        batch = Batch(livekit_callbacks.events_from_webhook(event, received_at_ms=to_ms(utcnow())))
+    except livekit_callbacks.CallbackFormatError as exc:  # an authentic body, an event unusable
+        batch = Batch(refused=[str(exc)])
+    return _receive(batch, f"livekit webhook {quoted(event.get('event'), 40)}")

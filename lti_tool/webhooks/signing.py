@@ -14,4 +14,6 @@ def callback_signature(purpose: str, meeting_id: str) -> str:
 
 
 def signature_matches(purpose: str, meeting_id: str, signature: str | None) -> bool:
-    return bool(signature) and hmac.compare_digest(callback_signature(purpose, meeting_id), signature)
+    # Bytes on both sides: compare_digest raises TypeError for a str with non-ASCII characters.
+    given = (signature or "").encode("utf-8", "replace")
+    return bool(given) and hmac.compare_digest(callback_signature(purpose, meeting_id).encode(), given)

@@ -1,0 +1,88 @@
+"""BigBlueButton's end-of-meeting callback, believed only when the server confirms it.
+
+BBB does not sign the callback (the tool signs the URL it registers: webhooks/signing.py), and
+the URL sits in the meeting's metadata, so whoever holds it may call it again and again:
+
+- a call for a run that is already over asks nothing and stores nothing;
+- otherwise the server is asked, at most once per room every ROOM_STATE_CHECK_SECONDS (the
+  throttle of `rooms.service.refresh_state`, shared with the waiting pages);
+- confirmed over: the end is stored — one row per run, the end callback's dedupe key has no
+  time — and applied, at the moment BBB called;
+- not asked (another check was too recent) or no answer: the report is kept `unconfirmed`, and
+  the worker asks once the window has passed (`confirm_reported_ends`): over, it is applied;
+  still running, it is dropped (premature, or forged by someone holding the URL).
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ClassSession, ProviderEvent, Room, utcnow
+from ..providers.bbb_callbacks import end_callback_event
+from ..rooms.service import refresh_state
+from .service import apply_rows, bbb_internal_meeting_id, receive, store_events, to_ms
+
+log = logging.getLogger(__name__)
+
+UNCONFIRMED = "unconfirmed"  # the status of a reported end the server has not confirmed yet
+
+
+def report_end(room: Room) -> bool:
+    """BBB's end callback for `room` arrived: True when the meeting's current run is over."""
+    if room.create_time is None:  # no run the tool knows of: only the room's own state
+        refresh_state(room)
+        return not room.running and not room.started_since_last_end
+    session_key = bbb_internal_meeting_id(room.meeting_id, room.create_time)
+    if run_has_ended(room, session_key):
+        return True
+    event = end_callback_event(room.meeting_id, session_key, to_ms(utcnow()))
+    if not refresh_state(room):
+        store_events([event], status=UNCONFIRMED)
+        return False
+    if not run_is_over(room, session_key):
+        return False
+    receive([event])
+    return True
+
+
+def run_has_ended(room: Room, session_key: str) -> bool:
+    """Has the tool recorded the end of this run already (from any source)?"""
+    ended_at = db.session.scalar(
+        select(ClassSession.ended_at).where(ClassSession.room_id == room.id, ClassSession.internal_meeting_id == session_key)
+    )
+    return ended_at is not None
+
+
+def run_is_over(room: Room, session_key: str) -> bool:
+    """After a state check: is this run over — a newer run replaced it, or the meeting is gone?"""
+    current = bbb_internal_meeting_id(room.meeting_id, room.create_time) if room.create_time else None
+    return current != session_key or (not room.running and not room.started_since_last_end)
+
+
+def confirm_reported_ends(limit: int = 50) -> int:
+    """The worker's part: ask the server about each unconfirmed end (within the same throttle)
+    and apply or drop it. Returns how many were decided."""
+    rows = db.session.scalars(
+        select(ProviderEvent).where(ProviderEvent.status == UNCONFIRMED).order_by(ProviderEvent.id).limit(limit)
+    ).all()
+    return sum(_decide(row) for row in rows)
+
+
+def _decide(row: ProviderEvent) -> bool:
+    room = db.session.scalar(select(Room).where(Room.meeting_id == row.meeting_id))
+    if room is None:  # the room was deleted since
+        db.session.delete(row)
+        db.session.commit()
+        return True
+    if not run_has_ended(room, row.internal_meeting_id):
+        if not refresh_state(room):
+            return False  # asked too recently, or no answer: the next pass asks
+        if not run_is_over(room, row.internal_meeting_id):
+            log.warning("room %s: an end callback was not confirmed (the meeting still runs): dropped", room.id)
+            db.session.delete(row)
+            db.session.commit()
+            return True
+    apply_rows([row])  # ranked against any end already known (end_callback below webhooks)
+    return True
