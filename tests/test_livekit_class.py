@@ -10,7 +10,7 @@ from livekit import api
 from sqlalchemy import select
 
 from lti_tool.extensions import db
-from lti_tool.models import ProviderEvent, Room
+from lti_tool.models import ClassSession, ProviderEvent, Room
 from tests.conftest import LIVEKIT_KEY, LIVEKIT_SECRET
 from tests.test_attendance_e2e import scores_for
 
@@ -82,6 +82,30 @@ def test_livekit_class_through_webhooks_ends_with_correct_scores(live, livekit_l
     assert [s["scoreGiven"] for s in scores_for(platform, "5")] == [round(100 * 1200 / 3600, 2)]
     assert scores_for(platform, "5")[0]["comment"] == "Attended 20 of 60 minutes"
     assert [s["scoreGiven"] for s in scores_for(platform, "6")] == [0.0]  # roster, never came
+
+
+def test_webhooks_arriving_end_first_still_give_the_class_its_start_and_end(live, livekit_link):
+    """LiveKit delivers webhooks in no guaranteed order: an end that arrives first must stay the
+    end (it once became the session's start, and the session never ended)."""
+    platform, livekit = live.platform, live.livekit
+    teacher = live.launch("teacher", resource_link_id=livekit_link)
+    live.launch("student", resource_link_id=livekit_link)
+    join_token(teacher)
+    with live.app.app_context():
+        room = db.session.scalar(select(Room.meeting_id).where(Room.provider == "livekit"))
+    hook = live.url + "/webhooks/livekit"
+    t0 = int(livekit.rooms[room].room.creation_time)
+    sam = live.public_id("student")
+    for event in (livekit.room_finished(room, t0 + 3600),
+                  livekit.participant_left(room, sam, t0 + 1800, "Sam Student", joined_at=t0),
+                  livekit.participant_joined(room, sam, t0, "Sam Student"),
+                  livekit.room_started(room, t0)):
+        assert livekit.send_webhook(hook, event).status_code == 200
+    live.run_worker()
+    with live.app.app_context():
+        session = db.session.scalar(select(ClassSession))
+        assert (session.started_at.timestamp(), session.ended_at.timestamp()) == (t0, t0 + 3600)
+    assert [s["scoreGiven"] for s in scores_for(platform, "4")] == [50.0]
 
 
 def test_forged_or_altered_livekit_webhooks_are_refused_and_change_nothing(live, livekit_link):

@@ -267,12 +267,13 @@ def _apply(row: ProviderEvent):
     # recomputes from every event the others committed, not from a snapshot that misses them.
     db.session.refresh(session, with_for_update=True)
     row.session_id = session.id
-    # The start is the provider's start event, or (LiveKit room ids carry no time, a start event
-    # may be missed) the earliest moment any event of the session reports.
-    if session.started_at is None or (row.kind == E.MEETING_STARTED and row.occurred_at < session.started_at):
-        session.started_at = row.occurred_at
-    elif row.kind == E.MEETING_ENDED:
+    # The start is the earliest moment any event of the session reports besides its end: the
+    # provider's start event, or (LiveKit room ids carry no time, webhooks come in any order, a
+    # start event may be missed) the first join. An end that arrives first stays the end.
+    if row.kind == E.MEETING_ENDED:
         _record_end(session, room, row)
+    elif session.started_at is None or row.occurred_at < session.started_at:
+        session.started_at = row.occurred_at
     row.status, row.applied_at = "applied", utcnow()
     db.session.flush()
     users = None if row.kind in (E.MEETING_ENDED, E.MEETING_STARTED) else [row.external_user_id]

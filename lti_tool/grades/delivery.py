@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import ResourceLink, ScoreDelivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _fail(delivery: ScoreDelivery, message: str) -> None:
     delivery.status, delivery.locked_until, delivery.last_error = "failed", None, message[:2000]
     delivery.attempts += 1
     db.session.commit()
-    log.warning("score delivery %s failed: %s", delivery.id, message)
+    log.warning("score delivery %s failed: %s", delivery.id, quoted(message, 500))
 
 
 def _retry(delivery: ScoreDelivery, message: str, retry_after: float | None = None) -> None:
@@ -198,7 +199,7 @@ def _retry(delivery: ScoreDelivery, message: str, retry_after: float | None = No
     delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
     delivery.locked_until, delivery.last_error = None, message[:2000]
     db.session.commit()
-    log.info("score delivery %s: retry in %.1fs after %s", delivery.id, delay, message)
+    log.info("score delivery %s: retry in %.1fs after %s", delivery.id, delay, quoted(message, 500))
 
 
 def retry_failed(link_id: int) -> int:

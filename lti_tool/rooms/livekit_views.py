@@ -14,6 +14,7 @@ import logging
 
 from flask import current_app, g, jsonify, render_template, request, url_for
 
+from ..logsafe import quoted
 from ..providers import provider_for
 from ..providers.base import MeetingNotFound, ProviderError
 from . import bp, service
@@ -38,7 +39,7 @@ def _recording_now(room, provider) -> str | None:
     try:
         return provider.active_recording(room.meeting_id)
     except ProviderError as exc:
-        log.warning("room %s: could not ask LiveKit whether it is recorded: %s", room.id, exc.detail)
+        log.warning("room %s: could not ask LiveKit whether it is recorded: %s", room.id, quoted(exc.detail))
         return None
 
 
@@ -131,18 +132,18 @@ def livekit_recording(room_id: int):
                 return jsonify({"error": "The class is already being recorded.", "recording": True,
                                 "egress_id": active[0]}), 409
             egress_id = provider.start_recording(room.meeting_id)
-            log.info("room %s: recording started (egress %s)", room.id, egress_id)
+            log.info("room %s: recording started (egress %s)", room.id, quoted(egress_id))
             return jsonify({"recording": True, "egress_id": egress_id})
         if not active:
             return jsonify({"error": "The class is not being recorded.", "recording": False, "egress_id": None}), 409
         for egress_id in active:
             provider.stop_recording(egress_id)
-        log.info("room %s: recording stopped (egress %s)", room.id, ", ".join(active))
+        log.info("room %s: recording stopped (egress %s)", room.id, quoted(active))
         return jsonify({"recording": False, "egress_id": active[0]})
     except MeetingNotFound:
         return jsonify({"error": "The class is not running, so it cannot be recorded.", "recording": False,
                         "egress_id": None}), 409
     except ProviderError as exc:
-        log.error("room %s: recording %s failed: %s: %s", room.id, action, type(exc).__name__, exc.detail)
+        log.error("room %s: recording %s failed: %s: %s", room.id, action, type(exc).__name__, quoted(exc.detail))
         what = "started" if action == "start" else "stopped"
         return jsonify({"error": f"The recording could not be {what}. {exc.user_message}"}), exc.http_status

@@ -11,6 +11,7 @@ import logging
 from flask import current_app, g, jsonify, redirect, render_template, request
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..models import Enrolment
 from ..providers import is_ready
 from ..providers.base import ProviderError
@@ -142,14 +143,14 @@ def _own_return_url(room_id: int) -> str | None:
 
 
 def render_access_denied(error: RoomAccessDenied):
-    log.warning("room access refused (%s) on %s: %s", error.status, request.path, error.reason)
+    log.warning("room access refused (%s) on %s: %s", error.status, quoted(request.path), error.reason)
     if wants_json():
         return jsonify({"error": error.message}), error.status
     return render_template("errors/error.html", message=error.message, status=error.status), error.status
 
 
 def render_provider_error(error: ProviderError):
-    log.error("video provider error: %s: %s", error.__class__.__name__, error.detail)
+    log.error("video provider error: %s: %s", error.__class__.__name__, quoted(error.detail))
     if wants_json():
         return jsonify({"error": error.user_message}), error.http_status
     return render_template("errors/error.html", message=error.user_message, status=error.http_status), error.http_status

@@ -16,6 +16,7 @@ from flask import current_app, url_for
 from sqlalchemy import or_, update
 
 from ..extensions import db
+from ..logsafe import quoted
 from ..lti.roles import MODERATOR
 from ..models import Room, User, utcnow
 from ..providers import provider_for
@@ -127,7 +128,7 @@ def refresh_state(room: Room, force: bool = False) -> bool:
     try:
         status = provider_for(room.provider).meeting_status(room.meeting_id)
     except ProviderError as exc:
-        log.warning("room %s: state check failed, keeping the last known state: %s", room.id, exc.detail)
+        log.warning("room %s: state check failed, keeping the last known state: %s", room.id, quoted(exc.detail))
         return False
     if status.exists:
         values = {"running": status.running}
@@ -203,7 +204,7 @@ def _register_event_hook(provider) -> None:
         provider.register_event_hook(url)
         registered[url] = time.monotonic()
     except ProviderError as exc:  # attendance still has the analytics callback and polling
-        log.warning("could not register the event hook %s: %s", url, exc.detail)
+        log.warning("could not register the event hook %s: %s", url, quoted(exc.detail))
 
 
 def end_class(room: Room, user: User) -> None:
