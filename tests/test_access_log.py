@@ -100,34 +100,33 @@ def _assert_logged_without_secrets(log: str) -> None:
         assert secret not in log, f"the {what} is in the access log"
 
 
-def test_gunicorn_with_the_shipped_configuration_logs_no_secrets(migrated, database_url, keys_dir, tmp_path):
+def _log_of_a_server_sent_secrets(command, environment: dict) -> str:
+    """Start the server (`command(port)`) as its own process, send it requests carrying
+    secrets, stop it, and return everything it printed."""
     port = _free_port()
-    # Started in the project directory without -c: gunicorn reads gunicorn.conf.py by itself.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"],
-        cwd=PROJECT, env=_environment(database_url, keys_dir, tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen(command(port), cwd=PROJECT, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process)
         _requests_with_secrets(url)
     finally:
         log = _stop(process)
-    _assert_logged_without_secrets(log)
+    return log
+
+
+def test_gunicorn_with_the_shipped_configuration_logs_no_secrets(migrated, database_url, keys_dir, tmp_path):
+    # Started in the project directory without -c: gunicorn reads gunicorn.conf.py by itself.
+    def command(port):
+        return [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+
+    _assert_logged_without_secrets(
+        _log_of_a_server_sent_secrets(command, _environment(database_url, keys_dir, tmp_path)))
 
 
 def test_quick_start_server_logs_no_secrets(migrated, database_url, keys_dir, tmp_path):
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "serve", "--port", str(port)],
-        cwd=PROJECT, env=_environment(database_url, keys_dir, tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process)
-        _requests_with_secrets(url)
-    finally:
-        log = _stop(process)
-    _assert_logged_without_secrets(log)
+    def command(port):
+        return [sys.executable, "-m", "flask", "--app", "wsgi", "serve", "--port", str(port)]
+
+    _assert_logged_without_secrets(
+        _log_of_a_server_sent_secrets(command, _environment(database_url, keys_dir, tmp_path)))

@@ -56,3 +56,9 @@ class Batch:
 
     events: list[IncomingEvent] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+
+    def strictly(self, error: type[Exception]) -> list[IncomingEvent]:
+        """The events, or `error` with the first refusal when any event could not be read."""
+        if self.refused:
+            raise error(self.refused[0])
+        return self.events

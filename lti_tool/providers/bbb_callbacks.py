@@ -248,10 +248,7 @@ def parse_webhook_batch(raw_body: bytes) -> Batch:
 
 def parse_webhook(raw_body: bytes) -> list[IncomingEvent]:
     """`parse_webhook_batch`, strictly: raises `CallbackFormatError` for the first bad event."""
-    batch = parse_webhook_batch(raw_body)
-    if batch.refused:
-        raise CallbackFormatError(batch.refused[0])
-    return batch.events
+    return parse_webhook_batch(raw_body).strictly(CallbackFormatError)
 
 
 def _webhook_event(item, where: str) -> IncomingEvent | None:
@@ -392,10 +389,7 @@ def parse_analytics_batch(body: dict) -> Batch:
 
 def parse_analytics(body: dict) -> list[IncomingEvent]:
     """`parse_analytics_batch`, strictly: raises `CallbackFormatError` for the first bad part."""
-    batch = parse_analytics_batch(body)
-    if batch.refused:
-        raise CallbackFormatError(batch.refused[0])
-    return batch.events
+    return parse_analytics_batch(body).strictly(CallbackFormatError)
 
 
 def _attendee_events(attendee, where: str, common: dict) -> list[IncomingEvent]:
