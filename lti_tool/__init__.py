@@ -16,10 +16,10 @@ from flask import Flask
 from . import sqlite
 from .config import PROJECT_ROOT, load_config, validate_config
 from .extensions import db, migrate
-from .keys import KeyRing
+from .lti.keys import KeyRing
 from .lti.platform_keys import PlatformKeyCache
 from .providers import build_providers
-from .registrations import RegistrationStore, load_tool_config
+from .lti.registrations import RegistrationStore, load_tool_config
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
@@ -74,7 +74,7 @@ def _attach_services(app: Flask) -> None:
         ttl_seconds=app.config["JWKS_CACHE_SECONDS"], deadline_seconds=app.config["JWKS_FETCH_SECONDS"]
     )
     app.extensions["providers"] = build_providers(app.config)
-    from .grades.platform_services import PlatformServices
+    from .lti.platform_services import PlatformServices
 
     app.extensions["platform_services"] = PlatformServices(app.extensions["registrations"], key_ring)
 

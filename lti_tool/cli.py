@@ -12,7 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .registrations import RegistrationConfigError, add_database_platform
+from .lti.registrations import RegistrationConfigError, add_database_platform
 
 platform_cli = AppGroup("platform", help="Register learning platforms (LMSs).")
 webhooks_cli = AppGroup("webhooks", help="Provider events received by the tool.")

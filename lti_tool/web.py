@@ -19,7 +19,7 @@ import secrets
 from flask import Flask, abort, current_app, request
 
 from .providers.livekit import http_url
-from .registrations import web_origin
+from .lti.registrations import web_origin
 
 PERMISSIONS_POLICY = (
     # The classroom page uses camera, microphone and screen share; nothing else does, and nothing

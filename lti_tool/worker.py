@@ -99,7 +99,7 @@ class Worker:
 
     def _refresh_rosters(self) -> int:
         from .attendance.roster import courses_needing_roster, refresh_roster
-        from .grades.platform_services import PlatformServiceError
+        from .lti.platform_services import PlatformServiceError
 
         done = 0
         for course in courses_needing_roster():

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lti_tool.keys import KeyRing
+from lti_tool.lti.keys import KeyRing
 
 PUBLIC_MEMBERS = {"kty", "kid", "alg", "use", "n", "e"}
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 import tests.fakes.lti_platform as fake_platform
 from lti_tool.extensions import db
-from lti_tool.grades.platform_services import (
+from lti_tool.lti.platform_services import (
     MEDIA_LINEITEM,
     MEDIA_LINEITEM_CONTAINER,
     MEDIA_MEMBERSHIP_CONTAINER,

@@ -11,7 +11,7 @@ import pytest
 
 from lti_tool.extensions import db
 from lti_tool.models import Deployment, Platform
-from lti_tool.registrations import (
+from lti_tool.lti.registrations import (
     RegistrationConfigError,
     RegistrationStore,
     load_tool_config,

@@ -146,7 +146,7 @@ def deliver(delivery: ScoreDelivery) -> None:
     if registration is None:
         _fail(delivery, "the platform is no longer registered with the tool")
         return
-    from .platform_services import PlatformServiceError
+    from ..lti.platform_services import PlatformServiceError
 
     try:
         lineitem = lineitem_for(delivery.resource_link, registration)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
-from ..registrations import PlatformRegistration, RegistrationStore
+from .registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
 from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
 from .login import binding_hash, origin_of, same_origin, state_cookie_name

@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
-from ..registrations import RegistrationStore
+from .registrations import RegistrationStore
 from .errors import LaunchError
 
 log = logging.getLogger(__name__)

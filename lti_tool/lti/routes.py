@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from flask import current_app, jsonify, make_response, redirect, render_template, request, url_for
 
-from ..launches import record_launch
+from .launches import record_launch
 from ..web import browser_cookie_attributes
 from ..rooms.tickets import issue_page_ticket
 from . import bp

@@ -17,15 +17,15 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .extensions import db
-from .logsafe import quoted
-from .lti.claims import LaunchClaims, clean_display, url_problem
-from .lti.launch import ValidatedLaunch, consume_login
-from .lti.roles import room_role
-from .models import Course, Enrolment, ResourceLink, Room, User, utcnow
-from .providers import PROVIDER_NAMES
-from .providers.base import RoomSettings
-from .rooms.service import new_meeting_id
+from ..extensions import db
+from ..logsafe import quoted
+from ..models import Course, Enrolment, ResourceLink, Room, User, utcnow
+from ..providers import PROVIDER_NAMES
+from ..providers.base import RoomSettings
+from ..rooms.service import new_meeting_id
+from .claims import LaunchClaims, clean_display, url_problem
+from .launch import ValidatedLaunch, consume_login
+from .roles import room_role
 
 log = logging.getLogger(__name__)
 

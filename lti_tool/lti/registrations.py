@@ -24,8 +24,8 @@ from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from .extensions import db
-from .models import Deployment, Platform
+from ..extensions import db
+from ..models import Deployment, Platform
 
 log = logging.getLogger(__name__)
 
