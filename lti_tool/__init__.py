@@ -90,6 +90,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(rooms_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
+    from .providers.livekit.classroom import bp as livekit_bp
+
+    app.register_blueprint(livekit_bp)
     web.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

@@ -183,7 +183,7 @@ def validate_config(config: dict) -> list[str]:
         if not isinstance(config[name], bool):
             problems.append(f"{name} must be true or false, not {config[name]!r}")
     if config.get("LIVEKIT_URL"):
-        from .providers.livekit import http_url
+        from .providers.livekit.provider import http_url
 
         try:
             http_url(config["LIVEKIT_URL"])

@@ -266,7 +266,7 @@ class ProviderEvent(db.Model):
     same event delivered twice is stored once. `status` is pending, applied, unknown_meeting
     (kept for a replay once the meeting is known, pruned after UNKNOWN_EVENT_RETENTION_HOURS),
     ignored, failed (with `error`), or unconfirmed (an end callback the server has not
-    confirmed yet: attendance/end_reports.py).
+    confirmed yet: providers/bbb/end_callback.py).
     """
 
     __tablename__ = "provider_events"

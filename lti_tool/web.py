@@ -18,7 +18,7 @@ import secrets
 
 from flask import Flask, abort, current_app, request
 
-from .providers.livekit import http_url
+from .providers.livekit.provider import http_url
 from .lti.registrations import web_origin
 
 PERMISSIONS_POLICY = (

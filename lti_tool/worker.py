@@ -79,7 +79,7 @@ class Worker:
 
     def _confirm_reported_ends(self) -> int:
         """End callbacks that arrived while the room's state check was throttled."""
-        from .attendance.end_reports import confirm_reported_ends
+        from .providers.bbb.end_callback import confirm_reported_ends
 
         return confirm_reported_ends()
 

@@ -21,8 +21,8 @@ from lti_tool.attendance.events import (
     USER_JOINED,
     USER_LEFT,
 )
-from lti_tool.providers.bbb import BigBlueButtonClient
-from lti_tool.providers.bbb_callbacks import (
+from lti_tool.providers.bbb.provider import BigBlueButtonClient
+from lti_tool.providers.bbb.callbacks import (
     CallbackAuthError,
     CallbackFormatError,
     end_callback_event,

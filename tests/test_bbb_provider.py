@@ -21,7 +21,7 @@ from lti_tool.providers.base import (
     ProviderUnavailable,
     RoomSettings,
 )
-from lti_tool.providers.bbb import (
+from lti_tool.providers.bbb.provider import (
     BigBlueButtonClient,
     BigBlueButtonProvider,
     create_params,

@@ -272,7 +272,7 @@ def test_fuzzed_livekit_webhooks_correctly_signed(live, room):
 
 
 def test_fuzzed_end_callbacks(live, room):
-    from lti_tool.webhooks.signing import callback_signature
+    from lti_tool.providers.bbb.signing import callback_signature
 
     def signed(meeting_id: str) -> str:
         as_received = meeting_id.encode("utf-8", "surrogatepass").decode("utf-8", "replace")  # what the tool reads

@@ -23,8 +23,8 @@ from lti_tool.attendance.events import (
     USER_LEFT,
 )
 from lti_tool.providers.base import Attendee, JoinRole, MeetingSpec, RoomSettings
-from lti_tool.providers.livekit import LiveKitProvider, LiveKitServer
-from lti_tool.providers.livekit_callbacks import (
+from lti_tool.providers.livekit.provider import LiveKitProvider, LiveKitServer
+from lti_tool.providers.livekit.callbacks import (
     CallbackAuthError,
     CallbackFormatError,
     events_from_webhook,

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from lti_tool.extensions import db
 from lti_tool.models import ProviderEvent, Room
 from lti_tool.providers.base import ProviderRejected
-from lti_tool.providers.livekit import LiveKitProvider, LiveKitServer
+from lti_tool.providers.livekit.provider import LiveKitProvider, LiveKitServer
 from tests.fakes.livekit_server import EGRESS_COMPLETE, FakeLiveKit, TwirpError
 
 FILEPATH = "recordings/{room_name}-{time}.mp4"

@@ -28,7 +28,7 @@ from lti_tool.providers.base import (
     ProviderUnavailable,
     RoomSettings,
 )
-from lti_tool.providers.livekit import (
+from lti_tool.providers.livekit.provider import (
     DEFAULT_TOKEN_TTL_SECONDS,
     EMPTY_TIMEOUT_SECONDS,
     LiveKitProvider,

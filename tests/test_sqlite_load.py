@@ -24,7 +24,7 @@ from sqlalchemy import func, select, text, update
 from lti_tool.attendance.service import store_events
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent, utcnow
-from lti_tool.providers.bbb_callbacks import parse_webhook
+from lti_tool.providers.bbb.callbacks import parse_webhook
 from lti_tool.worker import Worker
 from tests.conftest import BBB_SECRET
 from tests.test_attendance_e2e import ClassRun

@@ -70,7 +70,7 @@ def test_end_callback_with_a_bad_signature_is_401_json(live, query):
 
 @pytest.mark.parametrize("meeting_id", ["not-a-room", "a\x00b", "x" * 300])
 def test_end_callback_signed_for_a_meeting_the_tool_does_not_have_is_404(live, meeting_id):
-    from lti_tool.webhooks.signing import callback_signature
+    from lti_tool.providers.bbb.signing import callback_signature
 
     with live.app.test_request_context():
         sig = callback_signature("end", meeting_id)

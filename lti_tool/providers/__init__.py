@@ -13,8 +13,8 @@ PROVIDER_NAMES = ("bbb", "livekit")
 
 
 def build_providers(config) -> dict[str, VideoProvider]:
-    from .bbb import BigBlueButtonProvider
-    from .livekit import LiveKitProvider
+    from .bbb.provider import BigBlueButtonProvider
+    from .livekit.provider import LiveKitProvider
 
     return {"bbb": BigBlueButtonProvider.from_config(config), "livekit": LiveKitProvider.from_config(config)}
 

@@ -85,7 +85,7 @@ def join(room_id: int):
     if room.provider == "livekit":
         # LiveKit has no client of its own: the tool's page, with the access token in the URL's
         # fragment (never sent to a server, never in a log; the page takes it out of the address).
-        url = page_url("rooms.livekit_page") + "#lk=" + url
+        url = page_url("livekit.classroom") + "#lk=" + url
     response = redirect(url, code=302)
     _remember_who_leaves(response, access)
     return response

@@ -67,7 +67,7 @@ def new_meeting_id() -> str:
 
 
 def callback_urls(room: Room) -> dict[str, str]:
-    from ..webhooks.signing import callback_signature
+    from ..providers.bbb.signing import callback_signature
 
     base = current_app.config["TOOL_BASE_URL"]
     end = url_for("webhooks.bbb_meeting_ended", meetingID=room.meeting_id, sig=callback_signature("end", room.meeting_id))

@@ -8,7 +8,7 @@ inbox and applied (lti_tool/attendance/service.py).
 - POST /webhooks/bbb/recording-ready: `signed_parameters` (JWT HS256); kept for recordings.
 - GET /webhooks/bbb/end: the end-of-meeting callback; BBB does not sign it, so the URL carries
   the tool's own HMAC, and even then the server is asked (throttled) before anything changes
-  (lti_tool/attendance/end_reports.py).
+  (lti_tool/providers/bbb/end_callback.py).
 
 Answers are JSON: 401 when authentication fails (nothing stored), 400 when the body as a whole
 is unreadable. Otherwise 200 with counts, `{"received": 3, "new": 2, "refused": 1}`: each event
@@ -22,15 +22,15 @@ import logging
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from ..attendance.end_reports import report_end
+from ..providers.bbb.end_callback import report_end
 from ..attendance.events import Batch
 from ..attendance.service import fits, log_refusals, receive, to_ms
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import Room, utcnow
-from ..providers import bbb_callbacks as callbacks
+from ..providers.bbb import callbacks
 from . import bp
-from .signing import signature_matches
+from ..providers.bbb.signing import signature_matches
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _room_of(meeting_id: str) -> Room | None:
 def livekit_events():
     """LiveKit's signed webhooks (`Authorization: <JWT>` whose sha256 claim covers the raw body;
     configure `webhook.urls` in livekit.yaml with `<TOOL_BASE_URL>/webhooks/livekit`)."""
-    from ..providers import livekit_callbacks
+    from ..providers.livekit import callbacks as livekit_callbacks
 
     key, secret = current_app.config["LIVEKIT_API_KEY"], current_app.config["LIVEKIT_API_SECRET"]
     if not key or not secret:

@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from livekit.api import TokenVerifier, WebhookReceiver
 
-from ..attendance.events import (
+from ...attendance.events import (
     MEETING_ENDED,
     MEETING_STARTED,
     RECORDING_READY,
@@ -27,9 +27,9 @@ from ..attendance.events import (
     USER_LEFT,
     IncomingEvent,
 )
-from ..logsafe import quoted
-from .bbb_callbacks import CallbackAuthError, CallbackFormatError, load_json
-from .livekit import participant_role
+from ...logsafe import quoted
+from ..callbacks import CallbackAuthError, CallbackFormatError, load_json
+from .provider import participant_role
 
 __all__ = ["WEBHOOK_KINDS", "CallbackAuthError", "CallbackFormatError", "events_from_webhook", "verify_and_parse"]
 

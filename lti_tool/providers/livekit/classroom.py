@@ -1,7 +1,7 @@
 """The tool's own classroom page for LiveKit rooms, and the moderator actions it calls.
 
 `join` on a LiveKit room redirects here with a fresh access token for that person and room;
-the page (templates/rooms/livekit.html, livekit-client served from /static/vendor/) connects
+the page (templates/livekit/classroom.html, livekit-client served from /static/vendor/) connects
 to LIVEKIT_URL with it. Moderator actions go through the tool (which holds the API secret),
 each checked like every other room action: ticket, room, moderator role.
 
@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, g, jsonify, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, render_template, request, url_for
 
-from ..logsafe import quoted
-from ..providers import provider_for
-from ..providers.base import MeetingNotFound, ProviderError
-from . import bp, service
-from .access import authorise, check_origin, require_moderator
+from ...logsafe import quoted
+from ...rooms import service
+from ...rooms.access import authorise, check_origin, require_moderator
+from .. import provider_for
+from ..base import MeetingNotFound, ProviderError
+
+# The classroom lives beside the room's other pages (/rooms/<id>/live…), but belongs to LiveKit.
+bp = Blueprint("livekit", __name__)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,8 @@ def _recording_now(room, provider) -> str | None:
         return None
 
 
-@bp.get("/<int:room_id>/live")
-def livekit_page(room_id: int):
+@bp.get("/rooms/<int:room_id>/live")
+def classroom(room_id: int):
     """The classroom page. Its access token comes in the URL's fragment (`#lk=`, from `join`),
     which no server sees; without one (a reload) the page asks `livekit_token` for a fresh one."""
     access = authorise(room_id)
@@ -54,7 +57,7 @@ def livekit_page(room_id: int):
     provider = provider_for(room.provider)
     recordable = not _recording_problem(room, provider)
     return render_template(
-        "rooms/livekit.html",
+        "livekit/classroom.html",
         room=room,
         user=access.user,
         is_moderator=access.is_moderator,
@@ -63,17 +66,17 @@ def livekit_page(room_id: int):
         ticket=g.ticket,
         identity=access.user.public_id,
         leave_url=access.enrolment.return_url or url_for("rooms.left", room_id=room.id),
-        token_url=url_for("rooms.livekit_token", room_id=room.id),
-        action_url=url_for("rooms.livekit_action", room_id=room.id),
+        token_url=url_for("livekit.token", room_id=room.id),
+        action_url=url_for("livekit.action", room_id=room.id),
         end_url=url_for("rooms.end", room_id=room.id),
         recording_available=recordable and access.is_moderator,
         recording_active=recordable and _recording_now(room, provider) is not None,
-        recording_url=url_for("rooms.livekit_recording", room_id=room.id),
+        recording_url=url_for("livekit.recording", room_id=room.id),
     )
 
 
-@bp.post("/<int:room_id>/live/token")
-def livekit_token(room_id: int):
+@bp.post("/rooms/<int:room_id>/live/token")
+def token(room_id: int):
     """A fresh token for a page that (re)connects without a valid one (JSON)."""
     check_origin()
     access = authorise(room_id)
@@ -84,8 +87,8 @@ def livekit_token(room_id: int):
     return jsonify({"token": token})
 
 
-@bp.post("/<int:room_id>/live/action")
-def livekit_action(room_id: int):
+@bp.post("/rooms/<int:room_id>/live/action")
+def action(room_id: int):
     """Teacher actions on participants of a LiveKit room: mute a track, remove a participant (JSON)."""
     check_origin()
     access = authorise(room_id)
@@ -106,8 +109,8 @@ def livekit_action(room_id: int):
     return jsonify({"ok": True})
 
 
-@bp.post("/<int:room_id>/live/recording")
-def livekit_recording(room_id: int):
+@bp.post("/rooms/<int:room_id>/live/recording")
+def recording(room_id: int):
     """Start or stop recording the room (`action=start|stop`), teachers only (JSON).
 
     Answers `{"recording": bool, "egress_id": str|null}`; 409 with `error` (and the state the

@@ -18,7 +18,7 @@ from xml.parsers.expat import ExpatError
 import requests
 import xmltodict
 
-from .base import (
+from ..base import (
     NOT_FOUND,
     Participant,
     Attendee,

@@ -6,7 +6,7 @@ asynchronous client), retries network errors and 5xx, and maps LiveKit's errors 
 grants, and LiveKit's rooms and participants into `MeetingStatus`.
 
 LiveKit has no client of its own to send people to: "joining" means handing the browser an
-access token for the tool's own classroom page (rooms/livekit_views.py), which connects to
+access token for the tool's own classroom page (providers/livekit/classroom.py), which connects to
 LIVEKIT_URL with it. The LiveKit facts this relies on are in docs/reference/livekit.md.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import aiohttp
 from google.protobuf.message import DecodeError
 from livekit import api as lk
 
-from .base import (
+from ..base import (
     NOT_FOUND,
     Attendee,
     JoinRole,

@@ -1,6 +1,6 @@
 """BigBlueButton's end-of-meeting callback, believed only when the server confirms it.
 
-BBB does not sign the callback (the tool signs the URL it registers: webhooks/signing.py), and
+BBB does not sign the callback (the tool signs the URL it registers: providers/bbb/signing.py), and
 the URL sits in the meeting's metadata, so whoever holds it may call it again and again:
 
 - a call for a run that is already over asks nothing and stores nothing;
@@ -18,11 +18,11 @@ import logging
 
 from sqlalchemy import select
 
-from ..extensions import db
-from ..models import ClassSession, ProviderEvent, Room, utcnow
-from ..providers.bbb_callbacks import end_callback_event
-from ..rooms.service import refresh_state
-from .service import apply_rows, bbb_internal_meeting_id, receive, store_events, to_ms
+from ...attendance.service import apply_rows, bbb_internal_meeting_id, receive, store_events, to_ms
+from ...extensions import db
+from ...models import ClassSession, ProviderEvent, Room, utcnow
+from ...rooms.service import refresh_state
+from .callbacks import end_callback_event
 
 log = logging.getLogger(__name__)
 
