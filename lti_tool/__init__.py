@@ -18,7 +18,7 @@ from .config import PROJECT_ROOT, load_config, validate_config
 from .extensions import db, migrate
 from .lti.keys import KeyRing
 from .lti.platform_keys import PlatformKeyCache
-from .providers import build_providers
+from . import providers
 from .lti.registrations import RegistrationStore, load_tool_config
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -73,7 +73,7 @@ def _attach_services(app: Flask) -> None:
     app.extensions["platform_keys"] = PlatformKeyCache(
         ttl_seconds=app.config["JWKS_CACHE_SECONDS"], deadline_seconds=app.config["JWKS_FETCH_SECONDS"]
     )
-    app.extensions["providers"] = build_providers(app.config)
+    providers.attach(app)  # each provider package's provider, routes and worker tasks
     from .lti.platform_services import PlatformServices
 
     app.extensions["platform_services"] = PlatformServices(app.extensions["registrations"], key_ring)
@@ -84,15 +84,10 @@ def _register_blueprints(app: Flask) -> None:
     from .health import bp as health_bp
     from .lti import bp as lti_bp
     from .rooms import bp as rooms_bp
-    from .webhooks import bp as webhooks_bp
 
     app.register_blueprint(lti_bp)
     app.register_blueprint(rooms_bp)
     app.register_blueprint(health_bp)
-    app.register_blueprint(webhooks_bp)
-    from .providers.livekit.classroom import bp as livekit_bp
-
-    app.register_blueprint(livekit_bp)
     web.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

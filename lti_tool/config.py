@@ -1,82 +1,73 @@
 """Configuration from the environment (CONTRACT.md's table), with the embedded defaults.
 
-`Config.from_environment()` is read once by the application factory; tests pass a dict of
-overrides instead. Paths are resolved against the project root so the tool behaves the same
-whatever directory it is started from.
+`load_config()` is read once by the application factory; tests pass a dict of overrides
+instead. The core's settings are listed here; each video provider package lists its own
+(`BBB_…`, `LIVEKIT_…`: providers/<name>/__init__.py), and they are read the same way. Paths
+are resolved against the project root so the tool behaves the same whatever directory it is
+started from.
 """
 from __future__ import annotations
 
-import math
 import os
 import secrets
 from pathlib import Path
 
+from .providers import load_packages
+from .settings import NUMBER, Setting
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
+BUILT_IN_PROVIDERS = "lti_tool.providers.bbb lti_tool.providers.livekit"
 
-DEFAULTS = {
-    "DATABASE_URL": f"sqlite:///{INSTANCE_DIR / 'lti_tool.db'}",
-    "TOOL_BASE_URL": "http://127.0.0.1:5000",
-    "TOOL_CONFIG": str(PROJECT_ROOT / "tool_config.json"),
-    "KEYS_DIR": str(PROJECT_ROOT / "keys"),
-    "VIDEO_PROVIDER": "bbb",
-    "BBB_SERVER_URL": "",
-    "BBB_SHARED_SECRET": "",
-    "BBB_CHECKSUM_ALGORITHM": "sha256",
-    "LIVEKIT_URL": "",
-    "LIVEKIT_API_KEY": "",
-    "LIVEKIT_API_SECRET": "",
-    # Optional, not in the contract: the file path LiveKit Egress records a room to (its
-    # placeholders, e.g. recordings/{room_name}-{time}.mp4); empty = no recording offered.
-    "LIVEKIT_RECORDING_FILEPATH": "",
-    "RETRY_BASE_SECONDS": "2",
-}
+# The contract's settings (CONTRACT.md), the providers' own aside.
+CONTRACT = (
+    Setting("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'lti_tool.db'}"),
+    Setting("TOOL_BASE_URL", "http://127.0.0.1:5000"),
+    Setting("TOOL_CONFIG", str(PROJECT_ROOT / "tool_config.json")),
+    Setting("KEYS_DIR", str(PROJECT_ROOT / "keys")),
+    Setting("VIDEO_PROVIDER", "bbb", lower=True),
+    Setting("RETRY_BASE_SECONDS", "2", NUMBER),
+)
 
 # Settings that are not in the contract but that operators may want to tune.
-TUNABLES = {
-    # How often, at most, the tool asks the video server whether a room's meeting runs.
-    "ROOM_STATE_CHECK_SECONDS": "5",
-    # Seconds of clock skew allowed on id_token exp/iat (Moodle issues 60-second tokens).
-    "JWT_LEEWAY_SECONDS": "10",
-    # Lifetime of a login's state and nonce between /lti/login and /lti/launch.
-    "LOGIN_STATE_SECONDS": "600",
-    # How long the room ticket in a page's forms stays valid (it never appears in a URL).
-    "ROOM_TICKET_SECONDS": str(12 * 3600),
-    # How long a page ticket in a URL stays valid (opening a room page; reloads within it).
-    "PAGE_TICKET_SECONDS": "600",
-    # Timeout of one call to a video server, in seconds.
-    "PROVIDER_TIMEOUT_SECONDS": "10",
-    # How often a waiting page reloads itself when script is off (with script it polls).
-    "WAITING_REFRESH_SECONDS": "15",
-    # How long a worker holds a claimed delivery before another may take it over.
-    "DELIVERY_LEASE_SECONDS": "120",
-    # How often the worker compares running meetings' participants with the intervals.
-    "ATTENDANCE_POLL_SECONDS": "60",
-    # How long the platform's JWKS is cached before it is fetched again.
-    "JWKS_CACHE_SECONDS": "3600",
-    # Origins allowed to frame the tool besides the registered platforms' (space-separated CSP
-    # sources, e.g. "https://*.instructure.com" for Canvas, whose pages are on a school's domain).
-    "FRAME_ANCESTORS": "",
-    # The whole of one fetch of a platform's JWKS (connect, headers, body), however slowly the
-    # bytes come; a launch waits at most this long for its platform's keys.
-    "JWKS_FETCH_SECONDS": "5",
-    # Largest request body the tool reads (413 above it): forms, launches, logins.
-    "MAX_REQUEST_BYTES": str(256 * 1024),
-    # Largest body a provider webhook may send (an analytics callback of a big class).
-    "MAX_WEBHOOK_BYTES": str(4 * 1024 * 1024),
-    # Hours the events of meetings the tool does not know (other applications' meetings on the
-    # same BBB server, people's names included) are kept before the worker deletes them.
-    "UNKNOWN_EVENT_RETENTION_HOURS": "24",
-    # Accept bbb-webhooks 3.0–3.3 deliveries, whose checksum does not cover the body: anyone who
-    # saw one delivery URL can forge attendance with it. Only for servers that cannot run
-    # bbb-webhooks 3.4+ (see docs/security.md).
-    "BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM": "false",
-}
+TUNABLES = (
+    Setting("ROOM_STATE_CHECK_SECONDS", "5", NUMBER,
+            "How often, at most, the tool asks the video server whether a room's meeting runs."),
+    Setting("JWT_LEEWAY_SECONDS", "10", NUMBER,
+            "Seconds of clock skew allowed on id_token exp/iat (Moodle issues 60-second tokens)."),
+    Setting("LOGIN_STATE_SECONDS", "600", NUMBER,
+            "Lifetime of a login's state and nonce between /lti/login and /lti/launch."),
+    Setting("ROOM_TICKET_SECONDS", str(12 * 3600), NUMBER,
+            "How long the room ticket in a page's forms stays valid (it never appears in a URL)."),
+    Setting("PAGE_TICKET_SECONDS", "600", NUMBER,
+            "How long a page ticket in a URL stays valid (opening a room page; reloads within it)."),
+    Setting("PROVIDER_TIMEOUT_SECONDS", "10", NUMBER, "Timeout of one call to a video server."),
+    Setting("WAITING_REFRESH_SECONDS", "15", NUMBER,
+            "How often a waiting page reloads itself when script is off (with script it polls)."),
+    Setting("DELIVERY_LEASE_SECONDS", "120", NUMBER,
+            "How long a worker holds a claimed delivery before another may take it over."),
+    Setting("ATTENDANCE_POLL_SECONDS", "60", NUMBER,
+            "How often the worker compares running meetings' participants with the intervals."),
+    Setting("JWKS_CACHE_SECONDS", "3600", NUMBER,
+            "How long the platform's JWKS is cached before it is fetched again."),
+    Setting("JWKS_FETCH_SECONDS", "5", NUMBER,
+            "The whole of one fetch of a platform's JWKS (connect, headers, body), however slowly "
+            "the bytes come; a launch waits at most this long for its platform's keys."),
+    Setting("FRAME_ANCESTORS", "",
+            help="Origins allowed to frame the tool besides the registered platforms' (space-separated "
+                 "CSP sources, e.g. https://*.instructure.com for Canvas, whose pages are on a school's domain)."),
+    Setting("MAX_REQUEST_BYTES", str(256 * 1024), NUMBER,
+            "Largest request body the tool reads (413 above it): forms, launches, logins."),
+    Setting("MAX_WEBHOOK_BYTES", str(4 * 1024 * 1024), NUMBER,
+            "Largest body a provider webhook may send (an analytics callback of a big class)."),
+    Setting("UNKNOWN_EVENT_RETENTION_HOURS", "24", NUMBER,
+            "Hours the events of meetings the tool does not know (other applications' meetings on "
+            "the same video server, people's names included) are kept before the worker deletes them."),
+    Setting("PROVIDER_PACKAGES", BUILT_IN_PROVIDERS,
+            help="The video provider packages the tool loads (import paths, space-separated)."),
+)
 
-# Tunables that are switches, and those that are text, rather than numbers.
-FLAGS = ("BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM",)
-TEXT_TUNABLES = ("FRAME_ANCESTORS",)
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+CORE_SETTINGS = CONTRACT + TUNABLES
 
 
 def _secret_key() -> str:
@@ -110,24 +101,14 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
-NUMBERS = ("RETRY_BASE_SECONDS", *(name for name in TUNABLES if name not in FLAGS + TEXT_TUNABLES))
+def all_settings(provider_packages: str | None = None) -> tuple[Setting, ...]:
+    """The core's settings and those of the provider packages (the built-in ones by default)."""
+    packages, _ = load_packages(provider_packages or BUILT_IN_PROVIDERS)
+    return CORE_SETTINGS + tuple(setting for package in packages for setting in package.settings)
 
 
-def _number(value: str) -> float | str:
-    """A number of seconds; an unusable value is kept as given for validate_config to report."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return number if math.isfinite(number) and number >= 0 else value
-
-
-def _flag(value: str) -> bool | str:
-    """A switch; an unusable value is kept as given for validate_config to report."""
-    word = value.strip().lower()
-    if word in _TRUE:
-        return True
-    return False if word in _FALSE else value
+def _read(overrides: dict, settings) -> dict:
+    return {s.name: s.read(overrides.pop(s.name, os.environ.get(s.name, s.default))) for s in settings}
 
 
 def load_config(overrides: dict | None = None) -> dict:
@@ -139,19 +120,13 @@ def load_config(overrides: dict | None = None) -> dict:
     except ImportError:  # pragma: no cover - python-dotenv is a declared dependency
         pass
     overrides = dict(overrides or {})
-    values = {}
-    for name, default in {**DEFAULTS, **TUNABLES}.items():
-        values[name] = str(overrides.pop(name, os.environ.get(name, default)))
+    values = _read(overrides, CORE_SETTINGS)
+    packages, _ = load_packages(values["PROVIDER_PACKAGES"])
+    values.update(_read(overrides, [s for package in packages for s in package.settings]))
     values["DATABASE_URL"] = _normalise_database_url(values["DATABASE_URL"])
     values["TOOL_BASE_URL"] = values["TOOL_BASE_URL"].rstrip("/")
-    values["VIDEO_PROVIDER"] = values["VIDEO_PROVIDER"].strip().lower()
-    values["BBB_CHECKSUM_ALGORITHM"] = values["BBB_CHECKSUM_ALGORITHM"].strip().lower()
     for name in ("TOOL_CONFIG", "KEYS_DIR"):
         values[name] = str(PROJECT_ROOT / values[name])  # an absolute path stays as it is
-    for name in NUMBERS:
-        values[name] = _number(values[name])
-    for name in FLAGS:
-        values[name] = _flag(values[name])
     config = {
         **values,
         "SECRET_KEY": overrides.pop("SECRET_KEY", None) or _secret_key(),
@@ -168,25 +143,13 @@ def load_config(overrides: dict | None = None) -> dict:
 
 def validate_config(config: dict) -> list[str]:
     """Problems an operator must fix; empty when the configuration is usable."""
-    problems = []
-    if config["VIDEO_PROVIDER"] not in ("bbb", "livekit"):
-        problems.append(f"VIDEO_PROVIDER must be 'bbb' or 'livekit', not {config['VIDEO_PROVIDER']!r}")
-    if config["BBB_CHECKSUM_ALGORITHM"] not in ("sha1", "sha256", "sha384", "sha512"):
-        problems.append(
-            "BBB_CHECKSUM_ALGORITHM must be sha1, sha256, sha384 or sha512, "
-            f"not {config['BBB_CHECKSUM_ALGORITHM']!r}"
-        )
-    for name in NUMBERS:
-        if not isinstance(config[name], (int, float)):
-            problems.append(f"{name} must be a number of seconds (0 or more), not {config[name]!r}")
-    for name in FLAGS:
-        if not isinstance(config[name], bool):
-            problems.append(f"{name} must be true or false, not {config[name]!r}")
-    if config.get("LIVEKIT_URL"):
-        from .providers.livekit.provider import http_url
-
-        try:
-            http_url(config["LIVEKIT_URL"])
-        except ValueError as exc:
-            problems.append(str(exc))
+    packages, problems = load_packages(config["PROVIDER_PACKAGES"])
+    settings = CORE_SETTINGS + tuple(s for package in packages for s in package.settings)
+    problems += [p for p in (s.problem(config[s.name]) for s in settings) if p]
+    names = [package.name for package in packages]
+    if config["VIDEO_PROVIDER"] not in names:
+        problems.append(f"VIDEO_PROVIDER must be one of {', '.join(names)}, not {config['VIDEO_PROVIDER']!r}")
+    for package in packages:
+        problems += package.validate(config)
     return problems
+

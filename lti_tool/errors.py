@@ -1,8 +1,12 @@
-"""Every error becomes a page a person can read (or JSON for machines), never a stack trace.
+"""One error policy: every error becomes a page a person can read, or JSON for machines, never
+a stack trace.
 
-Machine endpoints (`/webhooks/…`, JSON requests) get `{"error": …}`; everything else gets the
-error page with the status. Unexpected exceptions are logged with their traceback and shown as
-a plain 500 page: that is a bug to fix, never something bad input can cause on purpose.
+Who gets JSON is decided in one place (web.wants_json: /webhooks/…, the pages' own script, a
+request asking for JSON first); JSON errors have one shape, `{"error": "<sentence>"}`. The
+exceptions the tool raises on purpose (exceptions.py, providers' `ProviderError`) carry their
+status and their sentence; HTTP errors get a friendly sentence; anything else is a bug: logged
+with its traceback, answered with a plain 500. (Launch refusals have a page of their own,
+registered by the LTI blueprint.)
 """
 from __future__ import annotations
 
@@ -11,12 +15,9 @@ import logging
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .exceptions import ToolError
 from .logsafe import quoted
-from .lti.errors import LaunchError
-from .lti.routes import render_launch_error
 from .providers.base import ProviderError
-from .rooms.access import RoomAccessDenied
-from .rooms.routes import render_access_denied, render_provider_error
 from .web import wants_json
 
 log = logging.getLogger(__name__)
@@ -30,29 +31,40 @@ FRIENDLY = {
     413: "The request is too large.",
     429: "Too many requests. Please wait a moment and try again.",
 }
+SOMETHING_WRONG = "Something went wrong on our side. Please try again; if it persists, tell your site administrator."
 
 
-def _render(status: int, message: str):
+def answer(status: int, message: str):
+    """The error answer: JSON `{"error": message}` for machines, the error page for people."""
     if wants_json():
         return jsonify({"error": message}), status
     return render_template("errors/error.html", message=message, status=status), status
+
+
+def handle_tool_error(error: ToolError):
+    log.warning("%s %s refused (%s): %s", request.method, quoted(request.path), error.status, error.reason)
+    return answer(error.status, error.message)
+
+
+def handle_provider_error(error: ProviderError):
+    log.error("video provider error: %s: %s", error.__class__.__name__, quoted(error.detail))
+    return answer(error.http_status, error.user_message)
 
 
 def handle_http_exception(error: HTTPException):
     status = error.code or 500
     if status >= 400 and status != 404:
         log.info("%s %s -> %s: %s", request.method, quoted(request.path), status, quoted(error.description))
-    return _render(status, FRIENDLY.get(status, error.description or "Error"))
+    return answer(status, FRIENDLY.get(status, error.description or "Error"))
 
 
 def handle_unexpected(error: Exception):
     log.exception("unexpected error on %s %s", request.method, quoted(request.path))
-    return _render(500, "Something went wrong on our side. Please try again; if it persists, tell your site administrator.")
+    return answer(500, SOMETHING_WRONG)
 
 
 def init_app(app) -> None:
-    app.register_error_handler(LaunchError, render_launch_error)
-    app.register_error_handler(RoomAccessDenied, render_access_denied)
-    app.register_error_handler(ProviderError, render_provider_error)
+    app.register_error_handler(ToolError, handle_tool_error)
+    app.register_error_handler(ProviderError, handle_provider_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

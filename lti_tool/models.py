@@ -6,12 +6,12 @@ platform by issuer and client id, so both kinds of registration are handled alik
 """
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -27,6 +27,21 @@ from .extensions import db
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# C0 and C1 control characters (NUL included) and lone surrogates: no provider or platform sends
+# them in an id, PostgreSQL cannot store NUL, and neither database can store a lone surrogate.
+UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def column_length(column) -> int:
+    return column.property.columns[0].type.length
+
+
+def fits(value: str, column) -> bool:
+    """Could `value` be stored in (or looked up by) this string column: no longer than it, no
+    control characters? (A lookup by NUL fails on PostgreSQL just as storing it does.)"""
+    return len(value) <= column_length(column) and not UNSTORABLE.search(value)
 
 
 class UTCDateTime(db.TypeDecorator):
@@ -195,7 +210,8 @@ class Room(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     running: Mapped[bool] = mapped_column(Boolean, default=False)
-    create_time: Mapped[int | None] = mapped_column(BigInteger)
+    # The run of the meeting the provider last reported (its own id of it: MeetingStatus.run_id).
+    run_id: Mapped[str | None] = mapped_column(String(255))
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Attendance grading policy (grades/policy.py GradePolicy), chosen by the teacher.
     grading: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -234,15 +250,14 @@ class Enrolment(db.Model):
 
 # --- attendance ---------------------------------------------------------------------------------
 class ClassSession(db.Model):
-    """One run of a room's meeting (BBB: one createTime / internal meeting id)."""
+    """One run of a room's meeting, named by the provider's id of that run (`run_id`)."""
 
     __tablename__ = "class_sessions"
-    __table_args__ = (UniqueConstraint("room_id", "internal_meeting_id"),)
+    __table_args__ = (UniqueConstraint("room_id", "run_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
-    internal_meeting_id: Mapped[str] = mapped_column(String(255))
-    create_time: Mapped[int | None] = mapped_column(BigInteger)
+    run_id: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # provider's time
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # provider's time
     # Which source set ended_at: webhook/analytics (the provider's own time) outrank the end
@@ -277,7 +292,9 @@ class ProviderEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(64))
     dedupe_key: Mapped[str] = mapped_column(String(512), unique=True)
     meeting_id: Mapped[str] = mapped_column(String(255), index=True)
-    internal_meeting_id: Mapped[str] = mapped_column(String(255), default="")
+    run_id: Mapped[str] = mapped_column(String(255), default="")  # which run of the meeting
+    # When that run began, when the provider's event says (it starts the class session).
+    run_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     external_user_id: Mapped[str | None] = mapped_column(String(255))
     user_name: Mapped[str] = mapped_column(String(255), default="")
     role: Mapped[str] = mapped_column(String(32), default="")

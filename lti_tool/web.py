@@ -18,8 +18,7 @@ import secrets
 
 from flask import Flask, abort, current_app, request
 
-from .providers.livekit.provider import http_url
-from .lti.registrations import web_origin
+from .providers import all_providers
 
 PERMISSIONS_POLICY = (
     # The classroom page uses camera, microphone and screen share; nothing else does, and nothing
@@ -39,9 +38,14 @@ def body_limit() -> int:
 
 
 def wants_json() -> bool:
-    """Machines get JSON, people get pages: provider callbacks, and the pages' own script (it
-    sends the room ticket header or asks for JSON first)."""
-    if request.path.startswith("/webhooks/") or request.headers.get("X-Room-Ticket"):
+    """Machines get JSON, people get pages — decided here only: provider callbacks, views that
+    speak JSON only, and the pages' own script (it sends the room ticket header or asks for JSON
+    first)."""
+    # A view that speaks JSON only says so (rooms.access.room_view(json=True)).
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if getattr(view, "answers_json", False) or request.path.startswith("/webhooks/"):
+        return True
+    if request.headers.get("X-Room-Ticket"):
         return True
     return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
@@ -81,17 +85,8 @@ def frame_ancestors() -> list[str]:
     return ["'self'", *current_app.extensions["registrations"].platform_origins(), *extra]
 
 
-def _livekit_sources(livekit_url: str) -> list[str]:
-    """The classroom page's WebSocket to LiveKit and the SDK's HTTP calls to the same server."""
-    if not livekit_url:
-        return []
-    http = web_origin(http_url(livekit_url))
-    websocket = ("wss" if http.startswith("https:") else "ws") + http[http.index(":"):]
-    return [websocket, http]
-
-
 def content_security_policy() -> str:
-    connect = ["'self'", *_livekit_sources(current_app.config["LIVEKIT_URL"])]
+    connect = ["'self'", *(source for provider in all_providers() for source in provider.page_sources())]
     script = ["'self'", f"'nonce-{csp_nonce()}'"]
     return "; ".join([
         "default-src 'self'",

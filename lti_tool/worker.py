@@ -14,11 +14,9 @@ import time
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import select
 
 from .extensions import db
 from .logsafe import quoted
-from .models import ProviderEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,7 @@ class Worker:
         """One pass; returns how much work it did (0 = idle)."""
         with self.app.app_context():
             try:
-                return (self._deliver() + self._apply_stuck_events() + self._confirm_reported_ends()
+                return (self._deliver() + self._apply_stuck_events() + self._provider_tasks()
                         + self._refresh_rosters() + self._poll() + self._prune())
             finally:
                 db.session.remove()
@@ -64,24 +62,14 @@ class Worker:
 
     def _apply_stuck_events(self) -> int:
         """Events stored by a process that died before applying them."""
-        from .attendance.service import apply_rows
+        from .attendance.service import apply_stuck_events
 
-        cutoff = utcnow() - timedelta(seconds=10)
-        rows = db.session.scalars(
-            select(ProviderEvent)
-            .where(ProviderEvent.status == "pending", ProviderEvent.received_at < cutoff)
-            .order_by(ProviderEvent.occurred_at)
-            .limit(200)
-        ).all()
-        if rows:
-            apply_rows(list(rows))
-        return len(rows)
+        return apply_stuck_events()
 
-    def _confirm_reported_ends(self) -> int:
-        """End callbacks that arrived while the room's state check was throttled."""
-        from .providers.bbb.end_callback import confirm_reported_ends
-
-        return confirm_reported_ends()
+    def _provider_tasks(self) -> int:
+        """What the provider packages do at every pass (BBB: settle end callbacks it could not
+        confirm at once)."""
+        return sum(task() for task in self.app.extensions["provider_tasks"])
 
     def _prune(self) -> int:
         """Delete events of meetings the tool does not know once UNKNOWN_EVENT_RETENTION_HOURS

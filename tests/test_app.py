@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 import lti_tool
 from lti_tool import ConfigurationError, create_app
 from lti_tool import config as config_module
-from lti_tool.config import DEFAULTS, TUNABLES, load_config
+from lti_tool.config import all_settings, load_config
 from lti_tool.extensions import db
 
 ROOT = Path(lti_tool.__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ ROOT = Path(lti_tool.__file__).resolve().parent.parent
 @pytest.fixture
 def clean_environment(monkeypatch, tmp_path):
     """No configuration in the environment, no .env, and instance/ in a temporary directory."""
-    for name in [*DEFAULTS, *TUNABLES, "SECRET_KEY"]:
+    for name in [*(s.name for s in all_settings()), "SECRET_KEY"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(config_module, "PROJECT_ROOT", tmp_path / "project")  # where .env is read
     monkeypatch.setattr(config_module, "INSTANCE_DIR", tmp_path / "instance")

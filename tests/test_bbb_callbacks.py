@@ -204,7 +204,11 @@ def test_each_fixture_body_parses_into_its_event(event):
         kind, occurred_at_ms, user, name, role,
     )
     assert (parsed.provider, parsed.source) == ("bbb", "webhook")
-    assert (parsed.meeting_id, parsed.session_key) == ("lti-c42-r7", INTERNAL_ID)
+    assert (parsed.meeting_id, parsed.run_id) == ("lti-c42-r7", INTERNAL_ID)
+    # BBB's internal id ends with the run's createTime: the class session starts there.
+    assert parsed.run_started_at_ms == int(INTERNAL_ID.rsplit("-", 1)[1])
+    user = json.loads(parse_qs(event["body"])["event"][0])[0]["data"]["attributes"].get("user") or {}
+    assert parsed.connection == (user.get("internal-user-id") or "")  # each tab of a person pairs on its own
 
 
 @pytest.mark.parametrize("body, checksum, variant", LEGACY_V3_0 + V2)
@@ -361,7 +365,7 @@ def test_analytics_tokens_that_must_fail(authorization):
 
 def test_analytics_body_parses_into_start_joins_leaves_and_end():
     events = parse_analytics(ANALYTICS["body"])
-    assert {(e.provider, e.source, e.meeting_id, e.session_key) for e in events} == {
+    assert {(e.provider, e.source, e.meeting_id, e.run_id) for e in events} == {
         ("bbb", "analytics", "lti-c42-r7", INTERNAL_ID)
     }
     assert [(e.kind, e.external_user_id, e.role, e.occurred_at_ms) for e in events] == [
@@ -478,7 +482,7 @@ def test_recording_ready_token_signed_hs512_is_refused():
 def test_recording_ready_event_is_keyed_by_the_record_id():
     event = recording_ready_event(RECORDING_READY_VECTOR["claims"], now_ms=1715266000000)
     assert (event.provider, event.source, event.kind) == ("bbb", "recording_ready", RECORDING_READY)
-    assert (event.meeting_id, event.session_key, event.occurred_at_ms) == ("lti-c42-r7", INTERNAL_ID, 1715266000000)
+    assert (event.meeting_id, event.run_id, event.occurred_at_ms) == ("lti-c42-r7", INTERNAL_ID, 1715266000000)
     assert event.payload == {"record_id": INTERNAL_ID}
     assert abs(recording_ready_event(RECORDING_READY_VECTOR["claims"]).occurred_at_ms - time.time() * 1000) < 5000
 
@@ -486,7 +490,7 @@ def test_recording_ready_event_is_keyed_by_the_record_id():
 def test_end_callback_event_ends_the_run_it_is_given():
     event = end_callback_event("lti-c42-r7", INTERNAL_ID, 1715265454000)
     assert (event.provider, event.source, event.kind) == ("bbb", "end_callback", MEETING_ENDED)
-    assert (event.meeting_id, event.session_key, event.occurred_at_ms) == ("lti-c42-r7", INTERNAL_ID, 1715265454000)
+    assert (event.meeting_id, event.run_id, event.occurred_at_ms) == ("lti-c42-r7", INTERNAL_ID, 1715265454000)
     assert end_callback_event("m", "i", 1, recording_marks=True).payload == {"recording_marks": True}
 
 
@@ -583,7 +587,7 @@ def test_fake_webhooks_pass_verification_and_parse(bbb, receiver, client, varian
     assert [(e.kind, e.occurred_at_ms, e.external_user_id) for e in parsed] == [
         (MEETING_STARTED, PAST, None), (USER_JOINED, PAST + 5000, "lti-user-2002"),
     ]
-    assert {e.session_key for e in parsed} == {hashlib.sha1(b"lti-c42-r7").hexdigest() + f"-{PAST}"}
+    assert {e.run_id for e in parsed} == {hashlib.sha1(b"lti-c42-r7").hexdigest() + f"-{PAST}"}
 
 
 def test_fake_webhook_body_is_encoded_like_bbb_webhooks(bbb, receiver, client):
@@ -632,7 +636,7 @@ def test_fake_rap_publish_ended_parses_as_recording_ready(bbb, receiver, client)
     client.hooks_create(registered)
     bbb.send_webhook(registered, [bbb.event_rap_publish_ended("lti-c42-r7", PAST, record_id="rec-1")])
     [ready] = parse_webhook(receiver.received[0].body)
-    assert (ready.kind, ready.payload["record_id"], ready.session_key) == (RECORDING_READY, "rec-1", "rec-1")
+    assert (ready.kind, ready.payload["record_id"], ready.run_id) == (RECORDING_READY, "rec-1", "rec-1")
 
 
 def test_fake_analytics_callback_verifies_and_parses(bbb, receiver, client):

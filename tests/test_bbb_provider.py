@@ -56,13 +56,12 @@ def provider(client):
     return BigBlueButtonProvider(client)
 
 
-def room(meeting_id="lti-c42-r7", name="Physics 101 Lab", callback_urls=None, **settings) -> MeetingSpec:
+def room(meeting_id="lti-c42-r7", name="Physics 101 Lab", **settings) -> MeetingSpec:
     return MeetingSpec(
         meeting_id=meeting_id,
         name=name,
         settings=RoomSettings(**settings),
-        logout_url="https://tool.example.com/lti/return?ctx=42",
-        callback_urls=callback_urls or {},
+        logout_url="https://tool.example.com/rooms/42/left",
     )
 
 
@@ -164,14 +163,15 @@ def test_create_is_idempotent_and_a_repeat_keeps_the_create_time(provider, clien
     first = provider.start_meeting(room())
     second = provider.start_meeting(room())
     assert first.exists and not first.running
-    assert second.create_time == first.create_time
-    assert second.internal_id == first.internal_id
+    assert second.started_at_ms == first.started_at_ms
+    assert second.run_id == first.run_id
     assert client.create(create_params(room()))["messageKey"] == "duplicateWarning"
     assert bbb.count("create") == 3
 
 
-def test_create_repeats_the_same_parameters_and_never_sends_passwords(provider, bbb):
-    spec = room(callback_urls={"end": "https://tool.example.com/webhooks/bbb/end?t=1"})
+def test_create_repeats_the_same_parameters_and_never_sends_passwords(client, bbb):
+    provider = BigBlueButtonProvider(client, "https://tool.example.com", "tool-secret-key")
+    spec = room()
     provider.start_meeting(spec)
     provider.start_meeting(spec)
     (_, first), (_, second) = [call for call in bbb.calls if call[0] == "create"]
@@ -179,14 +179,12 @@ def test_create_repeats_the_same_parameters_and_never_sends_passwords(provider, 
     assert "attendeePW" not in first and "moderatorPW" not in first
 
 
-def test_create_sends_settings_and_callbacks_in_the_documented_order(bbb, provider):
-    callbacks = {
-        "end": "https://tool.example.com/webhooks/bbb/end?t=1",
-        "recording_ready": "https://tool.example.com/webhooks/bbb/recording-ready",
-        "analytics": "https://tool.example.com/webhooks/bbb/analytics",
-    }
-    spec = room(callback_urls=callbacks, welcome="Hello", max_participants=30, lock_disable_cam=True)
-    names = [name for name, value in create_params(spec) if value is not None]
+def test_create_sends_settings_and_callbacks_in_the_documented_order(bbb, client):
+    provider = BigBlueButtonProvider(client, "https://tool.example.com", "tool-secret-key")
+    callbacks = provider.callbacks("lti-c42-r7")
+    assert callbacks["end"].startswith("https://tool.example.com/webhooks/bbb/end?meetingID=lti-c42-r7&sig=")
+    spec = room(welcome="Hello", max_participants=30, lock_disable_cam=True)
+    names = [name for name, value in create_params(spec, callbacks) if value is not None]
     assert names == [
         "name", "meetingID", "record", "autoStartRecording", "allowStartStopRecording", "welcome",
         "logoutURL", "maxParticipants", "webcamsOnlyForModerator", "muteOnStart",
@@ -217,14 +215,14 @@ def test_repeat_create_on_an_old_server_falls_back_to_meeting_info():
         provider = BigBlueButtonProvider(BigBlueButtonClient(old_bbb.url, SECRET, **FAST))
         first = provider.start_meeting(room())
         second = provider.start_meeting(room())
-        assert second.exists and second.create_time == first.create_time
+        assert second.exists and second.started_at_ms == first.started_at_ms
         assert old_bbb.count("getMeetingInfo") == 1
 
 
 @pytest.mark.parametrize("attendee,role", [(TEACHER, "MODERATOR"), (STUDENT, "VIEWER")])
 def test_join_url_puts_the_person_into_the_meeting_with_their_role(provider, bbb, attendee, role):
     status = provider.start_meeting(room())
-    answer = enter(provider.join_url(room(), attendee, status.create_time))
+    answer = enter(provider.join_url(room(), attendee, status.started_at_ms))
     assert answer.status_code == 200
     assert answer.history[0].status_code == 302
     assert urlsplit(answer.url).path == "/html5client/join"
@@ -235,13 +233,13 @@ def test_join_url_puts_the_person_into_the_meeting_with_their_role(provider, bbb
 def test_everyone_moderator_room_lets_students_join_as_moderators(provider, bbb):
     spec = room(everyone_moderator=True)
     status = provider.start_meeting(spec)
-    enter(provider.join_url(spec, STUDENT, status.create_time))
+    enter(provider.join_url(spec, STUDENT, status.started_at_ms))
     assert bbb.joins[-1].role == "MODERATOR"
 
 
 def test_meeting_runs_only_once_someone_has_entered(provider, client, bbb):
     status = provider.start_meeting(room())
-    provider.join_url(room(), TEACHER, status.create_time)
+    provider.join_url(room(), TEACHER, status.started_at_ms)
     assert not provider.meeting_status("lti-c42-r7").running
     bbb.enter("lti-c42-r7", TEACHER.user_id, role="MODERATOR")
     running = provider.meeting_status("lti-c42-r7")
@@ -253,8 +251,8 @@ def test_join_url_of_an_earlier_run_is_refused_after_the_meeting_was_recreated(p
     old = provider.start_meeting(room())
     bbb.expire("lti-c42-r7")
     new = provider.start_meeting(room())
-    assert new.create_time != old.create_time
-    assert redirect_errors(provider.join_url(room(), STUDENT, old.create_time)) == ["mismatchCreateTimeParam"]
+    assert new.started_at_ms != old.started_at_ms
+    assert redirect_errors(provider.join_url(room(), STUDENT, old.started_at_ms)) == ["mismatchCreateTimeParam"]
 
 
 def test_join_for_a_meeting_that_does_not_exist_redirects_with_not_found(provider):
@@ -264,7 +262,7 @@ def test_join_for_a_meeting_that_does_not_exist_redirects_with_not_found(provide
 def test_join_signed_with_the_wrong_secret_redirects_with_checksum_error(provider, bbb):
     status = provider.start_meeting(room())
     forger = BigBlueButtonProvider(BigBlueButtonClient(bbb.url, "not-the-secret"))
-    assert redirect_errors(forger.join_url(room(), STUDENT, status.create_time)) == ["checksumError"]
+    assert redirect_errors(forger.join_url(room(), STUDENT, status.started_at_ms)) == ["checksumError"]
 
 
 def test_fake_refuses_a_repeat_create_with_other_passwords(client):
@@ -305,11 +303,11 @@ def test_status_of_a_meeting_that_does_not_exist_is_not_found(provider, client):
     assert client.is_meeting_running("never-created") is False
 
 
-def test_status_reports_create_time_and_internal_id(provider, bbb):
+def test_status_reports_the_run_and_when_it_started(provider, bbb):
     created = provider.start_meeting(room())
     status = provider.meeting_status("lti-c42-r7")
-    assert status.exists and status.create_time == created.create_time
-    assert status.internal_id == bbb.meetings["lti-c42-r7"].internal_id
+    assert status.exists and status.started_at_ms == created.started_at_ms
+    assert status.run_id == bbb.meetings["lti-c42-r7"].internal_id
 
 
 def test_ending_removes_the_meeting_and_ending_again_is_not_an_error(provider, bbb):
@@ -455,7 +453,7 @@ def test_algorithm_the_server_does_not_allow_is_a_configuration_error():
 def test_calls_are_logged_with_meeting_id_but_without_secret_or_checksum(provider, bbb, caplog):
     caplog.set_level(logging.INFO, logger="lti_tool.providers.bbb")
     status = provider.start_meeting(room())
-    provider.join_url(room(), TEACHER, status.create_time)
+    provider.join_url(room(), TEACHER, status.started_at_ms)
     log = "\n".join(r.getMessage() for r in caplog.records if r.name == "lti_tool.providers.bbb")
     assert "create" in log and "lti-c42-r7" in log and "SUCCESS" in log
     assert SECRET not in log and "checksum=" not in log
@@ -490,3 +488,23 @@ def test_provider_from_config_uses_url_secret_algorithm_and_timeout(bbb):
     assert (provider.client.api_url, provider.client.algorithm, provider.client.timeout) == (bbb.api_url, "sha512", 3.5)
     assert provider.start_meeting(room()).exists
     assert SECRET not in repr(provider.client)
+
+
+# -- what the core calls: join with the run's id, hooks and callbacks arranged at start -----------
+
+
+def test_join_takes_the_create_time_from_the_run_it_is_given(client, bbb):
+    provider = BigBlueButtonProvider(client, "https://tool.example.com", "tool-secret-key")
+    status = provider.start_meeting(room())
+    url = provider.join(room(), STUDENT, status.run_id, lambda endpoint: pytest.fail("BBB needs no page of the tool"))
+    assert parse_qs(urlsplit(url).query)["createTime"] == [str(status.started_at_ms)]
+    assert enter(url).status_code == 200
+
+
+def test_starting_registers_the_tools_event_hook_once_per_ten_minutes(client, bbb):
+    provider = BigBlueButtonProvider(client, "https://tool.example.com", "tool-secret-key")
+    provider.start_meeting(room())
+    provider.start_meeting(room("another-room"))
+    assert bbb.count("hooks/create") == 1
+    assert dict(next(params for name, params in bbb.calls if name == "hooks/create"))["callbackURL"] == \
+        "https://tool.example.com/webhooks/bbb"

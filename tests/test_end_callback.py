@@ -33,7 +33,7 @@ def end_rows(live) -> list[ProviderEvent]:
 
 def session_of(live, run) -> ClassSession | None:
     with live.app.app_context():
-        session = db.session.scalar(select(ClassSession).where(ClassSession.internal_meeting_id == run.internal_id))
+        session = db.session.scalar(select(ClassSession).where(ClassSession.run_id == run.internal_id))
         db.session.expunge_all()
         return session
 

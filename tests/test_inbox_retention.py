@@ -21,7 +21,7 @@ T0 = 1_715_261_728_000
 
 def event(meeting_id: str, user: str | None = None, kind: str = USER_JOINED, minute: int = 0) -> IncomingEvent:
     return IncomingEvent(provider="bbb", source="webhook", kind=kind, meeting_id=meeting_id,
-                         session_key=f"{meeting_id}-{T0}", occurred_at_ms=T0 + minute * 60_000,
+                         run_id=f"{meeting_id}-{T0}", occurred_at_ms=T0 + minute * 60_000,
                          external_user_id=user, user_name="Someone Else" if user else "")
 
 
@@ -49,7 +49,7 @@ def inbox(app, lms):
         receive([event("other-app-old", "u1"), event("other-app-older", "u2", minute=1),
                  event("other-app-fresh", "u3"), event(room.meeting_id, kind=MEETING_STARTED)])
         receive([IncomingEvent(provider="bbb", source="recording_ready", kind=RECORDING_READY,
-                               meeting_id=room.meeting_id, session_key="r", occurred_at_ms=T0)])
+                               meeting_id=room.meeting_id, run_id="r", occurred_at_ms=T0)])
         age("other-app-old", 25)
         age("other-app-older", 24 * 30)
         age("other-app-fresh", 23)

@@ -104,7 +104,7 @@ def test_every_vector_becomes_the_attendance_events_it_stands_for(vector):
     kind, occurred, user, extra = expected
     [event] = events
     assert (event.provider, event.source, event.kind) == ("livekit", "webhook", kind)
-    assert (event.meeting_id, event.session_key, event.occurred_at_ms) == (ROOM, ROOM_SID, occurred)
+    assert (event.meeting_id, event.run_id, event.occurred_at_ms) == (ROOM, ROOM_SID, occurred)
     assert event.external_user_id == user
     assert event.payload == {"event": vector["event"], "event_id": vector["decoded"]["id"], **extra}
     if user:
@@ -313,7 +313,7 @@ def test_an_egress_event_without_room_uses_the_egress_room():
     event = decoded("egress_ended")
     del event["room"]
     [ready] = events_from_webhook(event)
-    assert (ready.meeting_id, ready.session_key) == (ROOM, ROOM_SID)
+    assert (ready.meeting_id, ready.run_id) == (ROOM, ROOM_SID)
 
 
 @pytest.mark.parametrize(
@@ -427,7 +427,7 @@ def test_a_class_told_by_the_fakes_webhooks_matches_its_room_service(livekit, re
         (USER_LEFT, 1715265453000),
         (MEETING_ENDED, 1715265460000),
     ]
-    assert {e.session_key for e in events} == {started.internal_id} == {status.internal_id}
+    assert {e.run_id for e in events} == {started.run_id} == {status.run_id}
     joined, left = events[1], events[2]
     assert joined.payload["connection"] == left.payload["connection"] != ""
     assert (joined.external_user_id, joined.user_name, joined.role) == ("lti-user-2002", "Bob Student", "VIEWER")

@@ -69,7 +69,6 @@ def room(meeting_id=ROOM, name="Physics 101 Lab", **settings) -> MeetingSpec:
         name=name,
         settings=RoomSettings(**settings),
         logout_url="https://lms.example.com/course/42",
-        callback_urls={"end": "https://tool.example.com/webhooks/bbb/end?sig=secret-ish"},
     )
 
 
@@ -288,10 +287,18 @@ def test_person_without_a_name_joins_as_participant(provider):
     assert claims.name == "Participant"
 
 
-def test_join_url_is_the_token_itself_and_needs_no_server_call(provider, livekit):
-    token = provider.join_url(room(), STUDENT, create_time=None)
-    assert token.count(".") == 2 and not token.startswith("http")
-    assert verified(token).identity == STUDENT.user_id
+def test_join_is_the_tools_classroom_page_with_the_token_in_the_fragment_and_no_server_call(provider, livekit):
+    pages = []
+
+    def tool_page(endpoint):
+        pages.append(endpoint)
+        return "/rooms/7/live?t=page-ticket"
+
+    url = provider.join(room(), STUDENT, None, tool_page)
+    assert pages == ["livekit.classroom"]
+    page, _, fragment = url.partition("#lk=")
+    assert page == "/rooms/7/live?t=page-ticket"
+    assert fragment.count(".") == 2 and verified(fragment).identity == STUDENT.user_id
     assert livekit.calls == []
 
 
@@ -321,8 +328,8 @@ def test_start_creates_the_room_with_its_settings_and_the_room_create_grant(prov
     assert "secret-ish" not in call.body["metadata"]  # callback URLs are not for participants' eyes
     fake_room = livekit.rooms[ROOM].room
     assert status.exists and not status.running
-    assert status.internal_id == fake_room.sid
-    assert status.create_time == fake_room.creation_time * 1000
+    assert status.run_id == fake_room.sid
+    assert status.started_at_ms == fake_room.creation_time * 1000
 
 
 def test_start_is_idempotent_and_keeps_the_room_and_its_creation_time(provider, livekit):
@@ -330,7 +337,7 @@ def test_start_is_idempotent_and_keeps_the_room_and_its_creation_time(provider, 
     livekit.join(ROOM, "lti-user-2002", "Bob Student", '{"role":"attendee"}')
     second = provider.start_meeting(room())
     assert livekit.count("CreateRoom") == 2 and len(livekit.rooms) == 1
-    assert (second.internal_id, second.create_time) == (first.internal_id, first.create_time)
+    assert (second.run_id, second.started_at_ms) == (first.run_id, first.started_at_ms)
     assert second.running and second.participant_count == 1
 
 
@@ -353,7 +360,7 @@ def test_status_lists_the_people_in_the_room_with_their_roles(provider, livekit)
     livekit.join(ROOM, "EG_recorder", "", "", kind="EGRESS")
     status = provider.meeting_status(ROOM)
     assert status.exists and status.running
-    assert (status.internal_id, status.create_time) == (started.internal_id, started.create_time)
+    assert (status.run_id, status.started_at_ms) == (started.run_id, started.started_at_ms)
     assert {(p.user_id, p.full_name, p.role) for p in status.participants} == {
         ("lti-user-1001", "Alice Teacher", "MODERATOR"),
         ("lti-user-2002", "Bob Student", "VIEWER"),
@@ -384,7 +391,7 @@ def test_ending_deletes_the_room_and_ending_again_is_not_an_error(provider, live
 def test_a_new_run_after_the_room_closed_has_a_new_sid(provider, livekit):
     first = provider.start_meeting(room())
     livekit.close(ROOM)
-    assert provider.start_meeting(room()).internal_id != first.internal_id
+    assert provider.start_meeting(room()).run_id != first.run_id
 
 
 def test_moderator_can_mute_a_track_with_the_admin_grant(provider, livekit):
@@ -434,16 +441,9 @@ def test_data_messages_reach_the_room(provider, livekit):
     assert list(sent.destination_identities) == ["lti-user-2002"] and sent.topic == "lti"
 
 
-def test_recordings_need_egress(provider):
-    assert provider.list_recordings(ROOM) == []
-    for action in (lambda: provider.publish_recording("EG_1", True), lambda: provider.delete_recording("EG_1")):
-        with pytest.raises(ProviderRejected, match="Egress"):
-            action()
-
-
-def test_event_hooks_are_configured_on_the_server_not_registered(provider, livekit):
-    provider.register_event_hook("https://tool.example.com/webhooks/livekit")
-    assert livekit.calls == []
+def test_starting_a_room_registers_no_event_hook_livekit_sends_webhooks_from_its_config(provider, livekit):
+    provider.start_meeting(room())
+    assert [call.method for call in livekit.calls] == ["CreateRoom"]
 
 
 def test_calls_work_from_threads_and_from_inside_an_event_loop(provider, livekit):
@@ -582,11 +582,10 @@ def test_provider_without_url_key_or_secret_is_not_configured_and_says_what_to_s
         lambda: provider.start_meeting(room()),
         lambda: provider.meeting_status(ROOM),
         lambda: provider.end_meeting(ROOM),
-        lambda: provider.join_url(room(), STUDENT, None),
+        lambda: provider.join(room(), STUDENT, None, lambda endpoint: "/page"),
         lambda: provider.access_token(room(), STUDENT),
         lambda: provider.mute_participant(ROOM, "u", "TR_1"),
         lambda: provider.remove_participant(ROOM, "u"),
-        lambda: provider.list_recordings(ROOM),
     ]
     for call in calls:
         with pytest.raises(ProviderMisconfigured) as caught:

@@ -1,4 +1,4 @@
-"""The provider-neutral shape of an attendance event, as parsed from BBB or LiveKit.
+"""The provider-neutral shape of an attendance event, as every provider package parses it.
 
 Providers' callbacks are authenticated and parsed into `IncomingEvent`s; the inbox stores them
 (`ProviderEvent` rows) and the attendance service applies them. Times are the provider's own,
@@ -16,27 +16,33 @@ USER_LEFT = "user_left"
 RECORDING_READY = "recording_ready"
 KINDS = {MEETING_STARTED, MEETING_ENDED, USER_JOINED, USER_LEFT, RECORDING_READY}
 
-# The source of BBB's end-of-meeting callback (a GET with no time of its own).
+# The source of an end-of-meeting callback: a report with no time of its own (the tool stamps the
+# moment it arrived), outranked by any report that carries the provider's time.
 END_CALLBACK = "end_callback"
 
 
 @dataclass(frozen=True)
 class IncomingEvent:
-    provider: str  # "bbb" or "livekit"
-    source: str  # "webhook", "analytics", "end_callback", "poll", "recording_ready"
+    provider: str  # the provider package's name
+    source: str  # the channel it came through: "webhook", "analytics", "end_callback", "poll", …
     kind: str  # one of KINDS
-    meeting_id: str  # the tool's meeting id (BBB external meeting id, LiveKit room name)
-    session_key: str  # identifies the run of the meeting (BBB internal meeting id, LiveKit room sid)
+    meeting_id: str  # the tool's meeting id (the room's), as the provider echoes it
+    run_id: str  # which run of the meeting: the provider's own id of it (MeetingStatus.run_id)
     occurred_at_ms: int  # the provider's timestamp
     external_user_id: str | None = None  # the id the tool gave the user when joining
     user_name: str = ""
     role: str = ""  # MODERATOR / VIEWER as the provider reports it
     payload: dict = field(default_factory=dict)
+    # When the run began, when the provider's ids or events tell (None: the earliest event says).
+    run_started_at_ms: int | None = None
+    # One person may be connected several times at once (two tabs, a reconnect): joins and leaves
+    # are paired per connection (the provider's id of it; "" = one connection per source).
+    connection: str = ""
 
     @property
     def dedupe_key(self) -> str:
         """Same event, same key — however many times and through whichever path it arrives.
-        The source is part of it: BBB's analytics callback repeats webhook joins at second
+        The source is part of it: an analytics report may repeat webhook joins at another
         precision, and the interval merge (not the dedupe) reconciles the two. The end callback
         carries no time of its own (the tool stamps the moment it arrived), so its key leaves
         the time out: one end per run of the meeting, however often the URL is called."""
@@ -44,7 +50,7 @@ class IncomingEvent:
         connection = (self.payload or {}).get("connection", "")
         moment = "" if self.source == END_CALLBACK else self.occurred_at_ms
         return (
-            f"{self.provider}:{self.source}:{self.kind}:{self.meeting_id}:{self.session_key}:"
+            f"{self.provider}:{self.source}:{self.kind}:{self.meeting_id}:{self.run_id}:"
             f"{user}:{connection}:{moment}"
         )
 

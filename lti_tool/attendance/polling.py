@@ -15,7 +15,7 @@ from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, utcn
 from ..providers import provider_for
 from ..providers.base import ProviderError
 from . import events as E
-from .service import bbb_internal_meeting_id, connection_of, log_refusals, receive, to_ms
+from .service import connection_of, log_refusals, receive, to_ms
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,9 @@ def rooms_to_poll() -> list[Room]:
     ).all()
 
 
-def _open_users(session_key: str, room: Room) -> set[str]:
+def _open_users(run_id: str, room: Room) -> set[str]:
     session = db.session.scalar(
-        select(ClassSession).where(ClassSession.room_id == room.id, ClassSession.internal_meeting_id == session_key)
+        select(ClassSession).where(ClassSession.room_id == room.id, ClassSession.run_id == run_id)
     )
     if session is None:
         return set()
@@ -49,17 +49,17 @@ def poll_room(room: Room) -> int:
     except ProviderError as exc:
         log.info("poll of room %s skipped: %s", room.id, quoted(exc.detail))
         return 0
-    if not status.exists or not status.create_time:
+    if not status.exists or not status.run_id:
         return 0
-    session_key = status.internal_id or bbb_internal_meeting_id(room.meeting_id, status.create_time)
+    run_id = status.run_id
     now_ms = to_ms(utcnow())
     present = {p.user_id: p for p in status.participants}
-    open_now = _open_users(session_key, room)
+    open_now = _open_users(run_id, room)
 
     def event(kind, user_id, participant=None):
         return E.IncomingEvent(
-            provider=room.provider, source="poll", kind=kind, meeting_id=room.meeting_id, session_key=session_key,
-            occurred_at_ms=now_ms, external_user_id=user_id,
+            provider=room.provider, source="poll", kind=kind, meeting_id=room.meeting_id, run_id=run_id,
+            occurred_at_ms=now_ms, external_user_id=user_id, run_started_at_ms=status.started_at_ms,
             user_name=participant.full_name if participant else "", role=participant.role if participant else "",
             payload={"connection": "poll"},
         )
@@ -67,19 +67,19 @@ def poll_room(room: Room) -> int:
     found = [event(E.USER_JOINED, uid, p) for uid, p in present.items() if uid not in open_now]
     # A leave for every connection still open: the poll cannot tell which one ended.
     gone = [event(E.USER_LEFT, uid) for uid in open_now if uid not in present]
-    receipt = receive(found + _leaves_for_open_connections(gone, session_key, room))
+    receipt = receive(found + _leaves_for_open_connections(gone, run_id, room))
     log_refusals(f"poll of room {room.id}", receipt.refused)
     return len(receipt.new)
 
 
-def _leaves_for_open_connections(gone: list[E.IncomingEvent], session_key: str, room: Room) -> list[E.IncomingEvent]:
+def _leaves_for_open_connections(gone: list[E.IncomingEvent], run_id: str, room: Room) -> list[E.IncomingEvent]:
     leaves = []
     for event in gone:
         connections = set()
         rows = db.session.scalars(
             select(ProviderEvent).where(
                 ProviderEvent.meeting_id == room.meeting_id,
-                ProviderEvent.internal_meeting_id == session_key,
+                ProviderEvent.run_id == run_id,
                 ProviderEvent.external_user_id == event.external_user_id,
                 ProviderEvent.kind == E.USER_JOINED,
             )

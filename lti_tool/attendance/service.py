@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -21,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
 from ..logsafe import quoted
-from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, User, utcnow
+from ..models import UNSTORABLE, AttendanceInterval, ClassSession, ProviderEvent, Room, User, column_length, utcnow
 from . import events as E
 
 log = logging.getLogger(__name__)
@@ -30,9 +29,6 @@ log = logging.getLogger(__name__)
 # (skew allowed), is a broken or forged value — and far enough out does not fit a datetime.
 EARLIEST_EVENT_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 FUTURE_SLACK_MS = 24 * 3600 * 1000
-# C0 and C1 control characters (NUL included) and lone surrogates: no provider sends them in an
-# id or a name, PostgreSQL cannot store NUL, and neither database can store a lone surrogate.
-_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Refusals logged one by one per callback; beyond, a count (one request cannot flood the log).
 REFUSALS_LOGGED = 10
 
@@ -48,19 +44,6 @@ def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def bbb_internal_meeting_id(meeting_id: str, create_time: int) -> str:
-    """BBB's internal id of one run of a meeting: sha1(meetingID) + "-" + createTime."""
-    return f"{hashlib.sha1(meeting_id.encode()).hexdigest()}-{create_time}"
-
-
-def _create_time_of(session_key: str) -> int | None:
-    tail = session_key.rsplit("-", 1)[-1]
-    if not (tail.isascii() and tail.isdigit() and len(tail) <= 15):
-        return None
-    millis = int(tail)
-    return millis if millis >= EARLIEST_EVENT_MS else None
-
-
 # --- the inbox ----------------------------------------------------------------------------------
 @dataclass
 class Receipt:
@@ -71,16 +54,6 @@ class Receipt:
     refused: list[str] = field(default_factory=list)  # why each refused event was refused
 
 
-def _length(column) -> int:
-    return column.property.columns[0].type.length
-
-
-def fits(value: str, column) -> bool:
-    """Could `value` be stored in (or looked up by) this string column: no longer than it, no
-    control characters? (A lookup by NUL fails on PostgreSQL just as storing it does.)"""
-    return len(value) <= _length(column) and not _UNSTORABLE.search(value)
-
-
 def refusal_reason(event: E.IncomingEvent, now_ms: int) -> str | None:
     """Why this event cannot go into the inbox as it is, or None. Ids and kinds must fit their
     columns and hold no control characters; a name only needs the latter (it is cut to fit)."""
@@ -89,7 +62,8 @@ def refusal_reason(event: E.IncomingEvent, now_ms: int) -> str | None:
         ("source", event.source, ProviderEvent.source),
         ("kind", event.kind, ProviderEvent.kind),
         ("meeting id", event.meeting_id, ProviderEvent.meeting_id),
-        ("internal meeting id", event.session_key, ProviderEvent.internal_meeting_id),
+        ("run id", event.run_id, ProviderEvent.run_id),
+        ("connection", event.connection or "", ProviderEvent.external_user_id),
         ("user id", event.external_user_id or "", ProviderEvent.external_user_id),
         ("role", event.role or "", ProviderEvent.role),
         ("name", event.user_name or "", None),
@@ -102,16 +76,18 @@ def refusal_reason(event: E.IncomingEvent, now_ms: int) -> str | None:
         return "no meeting id"
     if not isinstance(event.payload, dict):
         return "payload is not an object"
+    if event.run_started_at_ms is not None and _time_problem(event.run_started_at_ms, now_ms):
+        return "run start " + _time_problem(event.run_started_at_ms, now_ms)
     return _time_problem(event.occurred_at_ms, now_ms)
 
 
 def _text_problem(what: str, value, column) -> str | None:
     if not isinstance(value, str):
         return f"{what} is not text: {quoted(value, 40)}"
-    if _UNSTORABLE.search(value):
+    if UNSTORABLE.search(value):
         return f"{what} {quoted(value, 40)} holds control characters"
-    if column is not None and len(value) > _length(column):
-        return f"{what} {quoted(value, 40)} is longer than {_length(column)} characters"
+    if column is not None and len(value) > column_length(column):
+        return f"{what} {quoted(value, 40)} is longer than {column_length(column)} characters"
     return None
 
 
@@ -126,7 +102,7 @@ def _time_problem(moment, now_ms: int) -> str | None:
 def _storable_key(event: E.IncomingEvent) -> str:
     # A key longer than its column is hashed whole: cutting it could make two events one.
     key = event.dedupe_key
-    if len(key) <= _length(ProviderEvent.dedupe_key):
+    if len(key) <= column_length(ProviderEvent.dedupe_key):
         return key
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
@@ -138,12 +114,13 @@ def _row_of(event: E.IncomingEvent) -> ProviderEvent:
         kind=event.kind,
         dedupe_key=_storable_key(event),
         meeting_id=event.meeting_id,
-        internal_meeting_id=event.session_key,
+        run_id=event.run_id,
+        run_started_at=from_ms(event.run_started_at_ms) if event.run_started_at_ms is not None else None,
         external_user_id=event.external_user_id,
-        user_name=(event.user_name or "")[: _length(ProviderEvent.user_name)],
+        user_name=(event.user_name or "")[: column_length(ProviderEvent.user_name)],
         role=event.role or "",
         occurred_at=from_ms(event.occurred_at_ms),
-        payload=event.payload or {},
+        payload={**(event.payload or {}), **({"connection": event.connection} if event.connection else {})},
     )
 
 
@@ -199,7 +176,7 @@ def log_refusals(what: str, refusals: list[str]) -> None:
 
 def prune_unknown_events(older_than: timedelta) -> tuple[int, datetime]:
     """Delete the events of meetings the tool does not know (other applications' meetings on the
-    same BBB server, with people's names in them) received before `older_than` ago. Returns how
+    same video server, with people's names in them) received before `older_than` ago. Returns how
     many, and the cut-off. Ignored events stay: they belong to the tool's own rooms (a recording's
     report, kept for the recordings feature)."""
     cutoff = utcnow() - older_than
@@ -208,6 +185,22 @@ def prune_unknown_events(older_than: timedelta) -> tuple[int, datetime]:
     )
     db.session.commit()
     return result.rowcount, cutoff
+
+
+STUCK_AFTER = timedelta(seconds=10)
+
+
+def apply_stuck_events(limit: int = 200) -> int:
+    """Apply what a process stored and then died before applying (pending for a while)."""
+    rows = db.session.scalars(
+        select(ProviderEvent)
+        .where(ProviderEvent.status == "pending", ProviderEvent.received_at < utcnow() - STUCK_AFTER)
+        .order_by(ProviderEvent.occurred_at)
+        .limit(limit)
+    ).all()
+    if rows:
+        apply_rows(list(rows))
+    return len(rows)
 
 
 def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
@@ -234,7 +227,7 @@ def apply_rows(rows: list[ProviderEvent]) -> None:
     are queued in the same transaction (the outbox), once per room however many events."""
     rooms_to_grade: dict[int, Room] = {}
     # Sessions are locked in one order by every applier, so two batches never deadlock.
-    for row in sorted(rows, key=lambda r: (r.meeting_id, r.internal_meeting_id or "", r.occurred_at, r.id or 0)):
+    for row in sorted(rows, key=lambda r: (r.meeting_id, r.run_id or "", r.occurred_at, r.id or 0)):
         try:
             with db.session.begin_nested():
                 room, session = _apply(row)
@@ -259,16 +252,16 @@ def _apply(row: ProviderEvent):
         log.warning("event %s for unknown meeting %s kept for replay", quoted(row.kind), quoted(row.meeting_id))
         row.status = "unknown_meeting"
         return None, None
-    if row.kind not in E.KINDS or row.kind == E.RECORDING_READY or not row.internal_meeting_id:
+    if row.kind not in E.KINDS or row.kind == E.RECORDING_READY or not row.run_id:
         row.status, row.applied_at = "ignored", utcnow()
         return room, None
-    session = session_for(room, row.internal_meeting_id)
+    session = session_for(room, row.run_id, row.run_started_at)
     # One applier per session at a time (PostgreSQL; SQLite's write lock does the same): each then
     # recomputes from every event the others committed, not from a snapshot that misses them.
     db.session.refresh(session, with_for_update=True)
     row.session_id = session.id
     # The start is the earliest moment any event of the session reports besides its end: the
-    # provider's start event, or (LiveKit room ids carry no time, webhooks come in any order, a
+    # provider's start event, or (a run id need not carry a time, webhooks come in any order, a
     # start event may be missed) the first join. An end that arrives first stays the end.
     if row.kind == E.MEETING_ENDED:
         _record_end(session, room, row)
@@ -281,31 +274,22 @@ def _apply(row: ProviderEvent):
     return room, session
 
 
-def session_for(room: Room, internal_meeting_id: str) -> ClassSession:
-    session = db.session.scalar(
-        select(ClassSession).where(
-            ClassSession.room_id == room.id, ClassSession.internal_meeting_id == internal_meeting_id
-        )
-    )
+def session_for(room: Room, run_id: str, started_at: datetime | None = None) -> ClassSession:
+    """The class session of this run of the room's meeting, made on its first event."""
+    session = _session_of(room, run_id)
     if session is not None:
         return session
-    create_time = _create_time_of(internal_meeting_id)
-    session = ClassSession(
-        room_id=room.id,
-        internal_meeting_id=internal_meeting_id,
-        create_time=create_time,
-        started_at=from_ms(create_time) if create_time else None,
-    )
+    session = ClassSession(room_id=room.id, run_id=run_id, started_at=started_at)
     try:
         with db.session.begin_nested():
             db.session.add(session)
     except IntegrityError:  # created by a concurrent event
-        session = db.session.scalar(
-            select(ClassSession).where(
-                ClassSession.room_id == room.id, ClassSession.internal_meeting_id == internal_meeting_id
-            )
-        )
+        session = _session_of(room, run_id)
     return session
+
+
+def _session_of(room: Room, run_id: str) -> ClassSession | None:
+    return db.session.scalar(select(ClassSession).where(ClassSession.room_id == room.id, ClassSession.run_id == run_id))
 
 
 def _record_end(session: ClassSession, room: Room, row: ProviderEvent) -> None:
@@ -317,7 +301,7 @@ def _record_end(session: ClassSession, room: Room, row: ProviderEvent) -> None:
     if session.ended_at is None or rank > current or (rank == current and row.occurred_at < session.ended_at):
         session.ended_at, session.ended_by = row.occurred_at, row.source
     # The provider says this run is over: so is the room, unless a newer run has started.
-    if room.create_time is None or session.create_time is None or session.create_time >= room.create_time:
+    if room.run_id in (None, session.run_id):
         room.running = False
         if room.started_since_last_end:
             room.ended_at = utcnow()
@@ -326,14 +310,10 @@ def _record_end(session: ClassSession, room: Room, row: ProviderEvent) -> None:
 # --- intervals ----------------------------------------------------------------------------------
 def connection_of(row: ProviderEvent) -> str:
     """One person may be connected several times at once (two tabs, a reconnect): join and
-    leave are paired per connection before the person's intervals are merged."""
-    payload = row.payload or {}
-    return str(payload.get("connection") or _bbb_internal_user(payload) or f"{row.source}")
-
-
-def _bbb_internal_user(payload: dict) -> str | None:
-    user = ((payload.get("attributes") or {}).get("user") or {}) if isinstance(payload, dict) else {}
-    return user.get("internal-user-id")
+    leave are paired per connection before the person's intervals are merged. The provider
+    names the connection (`IncomingEvent.connection`); without one, one per source."""
+    payload = row.payload if isinstance(row.payload, dict) else {}
+    return str(payload.get("connection") or row.source)
 
 
 def _pair(rows: list[ProviderEvent], session: ClassSession) -> list[tuple[datetime, datetime | None]]:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..lti.roles import ATTENDEE, room_role
 from ..models import AttendanceInterval, ClassSession, Enrolment, RosterMember, Room, ScoreDelivery, User, utcnow
+from .delivery import retry_failed
 from .policy import SCORE_MAXIMUM, GradePolicy, SessionAttendance, describe, session_attendance
 
 log = logging.getLogger(__name__)
@@ -154,3 +155,12 @@ def save_policy(room: Room, policy: GradePolicy) -> int:
     queued = queue_room_scores(room)
     db.session.commit()
     return queued
+
+
+def send_now(room: Room) -> int:
+    """The teacher's "send grades now": failed deliveries go back in the queue and changed
+    scores are queued, in one transaction. Returns how many grades will be sent."""
+    retried = retry_failed(room.resource_link_id)
+    queued = queue_room_scores(room)
+    db.session.commit()
+    return retried + queued

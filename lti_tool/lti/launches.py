@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import Course, Enrolment, ResourceLink, Room, User, utcnow
-from ..providers import PROVIDER_NAMES
+from ..providers import provider_names
 from ..providers.base import RoomSettings
 from ..rooms.service import new_meeting_id
 from .claims import LaunchClaims, clean_display, url_problem
@@ -103,7 +103,7 @@ def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
 
 def choose_provider(claims: LaunchClaims) -> str:
     wanted = claims.provider.strip().lower()
-    if wanted in PROVIDER_NAMES:
+    if wanted in provider_names():
         return wanted
     if wanted:
         log.warning("ignoring unknown custom provider %s; using VIDEO_PROVIDER", quoted(wanted))

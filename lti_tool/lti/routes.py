@@ -122,6 +122,7 @@ def _framing(fetch_dest: str) -> str:
     return "window" if fetch_dest == "document" else "unknown"
 
 
+@bp.errorhandler(LaunchError)
 def render_launch_error(error: LaunchError):
     if isinstance(error, PlatformStorageNeeded):
         log.info("launch: %s", error.reason)

@@ -1,38 +1,73 @@
-"""Video providers behind one interface (`base.VideoProvider`), looked up by name.
+"""Video providers: the packages named in PROVIDER_PACKAGES, each behind `base.VideoProvider`.
 
-`provider_for(name)` returns the configured provider for the current app; providers are built
-once per app from its config and kept in `app.extensions["providers"]`.
+`load_packages` imports the packages (BigBlueButton and LiveKit are built in; a test adds a
+third the same way); `attach` builds each package's provider from the app's config and
+registers its routes and worker tasks. At run time the core asks `provider_for(name)` and
+`is_ready(name)`, and never names a provider itself.
 """
 from __future__ import annotations
 
-from flask import current_app
+import importlib
 
-from .base import ProviderMisconfigured, VideoProvider
+from flask import Flask, current_app
 
-PROVIDER_NAMES = ("bbb", "livekit")
+from ..logsafe import quoted
+from .base import ProviderMisconfigured, ProviderPackage, VideoProvider
 
 
-def build_providers(config) -> dict[str, VideoProvider]:
-    from .bbb.provider import BigBlueButtonProvider
-    from .livekit.provider import LiveKitProvider
+def load_packages(module_names: str) -> tuple[list[ProviderPackage], list[str]]:
+    """The provider packages of these modules (space-separated import paths), and the problems
+    that kept any of them out (for validate_config to report)."""
+    packages: list[ProviderPackage] = []
+    problems: list[str] = []
+    for module_name in module_names.split():
+        try:
+            package = getattr(importlib.import_module(module_name), "PACKAGE", None)
+        except ImportError as exc:
+            problems.append(f"PROVIDER_PACKAGES: cannot import {module_name}: {exc}")
+            continue
+        if not isinstance(package, ProviderPackage):
+            problems.append(f"PROVIDER_PACKAGES: {module_name} has no PACKAGE (a providers.base.ProviderPackage)")
+        elif any(known.name == package.name for known in packages):
+            problems.append(f"PROVIDER_PACKAGES: two packages are named {package.name!r}")
+        else:
+            packages.append(package)
+    return packages, problems
 
-    return {"bbb": BigBlueButtonProvider.from_config(config), "livekit": LiveKitProvider.from_config(config)}
+
+def attach(app: Flask) -> None:
+    """Build the providers of the app's packages and register their routes and worker tasks."""
+    packages, _ = load_packages(app.config["PROVIDER_PACKAGES"])
+    app.extensions["providers"] = {package.name: package.build(app.config) for package in packages}
+    app.extensions["provider_labels"] = {package.name: package.label for package in packages}
+    app.extensions["provider_tasks"] = [task for package in packages for task in package.worker_tasks()]
+    for package in packages:
+        for blueprint in package.blueprints():
+            app.register_blueprint(blueprint)
+
+
+def provider_names() -> tuple[str, ...]:
+    return tuple(current_app.extensions["providers"])
 
 
 def provider_for(name: str) -> VideoProvider:
     providers = current_app.extensions["providers"]
     if name not in providers:
         raise ProviderMisconfigured(
-            f"video provider {name!r} is not available in this version",
+            f"video provider {quoted(name)} is not available on this installation",
             user_message=(
-                f"This room uses the '{name}' video service, which this installation does not "
-                "offer yet. Please tell your site administrator."
+                "This room uses a video service this installation does not offer. "
+                "Please tell your site administrator."
             ),
         )
     return providers[name]
 
 
 def is_ready(name: str) -> bool:
-    """True when the provider exists in this version and the operator configured it."""
+    """True when the provider exists here and the operator configured it."""
     provider = current_app.extensions["providers"].get(name)
     return provider is not None and provider.is_configured()
+
+
+def all_providers() -> list[VideoProvider]:
+    return list(current_app.extensions["providers"].values())

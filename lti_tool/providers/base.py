@@ -1,14 +1,21 @@
-"""The small interface every video provider implements, and the values it exchanges.
+"""The small interface every video provider implements, the values it exchanges, and what a
+provider package hands the tool (`ProviderPackage`).
 
-The rooms service talks to BigBlueButton and LiveKit only through `VideoProvider`. A provider
-knows nothing of the database: it gets plain values (`MeetingSpec`, `Attendee`) and answers
-with plain values (`MeetingStatus`, `Recording`) or raises a `ProviderError`.
+The core (rooms, attendance, grades) talks to a video service only through `VideoProvider`,
+and calls every method of it. A provider knows nothing of the database: it gets plain values
+(`MeetingSpec`, `Attendee`) and answers with plain values (`MeetingStatus`) or raises a
+`ProviderError`. Everything else a provider does — its callbacks under /webhooks/<name>/, its
+own pages, its periodic work — lives in its package and is declared in `ProviderPackage`.
+How to add one: docs/providers.md.
 """
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import Enum
+
+from ..settings import Setting
 
 
 class JoinRole(str, Enum):
@@ -44,10 +51,7 @@ class MeetingSpec:
     meeting_id: str
     name: str
     settings: RoomSettings
-    logout_url: str = ""  # where the client sends people when they leave (the LMS)
-    # Callback URLs under the tool's /webhooks/, keyed by purpose ("end", "recording_ready",
-    # "analytics"); providers register the ones they support.
-    callback_urls: dict[str, str] = field(default_factory=dict)
+    logout_url: str = ""  # where the client sends people when they leave (the tool's page)
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,12 @@ class MeetingStatus:
 
     exists: bool
     running: bool = False
-    create_time: int | None = None  # BBB createTime (ms); LiveKit room creation time (ms)
+    # What identifies this run of the meeting (a room's meeting runs many times): the key of
+    # its class session, the same one the provider's events carry. The provider's own format.
+    run_id: str = ""
+    started_at_ms: int | None = None  # when this run began, when the provider says
     participant_count: int = 0
     moderator_count: int = 0
-    internal_id: str = ""
     # Who is in the meeting now (the attendance safety net compares it with its intervals).
     participants: tuple[Participant, ...] = ()
 
@@ -145,7 +151,7 @@ class ProviderRejected(ProviderError):
 
 
 class VideoProvider(abc.ABC):
-    """The operations the tool needs from a video service."""
+    """The operations the core needs from a video service; it calls all of them."""
 
     name: str = ""
 
@@ -155,11 +161,16 @@ class VideoProvider(abc.ABC):
 
     @abc.abstractmethod
     def start_meeting(self, spec: MeetingSpec) -> MeetingStatus:
-        """Create the meeting, or return the running one: safe to call any number of times."""
+        """Create the meeting, or return the running one: safe to call any number of times.
+        Whatever the provider needs to hear about the meeting afterwards (callbacks, event
+        hooks) it arranges here itself."""
 
     @abc.abstractmethod
-    def join_url(self, spec: MeetingSpec, attendee: Attendee, create_time: int | None) -> str:
-        """The URL that puts this person into the meeting with their role."""
+    def join(self, spec: MeetingSpec, attendee: Attendee, run_id: str | None, tool_page: Callable[[str], str]) -> str:
+        """Where this person's browser goes to be in the meeting with their role: a URL, always.
+        `run_id` is the run the tool knows is live (None: not known yet); `tool_page(endpoint)`
+        gives the address of one of the tool's pages for this person (a page of the provider's
+        own, like LiveKit's classroom), with a fresh page ticket."""
 
     @abc.abstractmethod
     def meeting_status(self, meeting_id: str) -> MeetingStatus:
@@ -169,18 +180,29 @@ class VideoProvider(abc.ABC):
     def end_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Ending a meeting that does not exist is not an error."""
 
-    def register_event_hook(self, callback_url: str) -> None:  # noqa: B027 (optional: a no-op by default)
-        """Ask the server to send its events to `callback_url` (idempotent). Providers whose
-        events are configured on the server side (LiveKit) do nothing here."""
+    def page_sources(self) -> tuple[str, ...]:
+        """Origins the tool's pages connect to for this provider (its pages' WebSocket, say),
+        for the Content-Security-Policy's connect-src. None by default."""
+        return ()
 
-    @abc.abstractmethod
-    def list_recordings(self, meeting_id: str) -> list[Recording]:
-        """Recordings of every run of this meeting."""
 
-    @abc.abstractmethod
-    def publish_recording(self, record_id: str, publish: bool) -> None:
-        """Publish or unpublish one recording."""
+def _nothing_wrong(config: Mapping) -> list[str]:
+    return []
 
-    @abc.abstractmethod
-    def delete_recording(self, record_id: str) -> None:
-        """Delete one recording."""
+
+def _nothing() -> list:
+    return []
+
+
+@dataclass(frozen=True)
+class ProviderPackage:
+    """What a provider package gives the tool: `PACKAGE` in providers/<name>/__init__.py (or any
+    module named in PROVIDER_PACKAGES). The functions are called once per app."""
+
+    name: str  # a room's `provider`, the LTI custom parameter `provider`, VIDEO_PROVIDER
+    label: str  # for people: "BigBlueButton"
+    build: Callable[[Mapping], VideoProvider]  # the provider, from the app's config
+    settings: tuple[Setting, ...] = ()  # read like the core's (config.py)
+    validate: Callable[[Mapping], list[str]] = _nothing_wrong  # problems with those settings
+    blueprints: Callable[[], list] = _nothing  # its routes: /webhooks/<name>/…, its own pages
+    worker_tasks: Callable[[], list[Callable[[], int]]] = _nothing  # run at every worker pass

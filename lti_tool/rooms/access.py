@@ -1,5 +1,10 @@
 """Who is asking, for which room, and what they may do there: every room view starts here.
 
+`@room_view()` (or `@room_view(teacher=True)`) is the one access rule of room views: a POST
+must come from the tool's own pages (`check_origin`), the ticket must name an enrolment in this
+very room (`authorise`), and a teacher action needs the moderator role of the person's own
+launch; the view then receives the `RoomAccess`.
+
 `authorise(room_id)` reads the request's ticket (rooms/tickets.py: the page ticket from a URL,
 the room ticket from a form or the page script's `X-Room-Ticket` header), checks that it names
 an enrolment in this very room, and answers with a `RoomAccess`. What a person may do in the
@@ -9,11 +14,13 @@ apply it when they let a person join).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request, url_for
 
+from ..exceptions import AccessDenied
 from ..extensions import db
 from ..lti.roles import MODERATOR
 from ..logsafe import quoted
@@ -21,14 +28,6 @@ from ..models import Enrolment, Room
 from .tickets import PAGE, ROOM, TicketError, issue_page_ticket, issue_ticket, read_ticket
 
 TICKET_HEADER = "X-Room-Ticket"
-
-
-class RoomAccessDenied(Exception):
-    """The request may not do this: `reason` for the log, `message` for the person."""
-
-    def __init__(self, reason: str, message: str, status: int = 403):
-        super().__init__(reason)
-        self.reason, self.message, self.status = reason, message, status
 
 
 @dataclass(frozen=True)
@@ -70,16 +69,16 @@ def authorise(room_id: int) -> RoomAccess:
             if exc.expired
             else "Open this class from your course in the learning platform."
         )
-        raise RoomAccessDenied(str(exc), message, 401) from exc
+        raise AccessDenied(str(exc), message, 401) from exc
     if ticket.room_id != room_id:
-        raise RoomAccessDenied(
+        raise AccessDenied(
             f"ticket for room {ticket.room_id} used on room {room_id}",
             "You have not opened this class from your course.",
         )
     room = db.session.get(Room, room_id)
     enrolment = db.session.get(Enrolment, ticket.enrolment_id)
     if room is None or enrolment is None or enrolment.resource_link_id != room.resource_link_id:
-        raise RoomAccessDenied("ticket names an enrolment outside this room", "You do not have access to this class.")
+        raise AccessDenied("ticket names an enrolment outside this room", "You do not have access to this class.")
     # Forms of the page about to be rendered carry a room ticket: the one that came, or a new one
     # when the page was opened through a URL (page ticket).
     g.ticket = token if kind == ROOM else issue_ticket(enrolment.id, room.id)
@@ -89,7 +88,7 @@ def authorise(room_id: int) -> RoomAccess:
 
 def require_moderator(access: RoomAccess) -> None:
     if not access.is_moderator:
-        raise RoomAccessDenied(
+        raise AccessDenied(
             "teacher action by an attendee (the role of their own launch)",
             "Only the teachers of this course can do that.",
         )
@@ -103,7 +102,7 @@ def check_origin() -> None:
         return
     base = urlsplit(current_app.config["TOOL_BASE_URL"])
     if origin.rstrip("/") != f"{base.scheme}://{base.netloc}":
-        raise RoomAccessDenied(f"cross-site POST from Origin {quoted(origin)}", "This form was sent from another site.")
+        raise AccessDenied(f"cross-site POST from Origin {quoted(origin)}", "This form was sent from another site.")
 
 
 def page_url(endpoint: str, access: RoomAccess | None = None, **values) -> str:
@@ -111,3 +110,23 @@ def page_url(endpoint: str, access: RoomAccess | None = None, **values) -> str:
     access = access or g.room_access
     ticket = issue_page_ticket(access.enrolment.id, access.room.id)
     return url_for(endpoint, room_id=access.room.id, t=ticket, **values)
+
+
+def room_view(teacher: bool = False, json: bool = False):
+    """The access rule of a room view `view(access, **kwargs)` served at `/<int:room_id>/…`
+    (`json`: the view speaks JSON only, and so do its refusals)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(room_id: int, **kwargs):
+            if request.method == "POST":
+                check_origin()
+            access = authorise(room_id)
+            if teacher:
+                require_moderator(access)
+            return view(access, **kwargs)
+
+        checked.answers_json = json
+        return checked
+
+    return decorate

@@ -12,12 +12,12 @@ import io
 from flask import Response, g, redirect, render_template, request
 
 from ..attendance.report import grade_rows, session_reports
-from ..extensions import db
-from ..grades.delivery import retry_failed
+from ..exceptions import InvalidInput
 from ..grades.policy import GradePolicy, parse_policy
-from ..grades.service import queue_room_scores, save_policy
+from ..grades.service import save_policy, send_now
+from ..logsafe import quoted
 from . import bp
-from .access import RoomAccessDenied, authorise, check_origin, page_url, require_moderator
+from .access import RoomAccess, page_url, room_view
 
 CSV_COLUMNS = ["session_start", "session_end", "name", "participant_id", "role", "joined", "left", "minutes",
                "share_percent"]
@@ -26,8 +26,8 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @bp.get("/<int:room_id>/attendance")
-def attendance(room_id: int):
-    access = authorise(room_id)
+@room_view()
+def attendance(access: RoomAccess):
     room, user = access.room, access.user
     reports = session_reports(room, None if access.is_moderator else user.public_id)
     rows = grade_rows(room)
@@ -41,10 +41,8 @@ def attendance(room_id: int):
 
 
 @bp.post("/<int:room_id>/attendance.csv")
-def attendance_csv(room_id: int):
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
+@room_view(teacher=True)
+def attendance_csv(access: RoomAccess):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -76,27 +74,20 @@ def _back(notice: str):
 
 
 @bp.post("/<int:room_id>/grades/send")
-def send_grades(room_id: int):
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
-    retried = retry_failed(access.room.resource_link_id)
-    queued = queue_room_scores(access.room)
-    db.session.commit()
-    total = queued + retried
+@room_view(teacher=True)
+def send_grades(access: RoomAccess):
+    total = send_now(access.room)
     if total == 0:
         return _back("Nothing new to send: every grade is already queued or in the gradebook.")
     return _back(f"{total} grade(s) queued for the gradebook.")
 
 
 @bp.post("/<int:room_id>/grading")
-def save_grading(room_id: int):
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
+@room_view(teacher=True)
+def save_grading(access: RoomAccess):
     try:
         policy = parse_policy(request.form)
     except ValueError as exc:
-        raise RoomAccessDenied(f"bad grading policy: {exc}", str(exc)[:1].upper() + str(exc)[1:] + ".", 400) from exc
+        raise InvalidInput(f"bad grading policy: {quoted(str(exc))}", str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
     queued = save_policy(access.room, policy)
     return _back(f"Grading saved; {queued} grade(s) changed and queued.")

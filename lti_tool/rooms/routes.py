@@ -10,14 +10,12 @@ import logging
 
 from flask import current_app, g, jsonify, redirect, render_template, request
 
-from ..extensions import db
+from ..exceptions import InvalidInput
 from ..logsafe import quoted
-from ..models import Enrolment
 from ..providers import is_ready
-from ..providers.base import ProviderError
-from ..web import browser_cookie_attributes, wants_json
+from ..web import browser_cookie_attributes
 from . import bp, service
-from .access import RoomAccessDenied, authorise, check_origin, page_url, require_moderator
+from .access import RoomAccess, page_url, room_view
 from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 
 log = logging.getLogger(__name__)
@@ -31,8 +29,8 @@ def leave_cookie_name(room_id: int) -> str:
 
 
 @bp.get("/<int:room_id>")
-def show(room_id: int):
-    access = authorise(room_id)
+@room_view()
+def show(access: RoomAccess):
     room = access.room
     configured = is_ready(room.provider)
     can_join = configured and service.may_join_now(room, access.role)
@@ -53,8 +51,8 @@ def show(room_id: int):
 
 
 @bp.get("/<int:room_id>/status")
-def status(room_id: int):
-    access = authorise(room_id)
+@room_view(json=True)
+def status(access: RoomAccess):
     if not service.may_join_now(access.room, access.role):
         return jsonify({"open": False})  # what a crowd of waiting students asks: kept cheap
     # Where to go now, with a fresh page ticket: a page open for longer than one lives moves on.
@@ -62,36 +60,29 @@ def status(room_id: int):
 
 
 @bp.post("/<int:room_id>/open")
-def open_page(room_id: int):
+@room_view()
+def open_page(access: RoomAccess):
     """A link between the tool's pages: the room ticket (a form field, never in a URL) is traded
     for a fresh page ticket in the address of the page asked for."""
-    check_origin()
-    authorise(room_id)
     endpoint = OPENABLE_PAGES.get(request.form.get("page", "room"))
     if endpoint is None:
-        raise RoomAccessDenied(f"unknown page {request.form.get('page')!r}"[:200], "This page does not exist.", 404)
+        raise InvalidInput(f"unknown page {quoted(request.form.get('page'), 40)}", "This page does not exist.", 404)
     return redirect(page_url(endpoint), code=303)
 
 
 @bp.post("/<int:room_id>/join")
-def join(room_id: int):
-    check_origin()
-    access = authorise(room_id)
-    room = access.room
+@room_view()
+def join(access: RoomAccess):
     try:
-        url = service.join_url(room, access.user, access.role)
+        url = service.join_url(access.room, access.user, access.role, tool_page=page_url)
     except service.NotOpenYet:
         return redirect(page_url("rooms.show"), code=303)
-    if room.provider == "livekit":
-        # LiveKit has no client of its own: the tool's page, with the access token in the URL's
-        # fragment (never sent to a server, never in a log; the page takes it out of the address).
-        url = page_url("livekit.classroom") + "#lk=" + url
     response = redirect(url, code=302)
     _remember_who_leaves(response, access)
     return response
 
 
-def _remember_who_leaves(response, access) -> None:
+def _remember_who_leaves(response, access: RoomAccess) -> None:
     """The meeting's logout URL is the same for everyone (rooms.left); a cookie scoped to that
     page tells it whose return URL to send the person to."""
     response.set_cookie(
@@ -104,55 +95,33 @@ def _remember_who_leaves(response, access) -> None:
 
 
 @bp.post("/<int:room_id>/end")
-def end(room_id: int):
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
+@room_view(teacher=True)
+def end(access: RoomAccess):
     service.end_class(access.room, access.user)
     return redirect(page_url("rooms.show"), code=303)
 
 
 @bp.post("/<int:room_id>/settings")
-def settings(room_id: int):
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
+@room_view(teacher=True)
+def settings(access: RoomAccess):
     try:
         service.update_settings(access.room, request.form)
     except ValueError as exc:
-        raise RoomAccessDenied(f"bad settings: {exc}", str(exc), 400) from exc
+        raise InvalidInput(f"bad settings: {quoted(str(exc))}", str(exc)) from exc
     return redirect(page_url("rooms.show", saved=1), code=303)
 
 
 @bp.get("/<int:room_id>/left")
 def left(room_id: int):
     """Where the video client sends people when they leave: each to their own LMS page."""
-    return_url = _own_return_url(room_id)
+    return_url = service.own_return_url(room_id, _leave_ticket(room_id))
     if return_url:
         return redirect(return_url, code=303)
     return render_template("rooms/left.html", room_id=room_id)
 
 
-def _own_return_url(room_id: int) -> str | None:
+def _leave_ticket(room_id: int):
     try:
-        ticket = read_ticket(request.cookies.get(leave_cookie_name(room_id)), LEAVE)
+        return read_ticket(request.cookies.get(leave_cookie_name(room_id)), LEAVE)
     except TicketError:
         return None
-    enrolment = db.session.get(Enrolment, ticket.enrolment_id)
-    if ticket.room_id != room_id or enrolment is None:
-        return None
-    return enrolment.return_url
-
-
-def render_access_denied(error: RoomAccessDenied):
-    log.warning("room access refused (%s) on %s: %s", error.status, quoted(request.path), error.reason)
-    if wants_json():
-        return jsonify({"error": error.message}), error.status
-    return render_template("errors/error.html", message=error.message, status=error.status), error.status
-
-
-def render_provider_error(error: ProviderError):
-    log.error("video provider error: %s: %s", error.__class__.__name__, quoted(error.detail))
-    if wants_json():
-        return jsonify({"error": error.user_message}), error.http_status
-    return render_template("errors/error.html", message=error.user_message, status=error.http_status), error.http_status

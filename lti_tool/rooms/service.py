@@ -13,12 +13,12 @@ from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 
 from flask import current_app, url_for
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from ..extensions import db
 from ..logsafe import quoted
 from ..lti.roles import MODERATOR
-from ..models import Room, User, utcnow
+from ..models import Enrolment, Room, User, fits, utcnow
 from ..providers import provider_for
 from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings
 
@@ -61,21 +61,17 @@ def _coerce(name: str, raw: str, previous):
 
 
 # --- rooms ------------------------------------------------------------------------------------
+def room_of_meeting(meeting_id: str) -> Room | None:
+    """The room whose meeting this is; None for a meeting the tool does not know (and for an id
+    no room could have: PostgreSQL cannot even look up one holding NUL)."""
+    if not isinstance(meeting_id, str) or not fits(meeting_id, Room.meeting_id):
+        return None
+    return db.session.scalar(select(Room).where(Room.meeting_id == meeting_id))
+
+
 def new_meeting_id() -> str:
     # Random and stored: nobody can derive it from course or link ids.
     return secrets.token_hex(16)
-
-
-def callback_urls(room: Room) -> dict[str, str]:
-    from ..providers.bbb.signing import callback_signature
-
-    base = current_app.config["TOOL_BASE_URL"]
-    end = url_for("webhooks.bbb_meeting_ended", meetingID=room.meeting_id, sig=callback_signature("end", room.meeting_id))
-    return {
-        "end": base + end,
-        "analytics": base + url_for("webhooks.bbb_analytics"),
-        "recording_ready": base + url_for("webhooks.bbb_recording_ready"),
-    }
 
 
 def meeting_spec(room: Room) -> MeetingSpec:
@@ -87,7 +83,6 @@ def meeting_spec(room: Room) -> MeetingSpec:
         # One URL for the whole meeting, so never a person's own return URL (in Moodle it holds
         # their session key): the tool's page sends each person back to their own LMS page.
         logout_url=base + url_for("rooms.left", room_id=room.id),
-        callback_urls=callback_urls(room),
     )
 
 
@@ -132,8 +127,8 @@ def refresh_state(room: Room, force: bool = False) -> bool:
         return False
     if status.exists:
         values = {"running": status.running}
-        if status.create_time:
-            values["create_time"] = status.create_time
+        if status.run_id:
+            values["run_id"] = status.run_id
         db.session.execute(update(Room).where(Room.id == room.id).values(**values))
     else:
         # Gone from the server: ended or expired. Only a start older than this check counts as
@@ -161,15 +156,15 @@ def may_join_now(room: Room, role: str) -> bool:
 
 
 # --- actions ----------------------------------------------------------------------------------
-def join_url(room: Room, user: User, role: str) -> str:
-    """Where `join` sends this person (`role`: their role in the tool). Only teachers, or
-    everyone when students need not wait, may create the meeting."""
+def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
+    """Let this person in (`role`: their role in the tool): teachers, or everyone when students
+    need not wait, start the meeting (safe to repeat); others may come once it is open
+    (`NotOpenYet` otherwise). Returns what the provider needs to let them join."""
     provider = provider_for(room.provider)
     spec = meeting_spec(room)
     if role == MODERATOR or not room_settings(room).wait_for_moderator:
-        _register_event_hook(provider)
         status = provider.start_meeting(spec)
-        room.create_time = status.create_time or room.create_time
+        room.run_id = status.run_id or room.run_id
         room.running = status.running
         if role == MODERATOR:
             room.started_at = utcnow()
@@ -177,34 +172,27 @@ def join_url(room: Room, user: User, role: str) -> str:
         log.info("room %s: %s %s joined, meeting started", room.id, role, user.id)
     elif not is_open(room):
         raise NotOpenYet()
-    elif room.create_time is None:
-        room.create_time = provider.meeting_status(room.meeting_id).create_time
+    elif room.run_id is None:
+        room.run_id = provider.meeting_status(room.meeting_id).run_id or None
         db.session.commit()
     # "Everyone joins as moderator" is the provider's to apply, inside the meeting only (the
     # spec carries the room settings); here `role` stays the person's own.
-    return provider.join_url(spec, _attendee(user, role), room.create_time)
+    return spec, _attendee(user, role)
 
 
-HOOK_RECHECK_SECONDS = 600
+def join_url(room: Room, user: User, role: str, tool_page) -> str:
+    """Where `join` sends this person: the provider's URL for them (`tool_page(endpoint)` makes
+    the address of one of the tool's pages for them, for providers with a page of their own)."""
+    spec, attendee = admit(room, user, role)
+    return provider_for(room.provider).join(spec, attendee, room.run_id, tool_page)
 
 
-def _register_event_hook(provider) -> None:
-    """Make sure the provider sends its events to /webhooks/: at most every ten minutes per
-    process (bbb-webhooks answers duplicateWarning for a URL it already has, and forgets hooks
-    when its Redis is flushed, hence the re-check)."""
-    import time
-
-    from ..webhooks.routes import webhook_url
-
-    url = webhook_url()
-    registered = provider.__dict__.setdefault("hooks_registered_at", {})  # providers are built per app
-    if time.monotonic() - registered.get(url, -1e9) < HOOK_RECHECK_SECONDS:
-        return
-    try:
-        provider.register_event_hook(url)
-        registered[url] = time.monotonic()
-    except ProviderError as exc:  # attendance still has the analytics callback and polling
-        log.warning("could not register the event hook %s: %s", url, quoted(exc.detail))
+def own_return_url(room_id: int, leave_ticket) -> str | None:
+    """The return URL of the person a leave ticket names, when it is for this room."""
+    if leave_ticket is None or leave_ticket.room_id != room_id:
+        return None
+    enrolment = db.session.get(Enrolment, leave_ticket.enrolment_id)
+    return enrolment.return_url if enrolment is not None else None
 
 
 def end_class(room: Room, user: User) -> None:

@@ -34,6 +34,7 @@ from ...attendance.events import (
 )
 from ...logsafe import quoted
 from ..callbacks import CallbackAuthError, CallbackFormatError, load_json
+from .runs import create_time_of
 
 PROVIDER = "bbb"
 
@@ -212,7 +213,7 @@ def _webhook_event(item, where: str) -> IncomingEvent | None:
     if kind == RECORDING_READY and attributes.get("success") is False:
         return None
     meeting = _object(attributes.get("meeting"), f"{where} ({event_id}) attributes.meeting")
-    session_key = _text(meeting.get("internal-meeting-id"), f"{where} ({event_id}) internal-meeting-id")
+    run_id = _text(meeting.get("internal-meeting-id"), f"{where} ({event_id}) internal-meeting-id")
     recording = attributes.get("recording") if isinstance(attributes.get("recording"), dict) else {}
     meeting_id = meeting.get("external-meeting-id")
     if not meeting_id and kind == RECORDING_READY and isinstance(recording.get("metadata"), dict):
@@ -221,7 +222,8 @@ def _webhook_event(item, where: str) -> IncomingEvent | None:
     meeting_id = _text(meeting_id, f"{where} ({event_id}) external-meeting-id")
     timestamp = data.get("event").get("ts") if isinstance(data.get("event"), dict) else None
     occurred_at_ms = _millis(timestamp, f"{where} ({event_id}) event.ts")
-    common = dict(provider=PROVIDER, source="webhook", kind=kind, meeting_id=meeting_id, session_key=session_key)
+    common = dict(provider=PROVIDER, source="webhook", kind=kind, meeting_id=meeting_id, run_id=run_id,
+                  run_started_at_ms=create_time_of(run_id))
 
     if kind == MEETING_STARTED:
         if meeting.get("create-time") is not None:
@@ -238,6 +240,8 @@ def _webhook_event(item, where: str) -> IncomingEvent | None:
             external_user_id=_optional_text(user.get("external-user-id")),
             user_name=_optional_text(user.get("name")) or "",
             role=_optional_text(user.get("role")) or "",
+            # BBB's id of this connection: two tabs of one person are two, each joins and leaves.
+            connection=_optional_text(user.get("internal-user-id")) or "",
             payload=_small(data),
         )
     if kind == RECORDING_READY:
@@ -312,10 +316,11 @@ def parse_analytics_batch(body: dict) -> Batch:
     if not isinstance(body, dict):
         raise CallbackFormatError("analytics body is not a JSON object")
     meeting_id = _text(body.get("meeting_id"), "analytics meeting_id")
-    session_key = _text(body.get("internal_meeting_id"), "analytics internal_meeting_id")
+    run_id = _text(body.get("internal_meeting_id"), "analytics internal_meeting_id")
     data = _object(body.get("data"), "analytics data")
     attendees = _list_or_empty(data.get("attendees"), "analytics data.attendees")
-    common = dict(provider=PROVIDER, source="analytics", meeting_id=meeting_id, session_key=session_key)
+    common = dict(provider=PROVIDER, source="analytics", meeting_id=meeting_id, run_id=run_id,
+                  run_started_at_ms=create_time_of(run_id))
     meeting_payload = {"duration": data.get("duration")} if data.get("duration") is not None else {}
 
     batch = Batch()
@@ -400,13 +405,13 @@ def verify_recording_ready(signed_parameters: str, secret: str) -> dict:
 
 def recording_ready_event(claims: dict, now_ms: int | None = None) -> IncomingEvent:
     """RECORDING_READY from verified recording-ready claims. BBB gives no time: `now_ms`
-    (default: now). The record id is the meeting run's internal id, hence the session key."""
+    (default: now). The record id is the meeting run's internal id, hence the run id."""
     return IncomingEvent(
         provider=PROVIDER,
         source="recording_ready",
         kind=RECORDING_READY,
         meeting_id=claims["meeting_id"],
-        session_key=claims["record_id"],
+        run_id=claims["record_id"],
         occurred_at_ms=_now_ms() if now_ms is None else now_ms,
         payload={"record_id": claims["record_id"]},
     )
@@ -424,7 +429,8 @@ def end_callback_event(
         source=END_CALLBACK,
         kind=MEETING_ENDED,
         meeting_id=meeting_id,
-        session_key=internal_meeting_id,
+        run_id=internal_meeting_id,
+        run_started_at_ms=create_time_of(internal_meeting_id),
         occurred_at_ms=now_ms,
         payload=payload,
     )

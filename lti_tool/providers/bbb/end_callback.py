@@ -18,7 +18,7 @@ import logging
 
 from sqlalchemy import select
 
-from ...attendance.service import apply_rows, bbb_internal_meeting_id, receive, store_events, to_ms
+from ...attendance.service import apply_rows, receive, store_events, to_ms
 from ...extensions import db
 from ...models import ClassSession, ProviderEvent, Room, utcnow
 from ...rooms.service import refresh_state
@@ -31,34 +31,33 @@ UNCONFIRMED = "unconfirmed"  # the status of a reported end the server has not c
 
 def report_end(room: Room) -> bool:
     """BBB's end callback for `room` arrived: True when the meeting's current run is over."""
-    if room.create_time is None:  # no run the tool knows of: only the room's own state
+    if room.run_id is None:  # no run the tool knows of: only the room's own state
         refresh_state(room)
         return not room.running and not room.started_since_last_end
-    session_key = bbb_internal_meeting_id(room.meeting_id, room.create_time)
-    if run_has_ended(room, session_key):
+    run_id = room.run_id
+    if run_has_ended(room, run_id):
         return True
-    event = end_callback_event(room.meeting_id, session_key, to_ms(utcnow()))
+    event = end_callback_event(room.meeting_id, run_id, to_ms(utcnow()))
     if not refresh_state(room):
         store_events([event], status=UNCONFIRMED)
         return False
-    if not run_is_over(room, session_key):
+    if not run_is_over(room, run_id):
         return False
     receive([event])
     return True
 
 
-def run_has_ended(room: Room, session_key: str) -> bool:
+def run_has_ended(room: Room, run_id: str) -> bool:
     """Has the tool recorded the end of this run already (from any source)?"""
     ended_at = db.session.scalar(
-        select(ClassSession.ended_at).where(ClassSession.room_id == room.id, ClassSession.internal_meeting_id == session_key)
+        select(ClassSession.ended_at).where(ClassSession.room_id == room.id, ClassSession.run_id == run_id)
     )
     return ended_at is not None
 
 
-def run_is_over(room: Room, session_key: str) -> bool:
+def run_is_over(room: Room, run_id: str) -> bool:
     """After a state check: is this run over — a newer run replaced it, or the meeting is gone?"""
-    current = bbb_internal_meeting_id(room.meeting_id, room.create_time) if room.create_time else None
-    return current != session_key or (not room.running and not room.started_since_last_end)
+    return room.run_id != run_id or (not room.running and not room.started_since_last_end)
 
 
 def confirm_reported_ends(limit: int = 50) -> int:
@@ -76,10 +75,10 @@ def _decide(row: ProviderEvent) -> bool:
         db.session.delete(row)
         db.session.commit()
         return True
-    if not run_has_ended(room, row.internal_meeting_id):
+    if not run_has_ended(room, row.run_id):
         if not refresh_state(room):
             return False  # asked too recently, or no answer: the next pass asks
-        if not run_is_over(room, row.internal_meeting_id):
+        if not run_is_over(room, row.run_id):
             log.warning("room %s: an end callback was not confirmed (the meeting still runs): dropped", room.id)
             db.session.delete(row)
             db.session.commit()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 from xml.parsers.expat import ExpatError
@@ -18,20 +18,24 @@ from xml.parsers.expat import ExpatError
 import requests
 import xmltodict
 
+from ...logsafe import quoted
 from ..base import (
     NOT_FOUND,
-    Participant,
     Attendee,
     JoinRole,
     MeetingNotFound,
     MeetingSpec,
     MeetingStatus,
+    Participant,
+    ProviderError,
     ProviderMisconfigured,
     ProviderRejected,
     ProviderUnavailable,
     Recording,
     VideoProvider,
 )
+from .runs import create_time_of, internal_meeting_id
+from .signing import callback_urls
 
 logger = logging.getLogger("lti_tool.providers.bbb")
 
@@ -255,8 +259,12 @@ class BigBlueButtonProvider(VideoProvider):
 
     name = "bbb"
 
-    def __init__(self, client: BigBlueButtonClient | None):
+    def __init__(self, client: BigBlueButtonClient | None, tool_base_url: str = "", secret_key: str = ""):
         self._configured_client = client
+        # Where BBB calls the tool back (routes.py), and the key that signs the end callback.
+        self.tool_base_url = tool_base_url
+        self.secret_key = secret_key
+        self._hook_registered_at: float | None = None
 
     @classmethod
     def from_config(cls, config: Mapping) -> "BigBlueButtonProvider":
@@ -266,15 +274,16 @@ class BigBlueButtonProvider(VideoProvider):
         """
         server_url = str(config.get("BBB_SERVER_URL") or "").strip()
         secret = str(config.get("BBB_SHARED_SECRET") or "").strip()
+        base_url, secret_key = str(config.get("TOOL_BASE_URL") or ""), str(config.get("SECRET_KEY") or "")
         if not server_url or not secret:
-            return cls(None)
+            return cls(None, base_url, secret_key)
         client = BigBlueButtonClient(
             server_url,
             secret,
             algorithm=str(config.get("BBB_CHECKSUM_ALGORITHM") or "sha256"),
             timeout=float(config.get("PROVIDER_TIMEOUT_SECONDS") or 10),
         )
-        return cls(client)
+        return cls(client, base_url, secret_key)
 
     def is_configured(self) -> bool:
         return self._configured_client is not None
@@ -293,9 +302,18 @@ class BigBlueButtonProvider(VideoProvider):
 
     # -- meetings ----------------------------------------------------------------------------
 
+    def callbacks(self, meeting_id: str) -> dict[str, str]:
+        """The URLs BBB calls back for this meeting (end, analytics, recording-ready, hook)."""
+        if not self.tool_base_url:
+            return {}
+        return callback_urls(self.tool_base_url, self.secret_key, meeting_id)
+
     def start_meeting(self, spec: MeetingSpec) -> MeetingStatus:
+        callbacks = self.callbacks(spec.meeting_id)
+        if callbacks:
+            self._ensure_event_hook(callbacks["hook"])
         try:
-            response = self.client.create(create_params(spec))
+            response = self.client.create(create_params(spec, callbacks))
         except ProviderRejected as exc:
             # Older servers refuse a repeated create without passwords although the meeting
             # exists: then it is the running meeting we wanted.
@@ -312,6 +330,10 @@ class BigBlueButtonProvider(VideoProvider):
                 return status
         return _status_from(response)
 
+    def join(self, spec: MeetingSpec, attendee: Attendee, run_id: str | None, tool_page: Callable[[str], str]) -> str:
+        """BBB's own join URL (the client is BBB's): role, user id, and the run's createTime."""
+        return self.join_url(spec, attendee, create_time_of(run_id))
+
     def join_url(self, spec: MeetingSpec, attendee: Attendee, create_time: int | None) -> str:
         return self.client.join_url(join_params(spec, attendee, create_time))
 
@@ -321,9 +343,22 @@ class BigBlueButtonProvider(VideoProvider):
         except MeetingNotFound:
             return NOT_FOUND
 
-    def register_event_hook(self, callback_url: str) -> None:
-        # A global hook (no meetingID): one registration serves every room.
-        self.client.hooks_create(callback_url)
+    HOOK_RECHECK_SECONDS = 600
+
+    def _ensure_event_hook(self, callback_url: str) -> None:
+        """Make sure bbb-webhooks sends every event of the server to the tool: one global hook
+        (no meetingID) serves every room. Checked at most every ten minutes per process:
+        bbb-webhooks answers duplicateWarning for a URL it has, and forgets its hooks when its
+        Redis is flushed. A failure is logged; attendance still has the analytics callback and
+        polling."""
+        now = time.monotonic()
+        if self._hook_registered_at is not None and now - self._hook_registered_at < self.HOOK_RECHECK_SECONDS:
+            return
+        try:
+            self.client.hooks_create(callback_url)
+            self._hook_registered_at = now
+        except ProviderError as exc:
+            logger.warning("could not register the event hook %s: %s", callback_url, quoted(exc.detail))
 
     def end_meeting(self, meeting_id: str) -> None:
         try:
@@ -376,13 +411,14 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def create_params(spec: MeetingSpec) -> list[tuple[str, Any]]:
-    """create's parameters: a pure function of the spec, since BBB wants a repeat create to repeat them.
+def create_params(spec: MeetingSpec, callbacks: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
+    """create's parameters: a pure function of the spec (and the callback URLs), since BBB wants a
+    repeat create to repeat them.
 
     No attendeePW/moderatorPW: they are deprecated, and joins name the role instead.
     """
     s = spec.settings
-    callbacks = spec.callback_urls
+    callbacks = callbacks or {}
     return [
         ("name", meeting_name(spec.name)),
         ("meetingID", spec.meeting_id),
@@ -427,13 +463,17 @@ def join_params(spec: MeetingSpec, attendee: Attendee, create_time: int | None) 
 
 
 def _status_from(response: dict) -> MeetingStatus:
+    create_time = _int_or_none(response.get("createTime"))
+    run_id = response.get("internalMeetingID") or ""
+    if not run_id and create_time and response.get("meetingID"):
+        run_id = internal_meeting_id(response["meetingID"], create_time)
     return MeetingStatus(
         exists=True,
         running=response.get("running") == "true",
-        create_time=_int_or_none(response.get("createTime")),
+        run_id=run_id,
+        started_at_ms=create_time,
         participant_count=_int_or_none(response.get("participantCount")) or 0,
         moderator_count=_int_or_none(response.get("moderatorCount")) or 0,
-        internal_id=response.get("internalMeetingID") or "",
         participants=tuple(
             Participant(user_id=_text(a.get("userID")), full_name=_text(a.get("fullName")), role=_text(a.get("role")))
             for a in _as_list((response.get("attendees") or {}).get("attendee"))

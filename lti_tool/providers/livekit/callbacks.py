@@ -96,7 +96,7 @@ def events_from_webhook(event: dict | Message, received_at_ms: int | None = None
     participant_joined → USER_JOINED, participant_left and participant_connection_aborted →
     USER_LEFT, egress_ended with files → RECORDING_READY; anything else → [].
 
-    meeting_id = room name, session_key = room sid (one run of the room), occurred_at_ms = the
+    meeting_id = room name, run_id = room sid (one run of the room), occurred_at_ms = the
     event's `createdAt` (seconds) × 1000. People only: recorders, stream inputs and agents are
     skipped. For a participant: external_user_id = identity (the tool's user id), user_name,
     role (MODERATOR/VIEWER from the metadata the tool put in the token), payload
@@ -124,7 +124,7 @@ def events_from_webhook(event: dict | Message, received_at_ms: int | None = None
         "source": "webhook",
         "kind": kind,
         "meeting_id": _text(room.get("name"), f"{name} room.name"),
-        "session_key": _text(room.get("sid"), f"{name} room.sid"),
+        "run_id": _text(room.get("sid"), f"{name} room.sid"),
     }
     if kind in (MEETING_STARTED, MEETING_ENDED):
         fallback = _millis_of(room, "creationTimeMs", "creationTime") if kind == MEETING_STARTED else None
@@ -169,7 +169,7 @@ def _recording_events(event: dict, room: dict, payload: dict, received_at_ms: in
             source="webhook",
             kind=RECORDING_READY,
             meeting_id=_text(room.get("name") or _get(egress, "roomName"), "egress_ended room name"),
-            session_key=_text(room.get("sid") or _get(egress, "roomId"), "egress_ended room sid"),
+            run_id=_text(room.get("sid") or _get(egress, "roomId"), "egress_ended room sid"),
             occurred_at_ms=_occurred_at(event, None, received_at_ms, "egress_ended"),
             payload={**payload, "record_id": egress_id, "status": _get(egress, "status"), "files": files},
         )

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, g, jsonify, render_template, request, url_for
+from flask import current_app, g, jsonify, render_template, request, url_for
 
+from ...exceptions import InvalidInput, NotAvailable
 from ...logsafe import quoted
 from ...rooms import service
-from ...rooms.access import authorise, check_origin, require_moderator
+from ...rooms.access import RoomAccess, room_view
 from .. import provider_for
 from ..base import MeetingNotFound, ProviderError
+from .provider import LiveKitProvider
+from .routes import bp  # the classroom lives beside the room's other pages (/rooms/<id>/live…)
 
-# The classroom lives beside the room's other pages (/rooms/<id>/live…), but belongs to LiveKit.
-bp = Blueprint("livekit", __name__)
+PROVIDER = "livekit"  # this package's rooms
+
+
+def _livekit_of(access: RoomAccess, refusal: type = NotAvailable) -> LiveKitProvider:
+    """The LiveKit provider, for a room that is one of LiveKit's; `refusal` otherwise."""
+    if access.room.provider != PROVIDER:
+        raise refusal(f"LiveKit page or action asked for a {quoted(access.room.provider)} room",
+                      "This room's video service does this from its own meeting window.")
+    return provider_for(PROVIDER)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +39,7 @@ log = logging.getLogger(__name__)
 def _recording_problem(room, provider) -> str:
     """Why this room cannot be recorded ("" when it can): LiveKit Egress not configured, or the
     room's settings do not allow recording."""
-    if room.provider != "livekit" or not getattr(provider, "recording_available", False):
+    if room.provider != PROVIDER or not provider.recording_available:
         return "Recording is not set up for live classes on this site."
     if not service.room_settings(room).record:
         return "Recording is turned off in this room's settings."
@@ -47,14 +57,12 @@ def _recording_now(room, provider) -> str | None:
 
 
 @bp.get("/rooms/<int:room_id>/live")
-def classroom(room_id: int):
+@room_view()
+def classroom(access: RoomAccess):
     """The classroom page. Its access token comes in the URL's fragment (`#lk=`, from `join`),
-    which no server sees; without one (a reload) the page asks `livekit_token` for a fresh one."""
-    access = authorise(room_id)
+    which no server sees; without one (a reload) the page asks `token` (below) for a fresh one."""
     room = access.room
-    if room.provider != "livekit":
-        return render_template("errors/error.html", message="Open the class from its room page.", status=400), 400
-    provider = provider_for(room.provider)
+    provider = _livekit_of(access, InvalidInput)
     recordable = not _recording_problem(room, provider)
     return render_template(
         "livekit/classroom.html",
@@ -76,28 +84,24 @@ def classroom(room_id: int):
 
 
 @bp.post("/rooms/<int:room_id>/live/token")
-def token(room_id: int):
+@room_view(json=True)
+def token(access: RoomAccess):
     """A fresh token for a page that (re)connects without a valid one (JSON)."""
-    check_origin()
-    access = authorise(room_id)
+    provider = _livekit_of(access)
     try:
-        token = service.join_url(access.room, access.user, access.role)
+        spec, attendee = service.admit(access.room, access.user, access.role)
     except service.NotOpenYet:
         return jsonify({"error": "The class is not running."}), 409
-    return jsonify({"token": token})
+    return jsonify({"token": provider.access_token(spec, attendee)})
 
 
 @bp.post("/rooms/<int:room_id>/live/action")
-def action(room_id: int):
+@room_view(teacher=True, json=True)
+def action(access: RoomAccess):
     """Teacher actions on participants of a LiveKit room: mute a track, remove a participant (JSON)."""
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
     room = access.room
-    if room.provider != "livekit":
-        return jsonify({"error": "This room's video service does this from its own meeting window."}), 409
+    provider = _livekit_of(access)
     action, identity = request.form.get("action"), request.form.get("identity", "")
-    provider = provider_for(room.provider)
     if action == "mute" and identity and request.form.get("track"):
         done = provider.mute_participant(room.meeting_id, identity, request.form["track"], True)
     elif action == "remove" and identity:
@@ -110,16 +114,14 @@ def action(room_id: int):
 
 
 @bp.post("/rooms/<int:room_id>/live/recording")
-def recording(room_id: int):
+@room_view(teacher=True, json=True)
+def recording(access: RoomAccess):
     """Start or stop recording the room (`action=start|stop`), teachers only (JSON).
 
     Answers `{"recording": bool, "egress_id": str|null}`; 409 with `error` (and the state the
     room is in) when recording is not configured or allowed here, or is already started/stopped.
     Stopping stops every egress recording the room (two teachers may have started one each).
     """
-    check_origin()
-    access = authorise(room_id)
-    require_moderator(access)
     room = access.room
     action = request.form.get("action")
     if action not in ("start", "stop"):

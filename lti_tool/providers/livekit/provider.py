@@ -38,7 +38,6 @@ from ..base import (
     ProviderMisconfigured,
     ProviderRejected,
     ProviderUnavailable,
-    Recording,
     VideoProvider,
 )
 
@@ -70,6 +69,8 @@ _FILE_TYPES = {".mp4": lk.EncodedFileType.MP4, ".ogg": lk.EncodedFileType.OGG}
 _NOT_PEOPLE = {lk.ParticipantInfo.Kind.Value(k) for k in ("EGRESS", "INGRESS", "AGENT")}
 _SCHEMES = {"wss": "https", "ws": "http", "https": "https", "http": "http"}
 _JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
+# The classroom page (classroom.py) a join sends the browser to.
+CLASSROOM_ENDPOINT = "livekit.classroom"
 
 T = TypeVar("T")
 
@@ -90,6 +91,11 @@ def http_url(livekit_url: str) -> str:
             f"server), not {livekit_url!r}"
         )
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def participant_role(metadata: str) -> str:
@@ -360,14 +366,20 @@ class LiveKitProvider(VideoProvider):
         room = self.server.create_room(create_room_request(spec))
         return _status_from(room)
 
-    def join_url(self, spec: MeetingSpec, attendee: Attendee, create_time: int | None) -> str:
-        """Returns the access token, not a URL: the caller builds the page URL.
+    def join(self, spec: MeetingSpec, attendee: Attendee, run_id: str | None, tool_page: Callable[[str], str]) -> str:
+        """The tool's own classroom page (LiveKit has no client of its own), with this person's
+        access token in the URL's fragment: browsers never send a fragment to a server, so it
+        stays out of every log; the page takes it out of the address bar. `run_id` is not used:
+        a token is bound to the room name, whichever run of the room is live."""
+        return tool_page(CLASSROOM_ENDPOINT) + "#lk=" + self.access_token(spec, attendee)
 
-        LiveKit has no join URL of its own; the rooms service puts this token on the tool's
-        LiveKit page (rooms.livekit_page), which connects to LIVEKIT_URL with it. `create_time`
-        is not used: a token is bound to the room name, whichever run of the room is live.
-        """
-        return self.access_token(spec, attendee)
+    def page_sources(self) -> tuple[str, ...]:
+        """The classroom page's WebSocket to LiveKit and the SDK's HTTP calls to the same server."""
+        if not self.is_configured():
+            return ()
+        http = origin_of(http_url(self.server.url))
+        websocket = ("wss" if http.startswith("https:") else "ws") + http[http.index(":"):]
+        return (websocket, http)
 
     def meeting_status(self, meeting_id: str) -> MeetingStatus:
         """ListRooms, then ListParticipants for who is there (recorders, stream inputs and
@@ -502,15 +514,6 @@ class LiveKitProvider(VideoProvider):
                 user_message="Recording is not set up for live classes on this site.",
             )
 
-    def list_recordings(self, meeting_id: str) -> list[Recording]:
-        self.server  # noqa: B018 — still refuse when LiveKit is not configured
-        return []
-
-    def publish_recording(self, record_id: str, publish: bool) -> None:
-        raise _no_egress()
-
-    def delete_recording(self, record_id: str) -> None:
-        raise _no_egress()
 
 
 # -- requests and grants ------------------------------------------------------------------------
@@ -589,19 +592,11 @@ def _status_from(room: lk.Room, participants: tuple[Participant, ...] | None = N
     return MeetingStatus(
         exists=True,
         running=room.num_participants > 0,
-        create_time=room.creation_time * 1000 if room.creation_time else None,
+        run_id=room.sid,  # a room that closes and opens again is another run, with another sid
+        started_at_ms=room.creation_time * 1000 if room.creation_time else None,
         participant_count=count,
         moderator_count=sum(1 for p in participants or () if p.role == MODERATOR),
-        internal_id=room.sid,
         participants=participants or (),
-    )
-
-
-def _no_egress() -> ProviderRejected:
-    return ProviderRejected(
-        "recordings made by LiveKit Egress stay in Egress's storage: the tool does not publish or delete them",
-        message_key="egressNotConfigured",
-        user_message="Recordings of LiveKit rooms are kept in the recording storage, not managed here.",
     )
 
 

@@ -1,0 +1,92 @@
+"""BigBlueButton's callbacks (under /webhooks/bbb), each authenticated as BBB authenticates it,
+then stored in the inbox and applied (lti_tool/webhooks.py, lti_tool/attendance/service.py).
+
+- POST /webhooks/bbb: bbb-webhooks events (checksum over URL + body + secret, older variants,
+  or `Authorization: Bearer <secret>`); the provider registers this URL through the hooks API
+  and also accepts events from a permanent hook an operator configured at the same URL.
+- POST /webhooks/bbb/analytics: the analytics callback (Bearer JWT HS512).
+- POST /webhooks/bbb/recording-ready: `signed_parameters` (JWT HS256); kept for recordings.
+- GET /webhooks/bbb/end: the end-of-meeting callback; BBB does not sign it, so the URL carries
+  the tool's own HMAC, and even then the server is asked (throttled) before anything changes
+  (end_callback.py).
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ...attendance.events import Batch
+from ...logsafe import quoted
+from ...rooms.service import room_of_meeting
+from ...webhooks import accept, refuse
+from . import callbacks
+from .end_callback import report_end
+from .signing import HOOK_PATH, signature_matches
+
+log = logging.getLogger(__name__)
+bp = Blueprint("bbb", __name__, url_prefix=HOOK_PATH)
+
+
+def _secret() -> str:
+    return current_app.config["BBB_SHARED_SECRET"]
+
+
+def _hook_url() -> str:
+    return current_app.config["TOOL_BASE_URL"] + HOOK_PATH
+
+
+@bp.post("")
+def events():
+    if not _secret():
+        return refuse(503, "BigBlueButton is not configured", "no BBB_SHARED_SECRET")
+    raw = request.get_data(cache=True)
+    checksum = request.args.get("checksum")
+    variant = callbacks.verify_webhook(
+        _hook_url(), raw, checksum, request.headers.get("Authorization"), _secret(),
+        accept_legacy_checksum=current_app.config["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"],
+    )
+    if variant is None:
+        if callbacks.legacy_checksum_matches(_hook_url(), checksum, _secret()):
+            return refuse(401, "checksum does not match", "bbb-webhooks 3.0-3.3 checksum, which does not cover "
+                          "the body: refused unless BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM is on")
+        return refuse(401, "checksum does not match", "bbb-webhooks checksum/authorization invalid")
+    try:
+        batch = callbacks.parse_webhook_batch(raw)
+    except callbacks.CallbackFormatError as exc:
+        return refuse(400, "malformed webhook body", str(exc))
+    return accept(batch, f"bbb-webhooks ({variant})")
+
+
+@bp.post("/analytics")
+def analytics():
+    if not _secret() or not callbacks.verify_analytics(request.headers.get("Authorization"), _secret()):
+        return refuse(401, "invalid token", "analytics callback token invalid")
+    try:
+        body = callbacks.load_json(request.get_data(cache=True), "analytics callback body")
+        batch = callbacks.parse_analytics_batch(body)
+    except callbacks.CallbackFormatError as exc:
+        return refuse(400, "malformed analytics body", str(exc))
+    return accept(batch, "bbb analytics callback")
+
+
+@bp.post("/recording-ready")
+def recording_ready():
+    try:
+        claims = callbacks.verify_recording_ready(request.form.get("signed_parameters", ""), _secret())
+    except callbacks.CallbackAuthError as exc:
+        return refuse(401, "invalid signed_parameters", str(exc))  # its PyJWT part is quoted
+    return accept(Batch([callbacks.recording_ready_event(claims)]), "bbb recording-ready callback")
+
+
+@bp.get("/end")
+def meeting_ended():
+    meeting_id = request.args.get("meetingID", "")
+    if not signature_matches(current_app.config["SECRET_KEY"], "end", meeting_id, request.args.get("sig")):
+        return refuse(401, "bad signature", f"end callback signature invalid for meeting {quoted(meeting_id, 64)}")
+    room = room_of_meeting(meeting_id)
+    if room is None:
+        return refuse(404, "unknown meeting", f"end callback for unknown meeting {quoted(meeting_id, 64)}")
+    ended = report_end(room)
+    log.info("end callback for room %s: %s", room.id, "ended" if ended else "not confirmed (yet)")
+    return jsonify({"ended": ended})

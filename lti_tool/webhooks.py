@@ -1,0 +1,37 @@
+"""What every provider's callback views share (they live in the provider packages, under
+/webhooks/<name>/): refusals answered as JSON with one log line, and the answer to an
+accepted batch of events.
+
+A callback is authenticated the way its server signs it; one that fails answers 401 and stores
+nothing; a body unreadable as a whole answers 400. Otherwise the answer is 200 with counts,
+`{"received": 3, "new": 2, "refused": 1}`: each event is checked and stored on its own, and a
+refused one (logged with its reason) costs only itself — a 4xx would make a provider retry, and
+bbb-webhooks then drops its hook for every meeting on the server.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, request
+
+from .attendance.events import Batch
+from .attendance.service import log_refusals, receive
+from .logsafe import quoted
+
+log = logging.getLogger(__name__)
+
+
+def refuse(status: int, message: str, reason: str):
+    """A JSON refusal (`{"error": message}`) and a log line with the reason (already quoted)."""
+    log.warning("%s %s refused (%s): %s", request.method, quoted(request.path), status, reason)
+    return jsonify({"error": message}), status
+
+
+def accept(batch: Batch, what: str):
+    """Store and apply what the callback carried; answer with the counts."""
+    receipt = receive(batch.events)
+    refused = batch.refused + receipt.refused
+    log_refusals(what, refused)
+    counts = {"received": len(batch.events) + len(batch.refused), "new": len(receipt.new), "refused": len(refused)}
+    log.info("%s: %d event(s), %d new, %d refused", what, counts["received"], counts["new"], counts["refused"])
+    return jsonify(counts)
