@@ -82,11 +82,11 @@ def _attach_services(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from . import cli, errors, web
     from .health import bp as health_bp
-    from .lti import bp as lti_bp
-    from .rooms import bp as rooms_bp
+    from . import rooms
+    from .lti.routes import bp as lti_bp
 
     app.register_blueprint(lti_bp)
-    app.register_blueprint(rooms_bp)
+    rooms.register(app)
     app.register_blueprint(health_bp)
     web.init_app(app)
     errors.init_app(app)

@@ -102,9 +102,28 @@ def _login_params(request_params: dict) -> dict:
 
 
 def start_login(request_params: dict, store: RegistrationStore, config: dict) -> LoginRedirect:
+    """Check the login initiation, store its state and nonce, and say where the browser goes."""
     params = _login_params(request_params)
-    issuer, login_hint = params.get("iss"), params.get("login_hint")
-    if not issuer or not login_hint:
+    registration = _registration_for(params, store, config)
+    state, nonce, secret = (secrets.token_urlsafe(32) for _ in range(3))
+    lifetime = int(config["LOGIN_STATE_SECONDS"])
+    _store_login(state, nonce, secret, registration, params, lifetime)
+    log.info("login: iss=%s client_id=%s -> authorization request", quoted(params["iss"]), quoted(registration.client_id))
+    return LoginRedirect(
+        url=_authorization_url(registration, params, state, nonce, config["TOOL_BASE_URL"]),
+        state=state,
+        cookie_name=state_cookie_name(state),
+        cookie_value=secret,
+        max_age=lifetime,
+        storage_target=params.get("lti_storage_target"),
+        platform_origin=origin_of(registration.auth_login_url),
+    )
+
+
+def _registration_for(params: dict, store: RegistrationStore, config: dict):
+    """The registration the login names, once issuer, client, deployment and target check out."""
+    issuer = params.get("iss")
+    if not issuer or not params.get("login_hint"):
         raise LaunchError(
             "login initiation without iss or login_hint",
             "This link must be opened from your course in the learning platform.",
@@ -130,16 +149,17 @@ def start_login(request_params: dict, store: RegistrationStore, config: dict) ->
             f"target_link_uri {quoted(target)} is not on this tool ({config['TOOL_BASE_URL']})",
             "This launch is meant for another tool.",
         )
+    return registration
 
-    state, nonce, secret = (secrets.token_urlsafe(32) for _ in range(3))
-    lifetime = int(config["LOGIN_STATE_SECONDS"])
+
+def _store_login(state: str, nonce: str, secret: str, registration, params: dict, lifetime: int) -> None:
     _purge_expired()
     db.session.add(
         LoginState(
             state=state,
             nonce=nonce,
             browser_binding=binding_hash(secret),
-            issuer=issuer,
+            issuer=params["iss"],
             client_id=registration.client_id,
             login_params=params,
             expires_at=utcnow() + timedelta(seconds=lifetime),
@@ -147,27 +167,21 @@ def start_login(request_params: dict, store: RegistrationStore, config: dict) ->
     )
     db.session.commit()
 
+
+def _authorization_url(registration, params: dict, state: str, nonce: str, base_url: str) -> str:
+    """The platform's authorization request (OIDC implicit flow, form_post), hints echoed."""
     query = {
         "scope": "openid",
         "response_type": "id_token",
         "response_mode": "form_post",
         "prompt": "none",
         "client_id": registration.client_id,
-        "redirect_uri": config["TOOL_BASE_URL"] + "/lti/launch",
-        "login_hint": login_hint,
+        "redirect_uri": base_url + "/lti/launch",
+        "login_hint": params["login_hint"],
         "state": state,
         "nonce": nonce,
     }
     if params.get("lti_message_hint"):
         query["lti_message_hint"] = params["lti_message_hint"]
     separator = "&" if "?" in registration.auth_login_url else "?"
-    log.info("login: iss=%s client_id=%s -> authorization request", quoted(issuer), quoted(registration.client_id))
-    return LoginRedirect(
-        url=registration.auth_login_url + separator + urlencode(query),
-        state=state,
-        cookie_name=state_cookie_name(state),
-        cookie_value=secret,
-        max_age=lifetime,
-        storage_target=params.get("lti_storage_target"),
-        platform_origin=origin_of(registration.auth_login_url),
-    )
+    return registration.auth_login_url + separator + urlencode(query)

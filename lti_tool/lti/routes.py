@@ -13,18 +13,18 @@ import logging
 import math
 from urllib.parse import urlencode
 
-from flask import current_app, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from .launches import record_launch
 from ..web import browser_cookie_attributes
 from ..rooms.tickets import issue_page_ticket
-from . import bp
 from .claims import DEEP_LINKING_REQUEST
 from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
 from .launch import RESUBMITTED, is_framed, validate_launch
 from .login import origin_of, start_login, state_cookie_name, storage_key
 
 log = logging.getLogger(__name__)
+bp = Blueprint("lti", __name__)
 
 
 @bp.route("/lti/login", methods=["GET", "POST"])

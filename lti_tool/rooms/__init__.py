@@ -1,10 +1,16 @@
-"""The room pages: what a teacher and a student see after a launch, and the join control."""
-from flask import Blueprint
+"""The room pages: what a teacher and a student see after a launch, and the join control.
 
-from ..grades.policy import plain_number
+blueprint.py holds the blueprint; routes.py and attendance_views.py register their views on it
+(imported by `register`); access.py is the one access rule of room views; service.py holds the
+rules of a live classroom; tickets.py the tickets that stand in for a session.
+"""
+from __future__ import annotations
 
-bp = Blueprint("rooms", __name__, url_prefix="/rooms")
-# {{ 99.8149|number }} -> 99.81: pages show grades and minutes as the gradebook receives them.
-bp.add_app_template_filter(plain_number, "number")
+from flask import Flask
 
-from . import attendance_views, routes  # noqa: E402,F401  (registers the views on bp)
+
+def register(app: Flask) -> None:
+    from . import attendance_views, routes  # noqa: F401  (register the views on the blueprint)
+    from .blueprint import bp
+
+    app.register_blueprint(bp)

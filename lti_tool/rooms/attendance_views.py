@@ -16,7 +16,7 @@ from ..exceptions import InvalidInput
 from ..grades.policy import GradePolicy, parse_policy
 from ..grades.service import save_policy, send_now
 from ..logsafe import quoted
-from . import bp
+from .blueprint import bp
 from .access import RoomAccess, page_url, room_view
 
 CSV_COLUMNS = ["session_start", "session_end", "name", "participant_id", "role", "joined", "left", "minutes",

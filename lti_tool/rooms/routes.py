@@ -14,7 +14,8 @@ from ..exceptions import InvalidInput
 from ..logsafe import quoted
 from ..providers import is_ready
 from ..web import browser_cookie_attributes
-from . import bp, service
+from . import service
+from .blueprint import bp
 from .access import RoomAccess, page_url, room_view
 from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 
