@@ -25,14 +25,14 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.class_start import _Forward, logging_off  # noqa: E402
+from bench.class_start import logging_off  # noqa: E402
 from lti_tool import create_app, upgrade_database  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
 from lti_tool.models import Room, User  # noqa: E402
 from lti_tool.worker import Worker  # noqa: E402
-from tests.conftest import BBB_SECRET, _reset_postgres, room_ticket_in  # noqa: E402
+from tests.conftest import BBB_SECRET, reset_postgres, room_ticket_in  # noqa: E402
 from tests.fakes.bbb_server import FakeBigBlueButton  # noqa: E402
-from tests.fakes.http_server import ServedApp  # noqa: E402
+from tests.fakes.http_server import LaterApp, ServedApp  # noqa: E402
 from tests.fakes.lti_platform import FakePlatform  # noqa: E402
 
 MINUTE = 60_000
@@ -47,9 +47,9 @@ def main():
 
     database_url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     if database_url.startswith("postgres"):
-        _reset_postgres(database_url)
+        reset_postgres(database_url)
     workdir = Path(tempfile.mkdtemp())
-    forward = _Forward()
+    forward = LaterApp()
     server = ServedApp(forward)
     bbb = FakeBigBlueButton(BBB_SECRET).start()
     platform = FakePlatform(tool_base_url=server.url).start()

@@ -31,19 +31,12 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lti_tool import create_app, upgrade_database  # noqa: E402
-from tests.conftest import BBB_SECRET, _reset_postgres, room_ticket_in  # noqa: E402
+from tests.conftest import BBB_SECRET, reset_postgres, room_ticket_in  # noqa: E402
 from tests.fakes.bbb_server import FakeBigBlueButton  # noqa: E402
-from tests.fakes.http_server import ServedApp  # noqa: E402
+from tests.fakes.http_server import LaterApp, ServedApp  # noqa: E402
 from tests.fakes.lti_platform import FakePlatform  # noqa: E402
 
 
-class _Forward:
-    """A WSGI app that forwards to one created after the socket is bound (TOOL_BASE_URL)."""
-
-    app = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
 
 
 def percentile(values, p):
@@ -104,9 +97,9 @@ def main():
 
     database_url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     if database_url.startswith("postgres"):
-        _reset_postgres(database_url)
+        reset_postgres(database_url)
     workdir = Path(tempfile.mkdtemp())
-    forward = _Forward()
+    forward = LaterApp()
     server = ServedApp(forward)
     tool_url = server.url
     bbb = FakeBigBlueButton(BBB_SECRET).start()

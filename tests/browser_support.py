@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import os
+import re
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -48,3 +50,19 @@ iframe{{display:block;width:100%;height:600px;border:0}}</style></head>
 <iframe name="tool" title="LTI Live Activity" allow="camera; microphone; display-capture"></iframe>
 {extra}<script>document.getElementById("launch").submit();</script>
 </body></html>""".encode()
+
+# The tool's room page, as the course page's iframe shows it after a launch.
+ROOM_URL = re.compile(r"/rooms/\d+\?t=")
+
+
+@dataclass
+class Problems:
+    """What a page must not show: console errors, uncaught exceptions, failed responses."""
+
+    items: list = field(default_factory=list)
+
+    def watch(self, page):
+        page.on("console", lambda m: m.type == "error" and self.items.append(f"console: {m.text} {m.location}"))
+        page.on("pageerror", lambda e: self.items.append(f"pageerror: {e}"))
+        page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status} {r.url}"))
+        return page

@@ -30,7 +30,7 @@ def _psycopg_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
 
 
-def _reset_postgres(url: str) -> None:
+def reset_postgres(url: str) -> None:
     engine = create_engine(_psycopg_url(url))
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
@@ -51,7 +51,7 @@ def _private_postgres_database(url: str):
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception:  # no CREATEDB right: use the named database itself
         admin.dispose()
-        _reset_postgres(url)
+        reset_postgres(url)
         return url, None
     private = make_url(_psycopg_url(url)).set(database=name).render_as_string(hide_password=False)
     return private, (admin, name)
@@ -82,12 +82,12 @@ def migrated(database_url, keys_dir, tmp_path_factory):
     """Build the schema once per session through the real migrations."""
     config_file = tmp_path_factory.mktemp("cfg") / "tool_config.json"
     config_file.write_text("{}")
-    app = create_app(_overrides(database_url, keys_dir, config_file))
+    app = create_app(tool_overrides(database_url, keys_dir, config_file))
     upgrade_database(app)
     return True
 
 
-def _overrides(database_url, keys_dir, config_file, **extra) -> dict:
+def tool_overrides(database_url, keys_dir, config_file, **extra) -> dict:
     return {
         "TESTING": True,
         "DATABASE_URL": database_url,
@@ -127,7 +127,7 @@ def app(migrated, database_url, keys_dir, tmp_path, platform, bbb, app_overrides
     config_file = tmp_path / "tool_config.json"
     config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
     provider_settings = {"BBB_SERVER_URL": bbb.url, "BBB_SHARED_SECRET": BBB_SECRET}
-    overrides = _overrides(database_url, keys_dir, config_file, **{**provider_settings, **app_overrides})
+    overrides = tool_overrides(database_url, keys_dir, config_file, **{**provider_settings, **app_overrides})
     app = create_app(overrides)
     provider = app.extensions["providers"]["bbb"]
     if provider.is_configured():
@@ -233,16 +233,6 @@ def row_counts(app) -> dict:
 
 
 # --- the tool served over real HTTP (providers call back into it) ------------------------------
-class _Forward:
-    """WSGI app that forwards to one created after the socket is bound: the tool's
-    TOOL_BASE_URL must be the served address, known only once the port is."""
-
-    app = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
-
-
 class LivePerson:
     """A browser (requests.Session) after a launch against the live tool."""
 
@@ -312,17 +302,17 @@ def live_overrides() -> dict:
 
 @pytest.fixture
 def live(migrated, database_url, keys_dir, tmp_path, platform_key, live_overrides):
-    from tests.fakes.http_server import ServedApp
+    from tests.fakes.http_server import LaterApp, ServedApp
     from tests.fakes.livekit_server import FakeLiveKit
 
-    forward = _Forward()
+    forward = LaterApp()
     server = ServedApp(forward)
     with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
         tool_base_url=server.url, signing_key=platform_key
     ) as platform, FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit:
         config_file = tmp_path / "tool_config.json"
         config_file.write_text(json.dumps({platform.issuer: [platform.registration_args()]}))
-        overrides = _overrides(
+        overrides = tool_overrides(
             database_url, keys_dir, config_file,
             **{"TOOL_BASE_URL": server.url, "BBB_SERVER_URL": bbb.url, "BBB_SHARED_SECRET": BBB_SECRET,
                "LIVEKIT_URL": livekit.ws_url, "LIVEKIT_API_KEY": LIVEKIT_KEY, "LIVEKIT_API_SECRET": LIVEKIT_SECRET,

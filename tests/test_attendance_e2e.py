@@ -8,62 +8,7 @@ from sqlalchemy import func, select
 
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent, Room, ScoreDelivery
-
-MINUTE = 60_000
-
-
-class ClassRun:
-    """One run of a room's meeting at the fake BBB, with helpers to send what BBB would."""
-
-    def __init__(self, live, teacher):
-        self.live, self.bbb = live, live.bbb
-        assert teacher.join().status_code == 302
-        with live.app.app_context():
-            self.meeting_id = db.session.get(Room, teacher.room_id).meeting_id
-        meeting = self.bbb.meetings[self.meeting_id]
-        self.t0, self.internal_id = meeting.create_time, meeting.internal_id
-        self.hook = live.url + "/webhooks/bbb"
-
-    def at(self, minutes: float) -> int:
-        return self.t0 + int(minutes * MINUTE)
-
-    def send(self, *events, **kw):
-        response = self.bbb.send_webhook(self.hook, list(events), **kw)
-        assert response is not None and response.status_code == 200, response and response.text
-        return response
-
-    def created(self):
-        return self.bbb.event_meeting_created(self.meeting_id, self.t0, self.internal_id)
-
-    def joined(self, user: str, minutes: float, role="VIEWER"):
-        uid = self.live.public_id(user)
-        return self.bbb.event_user_joined(self.meeting_id, uid, user, role, self.at(minutes), self.internal_id)
-
-    def left(self, user: str, minutes: float):
-        return self.bbb.event_user_left(self.meeting_id, self.live.public_id(user), self.at(minutes), self.internal_id)
-
-    def ended(self, minutes: float):
-        return self.bbb.event_meeting_ended(self.meeting_id, self.at(minutes), self.internal_id)
-
-
-def scores_for(platform, sub: str) -> list[dict]:
-    return [s for s in platform.scores if s.get("userId") == sub]
-
-
-def hour_long_class(live):
-    teacher = live.launch("teacher")
-    live.launch("student")  # sub 4: present the whole class
-    live.launch("student5")  # sub 5: present in two pieces
-    # student6 (sub 6) never launches: only the roster knows them.
-    run = ClassRun(live, teacher)
-    run.send(run.created(), run.joined("teacher", 0, "MODERATOR"), run.joined("student", 0))
-    run.send(run.joined("student5", 5))
-    run.send(run.left("student5", 20))
-    run.send(run.joined("student5", 30))
-    run.send(run.left("student5", 60), run.left("student", 60), run.left("teacher", 60))
-    run.send(run.ended(60))
-    return teacher, run
-
+from tests.support import MINUTE, ClassRun, hour_long_class, scores_for
 
 def test_simulated_class_ends_with_every_students_score_at_the_platform_once(live):
     platform = live.platform

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from lti_tool import create_app
-from tests.browser_support import course_page, expect
+from tests.browser_support import ROOM_URL, Problems, course_page, expect
 from tests.conftest import BBB_SECRET, empty_tables
 from tests.fakes.bbb_server import FakeBigBlueButton
-from tests.fakes.http_server import ServedApp
+from tests.fakes.http_server import LaterApp, ServedApp
 from tests.fakes.lti_platform import FakePlatform
 
-ROOM_URL = re.compile(r"/rooms/\d+\?t=")
 # The waiting page polls /status every 4–7 s (and meta-refreshes every 15 s): generous.
 OPENS_WITHIN_MS = 20_000
 PHONE = {"viewport": {"width": 375, "height": 667}, "device_scale_factor": 2,
@@ -32,13 +31,6 @@ PHONE = {"viewport": {"width": 375, "height": 667}, "device_scale_factor": 2,
 
 
 # --------------------------------------------------------------------------- servers
-class _Later:
-    """A WSGI app bound now and filled in later: the tool must know its URL before it exists."""
-
-    app = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
 
 
 def _course_page(platform: FakePlatform, tool_url: str):
@@ -64,7 +56,7 @@ class Live:
 
 @pytest.fixture
 def live(migrated, database_url, keys_dir, tmp_path):
-    later = _Later()
+    later = LaterApp()
     tool = ServedApp(later)  # binds now: its URL is the tool's TOOL_BASE_URL
     with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
         tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json"
@@ -92,17 +84,6 @@ def live(migrated, database_url, keys_dir, tmp_path):
 
 
 # --------------------------------------------------------------------------- people
-@dataclass
-class Problems:
-    """What a page must not show: console errors, uncaught exceptions, failed responses."""
-
-    items: list = field(default_factory=list)
-
-    def watch(self, page):
-        page.on("console", lambda m: m.type == "error" and self.items.append(f"console: {m.text} {m.location}"))
-        page.on("pageerror", lambda e: self.items.append(f"pageerror: {e}"))
-        page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status} {r.url}"))
-        return page
 
 
 class Person:

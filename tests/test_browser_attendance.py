@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import tests.browser_support  # noqa: F401  (skips this module without a browser)
-from tests.test_attendance_e2e import hour_long_class
-from tests.test_browser import Problems
+from tests.browser_support import Problems
+from tests.support import hour_long_class
 
 
 def test_teacher_attendance_page_on_a_phone(browser, live):

@@ -27,15 +27,14 @@ import pytest
 import requests
 
 from lti_tool import create_app
-from tests.browser_support import course_page, expect
+from tests.browser_support import ROOM_URL, Problems, course_page, expect
 from tests.conftest import BBB_SECRET, empty_tables, row_counts
 from tests.fakes.bbb_server import FakeBigBlueButton
-from tests.fakes.http_server import ServedApp
-from tests.fakes.lti_platform import FakePlatform, _auto_submit_form
-from tests.test_browser import ROOM_URL, Problems, _Later
+from tests.fakes.http_server import LaterApp, ServedApp
+from tests.fakes.lti_platform import FakePlatform, auto_submit_form
+from tests.support import RECORDS
 
 STATE_COOKIE_PREFIX = "lti_state_"
-RECORDS = ("users", "courses", "resource_links", "rooms", "enrolments", "used_nonces")
 
 
 def _window_page(tool_url: str, fields: dict) -> bytes:
@@ -69,7 +68,7 @@ class MoodleSite:
                 fields["lti_message_hint"] = json.dumps({"cmid": 2, "launchid": "not-a-launch"})
             page = course_page(self.tool_url, fields) if query.get("mode") == "frame" else _window_page(self.tool_url, fields)
         elif path == "/attack":
-            page = _auto_submit_form(self.tool_url + "/lti/launch", self.attack_form).encode()
+            page = auto_submit_form(self.tool_url + "/lti/launch", self.attack_form).encode()
         elif path == "/mod/lti/launch.php":
             link = next(link for link in self.platform.resource_links.values() if str(link.cmid) == query.get("id"))
             fields = self.platform.login_initiation(user=self.user, resource_link_id=link.id)
@@ -94,7 +93,7 @@ class CrossSite:
 
 @pytest.fixture
 def cross_site(migrated, database_url, keys_dir, tmp_path):
-    later = _Later()
+    later = LaterApp()
     tool = ServedApp(later)
     with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
         tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json"

@@ -31,12 +31,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lti_tool import create_app
-from tests.browser_support import course_page
+from tests.browser_support import ROOM_URL, Problems, course_page, expect
 from tests.conftest import BBB_SECRET, empty_tables, row_counts
 from tests.fakes.bbb_server import FakeBigBlueButton
-from tests.fakes.http_server import ServedApp
+from tests.fakes.http_server import LaterApp, ServedApp
 from tests.fakes.lti_platform import FakePlatform
-from tests.test_browser import ROOM_URL, Problems, _Later, expect
 
 
 STATE_COOKIE_PREFIX = "lti_state_"
@@ -133,7 +132,7 @@ class StorageLive:
 
 @pytest.fixture
 def storage_live(migrated, database_url, keys_dir, tmp_path):
-    later = _Later()
+    later = LaterApp()
     tool = ServedApp(later)  # binds now: its URL is the tool's TOOL_BASE_URL
     with FakeBigBlueButton(BBB_SECRET) as bbb, FakePlatform(
         tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json"

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from lti_tool.extensions import db
 from lti_tool.models import ClassSession, ProviderEvent, Room
 from lti_tool.worker import Worker
-from tests.test_attendance_e2e import ClassRun
+from tests.support import ClassRun
 
 CALLS = 20
 

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from lti_tool.extensions import db
 from lti_tool.models import Course, Enrolment, ResourceLink, Room, User
 from tests.conftest import row_counts
-from tests.test_launch import claims_of
+from tests.support import claims_of
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"

@@ -31,8 +31,7 @@ from lti_tool.attendance.service import EARLIEST_EVENT_MS, FUTURE_SLACK_MS, to_m
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent, utcnow
 from tests.conftest import BBB_SECRET, LIVEKIT_KEY, LIVEKIT_SECRET, row_counts
-from tests.test_attendance_e2e import ClassRun
-from tests.test_webhook_batches import analytics_token
+from tests.support import ClassRun, analytics_token
 
 # -- building blocks ----------------------------------------------------------------------------------
 

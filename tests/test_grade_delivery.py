@@ -11,7 +11,7 @@ from sqlalchemy import select
 from lti_tool.extensions import db
 from lti_tool.models import ResourceLink, ScoreDelivery, utcnow
 from lti_tool.worker import Worker, start_worker_thread
-from tests.test_attendance_e2e import ClassRun, hour_long_class, scores_for
+from tests.support import ClassRun, hour_long_class, scores_for
 
 
 def deliveries(live, **where):

@@ -9,58 +9,7 @@ import jwt
 import pytest
 
 from tests.conftest import row_counts
-
-LTI = "https://purl.imsglobal.org/spec/lti/claim/"
-RECORDS = ("users", "courses", "resource_links", "rooms", "enrolments", "used_nonces")
-
-
-def claims_of(id_token: str) -> dict:
-    return jwt.decode(id_token, options={"verify_signature": False})
-
-
-class LaunchAttempt:
-    """A real login (state, nonce, cookie) whose id_token the test may swap before posting."""
-
-    def __init__(self, app, lms, as_="teacher", **login):
-        self.app, self.lms = app, lms
-        self.client = app.test_client()
-        self.form = lms.start_login(self.client, as_=as_, **login)
-        self.claims = claims_of(self.form["id_token"])
-        self.before = row_counts(app)
-
-    def resign(self, claims=None, header=None, **kw) -> str:
-        """The platform's own token for this login, with claims changed and signed again."""
-        payload = {**self.claims}
-        for name, value in (claims or {}).items():
-            if value is None:
-                payload.pop(name, None)
-            else:
-                payload[name] = value
-        return self.lms.platform.sign_jwt(payload, header=header, **kw)
-
-    def post(self, id_token=None, state=None, headers=None, client=None, **extra):
-        data = {
-            "id_token": id_token if id_token is not None else self.form["id_token"],
-            "state": state if state is not None else self.form["state"],
-            **extra,
-        }
-        data = {k: v for k, v in data.items() if v != ""}
-        return (client or self.client).post("/lti/launch", data=data, headers=headers or {})
-
-    def assert_refused(self, response, status=None, text=None):
-        body = response.get_data(as_text=True)
-        if status:
-            assert response.status_code == status, body
-        else:
-            assert 400 <= response.status_code < 500, (response.status_code, body)
-        assert "<h1" in body and "Traceback" not in body
-        if text:
-            assert text in body
-        after = row_counts(self.app)
-        for table in RECORDS:
-            assert after[table] == self.before[table], f"{table} was written"
-        assert after["login_states"] == self.before["login_states"], "the state was spent"
-
+from tests.support import LTI, RECORDS, LaunchAttempt, claims_of  # noqa: F401
 
 @pytest.fixture
 def attempt(app, lms):

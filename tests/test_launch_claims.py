@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from lti_tool.extensions import db
 from lti_tool.models import Course, ResourceLink, Room, User
-from tests.test_launch import LTI, LaunchAttempt
+from tests.support import LTI, LaunchAttempt
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"

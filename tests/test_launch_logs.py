@@ -56,7 +56,7 @@ def test_long_login_values_are_logged_bounded_on_one_line(app, client, platform,
 def test_forged_kid_is_logged_bounded_on_one_line(app, lms, tool_log):
     client = app.test_client()
     form = lms.start_login(client, as_="student")
-    from tests.test_launch import claims_of
+    from tests.support import claims_of
 
     forged = lms.platform.sign_jwt(claims_of(form["id_token"]), header={"kid": "k\nFAKE LINE" + "x" * 5000})
     response = client.post("/lti/launch", data={"id_token": forged, "state": form["state"]})

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from lti_tool.extensions import db
 from lti_tool.models import ClassSession, ProviderEvent, Room
 from tests.conftest import LIVEKIT_KEY, LIVEKIT_SECRET
-from tests.test_attendance_e2e import scores_for
+from tests.support import scores_for
 
 
 @pytest.fixture

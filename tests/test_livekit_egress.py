@@ -332,7 +332,7 @@ def test_the_fake_answers_the_shared_egress_vectors_in_json():
 
 # --------------------------------------------------------------------------- the page in a browser
 try:
-    from tests import test_browser_livekit as browser_tests
+    from tests import livekit_classroom as browser_tests
 except pytest.skip.Exception:  # no Chromium or Playwright: the browser test below is skipped
     browser_tests = None
 else:

@@ -23,11 +23,12 @@ from lti_tool.lti.platform_keys import (
     PlatformKeyCache,
     PlatformKeysUnavailable,
 )
-from tests.conftest import TOOL_BASE_URL, _Forward, _overrides, empty_tables, row_counts
+from tests.conftest import TOOL_BASE_URL, empty_tables, row_counts, tool_overrides
+from tests.fakes.http_server import LaterApp
 from tests.fakes.http_server import ServedApp
 from tests.fakes.jwks_server import JwksServer
 from tests.fakes.lti_platform import FakePlatform
-from tests.test_launch import RECORDS
+from tests.support import RECORDS
 
 
 class Clock:
@@ -154,7 +155,7 @@ def test_a_redirect_on_the_same_origin_is_followed(jwks, platform_key):
 @pytest.fixture
 def two_platforms(migrated, database_url, keys_dir, tmp_path, platform_key):
     """The tool over real HTTP with two platforms: `slow`, whose key set URL drips, and `fast`."""
-    forward = _Forward()
+    forward = LaterApp()
     tool = ServedApp(forward)
     with JwksServer(lambda: {"keys": [platform_key.jwk()]}) as slow_jwks, \
             FakePlatform(tool_base_url=tool.url, signing_key=platform_key) as slow, \
@@ -163,7 +164,7 @@ def two_platforms(migrated, database_url, keys_dir, tmp_path, platform_key):
         slow_jwks.mode = "drip"
         config_file = tmp_path / "tool_config.json"
         config_file.write_text(json.dumps({p.issuer: [p.registration_args()] for p in (slow, fast)}))
-        app = create_app(_overrides(database_url, keys_dir, config_file,
+        app = create_app(tool_overrides(database_url, keys_dir, config_file,
                                     TOOL_BASE_URL=tool.url, JWKS_FETCH_SECONDS="3"))
         forward.app = app
         tool.start()

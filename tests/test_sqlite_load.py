@@ -27,7 +27,7 @@ from lti_tool.models import AttendanceInterval, ProviderEvent, utcnow
 from lti_tool.providers.bbb.callbacks import parse_webhook
 from lti_tool.worker import Worker
 from tests.conftest import BBB_SECRET
-from tests.test_attendance_e2e import ClassRun
+from tests.support import ClassRun
 
 SENDERS = 12  # threads sending webhooks, as bbb-webhooks does for a busy class
 PEOPLE_PER_SENDER = 6  # each person: a join, then a leave, in separate deliveries

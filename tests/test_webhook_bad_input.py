@@ -17,8 +17,7 @@ import requests
 from lti_tool.extensions import db
 from lti_tool.models import ClassSession, ProviderEvent
 from tests.conftest import BBB_SECRET, LIVEKIT_KEY, LIVEKIT_SECRET, row_counts
-from tests.test_attendance_e2e import ClassRun
-from tests.test_webhook_batches import analytics_token, post_bbb_events
+from tests.support import ClassRun, analytics_token, livekit_signed, post_bbb_events
 
 DEEP = 100_000  # far beyond Python's recursion limit
 
@@ -32,14 +31,6 @@ def signed_bbb_body(live, body: bytes) -> requests.Response:
     checksum = hashlib.sha1(hook.encode() + body + BBB_SECRET.encode()).hexdigest()
     return requests.post(f"{hook}?checksum={checksum}", data=body, timeout=30,
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
-
-
-def livekit_signed(live, body: bytes) -> requests.Response:
-    now = int(time.time())
-    token = jwt.encode({"iss": LIVEKIT_KEY, "sha256": base64.b64encode(hashlib.sha256(body).digest()).decode(),
-                        "nbf": now, "iat": now, "exp": now + 300}, LIVEKIT_SECRET, algorithm="HS256")
-    return requests.post(live.url + "/webhooks/livekit", data=body, timeout=30,
-                         headers={"Authorization": token, "Content-Type": "application/webhook+json"})
 
 
 def assert_json_4xx(response: requests.Response, status: int) -> None:

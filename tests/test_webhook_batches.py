@@ -22,32 +22,12 @@ from sqlalchemy import select, text
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent
 from tests.conftest import BBB_SECRET
-from tests.test_attendance_e2e import ClassRun
+from tests.support import ClassRun, analytics_body, analytics_token, post_analytics, post_bbb_events
 
 MINUTE = 60_000
 
 
 # -- senders: signed exactly as the servers sign, whatever the events hold ---------------------------
-
-
-def post_bbb_events(live, events: list) -> requests.Response:
-    """A bbb-webhooks 3.4 delivery of `events` (anything JSON), checksummed like the server does."""
-    body = urlencode({"domain": "bbb.example.com", "event": json.dumps(events), "timestamp": "1"}).encode()
-    hook = live.url + "/webhooks/bbb"
-    checksum = hashlib.sha1(hook.encode() + body + BBB_SECRET.encode()).hexdigest()
-    return requests.post(f"{hook}?checksum={checksum}", data=body, timeout=10,
-                         headers={"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"})
-
-
-def analytics_token() -> str:
-    with warnings.catch_warnings():  # BBB's 32-character secret is short for HS512: its choice
-        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
-        return jwt.encode({"exp": int(time.time()) + 3600}, BBB_SECRET, algorithm="HS512")
-
-
-def post_analytics(live, body) -> requests.Response:
-    return requests.post(live.url + "/webhooks/bbb/analytics", data=json.dumps(body).encode(), timeout=10,
-                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {analytics_token()}"})
 
 
 def stored(live) -> list[ProviderEvent]:
@@ -195,18 +175,6 @@ def test_a_database_error_on_one_event_is_a_refusal_of_that_event_only(live, run
 
 
 # -- the analytics callback -----------------------------------------------------------------------------
-
-
-def analytics_body(run: ClassRun, attendees: list[dict]) -> dict:
-    def iso(ms):
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}+00:00"
-
-    return {
-        "version": "1.0", "meeting_id": run.meeting_id, "internal_meeting_id": run.internal_id,
-        "data": {"metadata": {}, "duration": 3600, "start": iso(run.at(0)), "finish": iso(run.at(60)),
-                 "attendees": [{"name": "X", "moderator": False, "joins": [iso(run.at(a.pop("from")))],
-                                "leaves": [iso(run.at(a.pop("to")))], **a} for a in attendees]},
-    }
 
 
 @pytest.mark.parametrize("bad", [

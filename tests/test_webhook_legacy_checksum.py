@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent
 from tests.conftest import row_counts
-from tests.test_attendance_e2e import ClassRun
+from tests.support import ClassRun
 
 
 LEGACY_ON = {"BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM": "true"}

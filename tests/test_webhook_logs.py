@@ -12,9 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import BBB_SECRET
-from tests.test_attendance_e2e import ClassRun
-from tests.test_webhook_bad_input import livekit_signed
-from tests.test_webhook_batches import analytics_body, post_analytics, post_bbb_events
+from tests.support import ClassRun, analytics_body, livekit_signed, post_analytics, post_bbb_events
 
 FORGED = "x\nINFO lti_tool.webhooks.routes: all fine\r\x1b[2J\u2028" + "y" * 5000
 BAD_CHARACTERS = ("\n", "\r", "\x1b", "\u2028")

@@ -12,6 +12,16 @@ import threading
 from werkzeug.serving import make_server
 
 
+class LaterApp:
+    """A WSGI app bound to a socket now and filled in later (`.app = …`): the tool must know its
+    own URL (TOOL_BASE_URL) before it is created, and the URL is known once the port is."""
+
+    app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
 class ServedApp:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.02):
         self.app = app

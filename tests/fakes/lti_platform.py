@@ -329,7 +329,7 @@ class _AutoSubmitForm(HTMLParser):
             self.fields[attributes["name"]] = attributes.get("value") or ""
 
 
-def _auto_submit_form(action: str, fields: dict) -> str:
+def auto_submit_form(action: str, fields: dict) -> str:
     inputs = "\n".join(
         f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}"/>'
         for name, value in fields.items()
@@ -948,7 +948,7 @@ class FakePlatform:
         fields = {"id_token": id_token}
         if "state" in params:
             fields["state"] = params["state"]
-        return Response(_auto_submit_form(params["redirect_uri"], fields),
+        return Response(auto_submit_form(params["redirect_uri"], fields),
                         content_type="text/html; charset=utf-8")
 
     def _check_auth_request(self, params) -> Launch:
