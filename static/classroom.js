@@ -1,4 +1,4 @@
-/* The tool's own LiveKit classroom (templates/rooms/livekit.html).
+/* The tool's own LiveKit classroom (templates/livekit/classroom.html).
  *
  * Uses livekit-client's UMD build (global LivekitClient, served from /static/vendor/). The page
  * gets its settings from the JSON in #lk-config: the server URL, the room ticket `t` (sent as
