@@ -25,15 +25,15 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.class_start import logging_off  # noqa: E402
-from lti_tool import create_app, upgrade_database  # noqa: E402
-from lti_tool.extensions import db  # noqa: E402
-from lti_tool.models import Room, User  # noqa: E402
-from lti_tool.worker import Worker  # noqa: E402
-from tests.conftest import BBB_SECRET, reset_postgres, room_ticket_in  # noqa: E402
-from tests.fakes.bbb_server import FakeBigBlueButton  # noqa: E402
-from tests.fakes.http_server import LaterApp, ServedApp  # noqa: E402
-from tests.fakes.lti_platform import FakePlatform  # noqa: E402
+from bench.class_start import logging_off
+from lti_tool import create_app, upgrade_database
+from lti_tool.extensions import db
+from lti_tool.models import Room, User
+from lti_tool.worker import Worker
+from tests.conftest import BBB_SECRET, reset_postgres, room_ticket_in
+from tests.fakes.bbb_server import FakeBigBlueButton
+from tests.fakes.http_server import LaterApp, ServedApp
+from tests.fakes.lti_platform import FakePlatform
 
 MINUTE = 60_000
 
@@ -135,7 +135,9 @@ def main():
         "students_scored_more_than_once": sum(1 for n in per_user.values() if n > 1),
         "token_requests": platform.token_requests,
     }, indent=2))
-    server.stop(); bbb.stop(); platform.stop()
+    server.stop()
+    bbb.stop()
+    platform.stop()
 
 
 if __name__ == "__main__":

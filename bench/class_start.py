@@ -30,13 +30,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lti_tool import create_app, upgrade_database  # noqa: E402
-from tests.conftest import BBB_SECRET, reset_postgres, room_ticket_in  # noqa: E402
-from tests.fakes.bbb_server import FakeBigBlueButton  # noqa: E402
-from tests.fakes.http_server import LaterApp, ServedApp  # noqa: E402
-from tests.fakes.lti_platform import FakePlatform  # noqa: E402
-
-
+from lti_tool import create_app, upgrade_database
+from tests.conftest import BBB_SECRET, reset_postgres, room_ticket_in
+from tests.fakes.bbb_server import FakeBigBlueButton
+from tests.fakes.http_server import LaterApp, ServedApp
+from tests.fakes.lti_platform import FakePlatform
 
 
 def percentile(values, p):
@@ -62,7 +60,8 @@ def launch(platform, tool_url, user):
     fields = platform.login_initiation(user=user)
     answer = browser.post(tool_url + "/lti/login", data=fields, allow_redirects=False)
     form = platform.authorize(urljoin(tool_url, answer.headers["Location"]))
-    launched = browser.post(form["action"], data={"id_token": form["id_token"], "state": form["state"]}, allow_redirects=False)
+    launched = browser.post(form["action"], data={"id_token": form["id_token"], "state": form["state"]},
+                            allow_redirects=False)
     assert launched.status_code == 303, launched.text[:300]
     room = browser.get(urljoin(tool_url, launched.headers["Location"]))
     assert room.status_code == 200
@@ -121,7 +120,8 @@ def main():
     # Warm-up: the teacher's launch (first launch makes the room) and the JWKS fetch.
     _, teacher, room_path, teacher_ticket = launch(platform, tool_url, "teacher")
 
-    durations, people, wall = timed_pool(lambda n: launch(platform, tool_url, f"s{n}")[1:], range(args.students), args.concurrency)
+    durations, people, wall = timed_pool(lambda n: launch(platform, tool_url, f"s{n}")[1:], range(args.students),
+                                         args.concurrency)
     results.append(summary("launch (login+auth+launch+room page)", durations, wall))
 
     calls_before = bbb.count("getMeetingInfo") + bbb.count("isMeetingRunning")
@@ -154,7 +154,9 @@ def main():
 
     print(json.dumps({"database": database_url.split(":")[0], "students": args.students,
                       "concurrency": args.concurrency, "results": results}, indent=2))
-    server.stop(); bbb.stop(); platform.stop()
+    server.stop()
+    bbb.stop()
+    platform.stop()
 
 
 def logging_off():

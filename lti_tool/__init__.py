@@ -13,12 +13,11 @@ import logging
 
 from flask import Flask
 
-from . import sqlite
+from . import providers, sqlite
 from .config import PROJECT_ROOT, load_config, validate_config
 from .extensions import db, migrate
 from .lti.keys import KeyRing
 from .lti.platform_keys import PlatformKeyCache
-from . import providers
 from .lti.registrations import RegistrationStore, load_tool_config
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -80,9 +79,8 @@ def _attach_services(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import cli, errors, web
+    from . import cli, errors, rooms, web
     from .health import bp as health_bp
-    from . import rooms
     from .lti.routes import bp as lti_bp
 
     app.register_blueprint(lti_bp)

@@ -35,7 +35,9 @@ def _require_url(value: str, name: str) -> str:
 @click.option("--jwks-url", required=True, help="Public keyset URL (Moodle: …/mod/lti/certs.php).")
 def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jwks_url):
     """Register a platform, or add a deployment id to a registered one."""
-    for value, name in ((issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"), (jwks_url, "--jwks-url")):
+    for value, name in (
+        (issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"), (jwks_url, "--jwks-url")
+    ):
         _require_url(value, name)
     for value, name in ((client_id, "--client-id"), (deployment_id, "--deployment-id")):
         if not value.strip():
@@ -69,7 +71,9 @@ def platform_list():
         click.echo(f"{reg.issuer}  client_id={reg.client_id}  deployments={deployments}  source={reg.source}")
         click.echo(f"    login={reg.auth_login_url}  token={reg.auth_token_url}  jwks={reg.key_set_url}")
     for row in store.shadowed():
-        click.echo(f"warning: database registration {row.issuer} / {row.client_id} is shadowed by TOOL_CONFIG and not live")
+        click.echo(
+            f"warning: database registration {row.issuer} / {row.client_id} is shadowed by TOOL_CONFIG and not live"
+        )
 
 
 @keys_cli.command("rotate")

@@ -291,7 +291,9 @@ class Live:
         sub = self.platform.user(platform_user).sub
         with self.app.app_context():
             return db.session.scalar(
-                __import__("sqlalchemy").select(User.public_id).where(User.issuer == self.platform.issuer, User.sub == sub)
+                __import__("sqlalchemy").select(User.public_id).where(
+                    User.issuer == self.platform.issuer, User.sub == sub
+                )
             )
 
 

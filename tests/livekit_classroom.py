@@ -90,7 +90,7 @@ class Classroom:
 
     def save_settings(self, teacher: Joined, **checked) -> None:
         answer = teacher.session.post(f"{self.tool.url}/rooms/{teacher.room_id}/settings",
-                                      data={"t": teacher.ticket, **{k: "on" for k in checked}},
+                                      data={"t": teacher.ticket, **dict.fromkeys(checked, "on")},
                                       allow_redirects=False)
         assert answer.status_code == 303, answer.text[:300]
 
@@ -179,7 +179,8 @@ class Watched:
         host = re.escape(urlsplit(self.livekit_url).netloc)
         if re.match(rf"WebSocket connection to 'ws://{host}/rtc[/?]", text):
             return True
-        if re.match(rf"Access to fetch at 'http://{host}/rtc/[^']*' from origin '[^']+' has been blocked by CORS", text):
+        cors_refusal = rf"Access to fetch at 'http://{host}/rtc/[^']*' from origin '[^']+' has been blocked by CORS"
+        if re.match(cors_refusal, text):
             return True
         return text.startswith("Failed to load resource") and re.match(rf"http://{host}/rtc/", url) is not None
 
@@ -208,7 +209,9 @@ def add_remote(page, identity: str, name: str, role: str, mic_sid: str | None = 
         """([identity, name, role, micSid]) => {
             const room = window.liveClassroom.room;
             const pubs = new Map();
-            if (micSid) pubs.set(micSid, {trackSid: micSid, source: "microphone", kind: "audio", isMuted: false, track: null});
+            if (micSid) {
+                pubs.set(micSid, {trackSid: micSid, source: "microphone", kind: "audio", isMuted: false, track: null});
+            }
             const participant = {
                 identity, name, sid: "PA_" + identity, metadata: JSON.stringify({role}), isSpeaking: false,
                 isLocal: false, trackPublications: pubs,

@@ -31,7 +31,10 @@ SECRETS = {
     ("/rooms/3/attendance?t=abc&notice=Saved", "/rooms/3/attendance?t=…&notice=…"),
     ("/webhooks/bbb?checksum=0f0f", "/webhooks/bbb?checksum=…"),
     ("/webhooks/bbb/end?meetingID=m&sig=99", "/webhooks/bbb/end?meetingID=…&sig=…"),
-    ("/lti/register?openid_configuration=x&registration_token=y", "/lti/register?openid_configuration=…&registration_token=…"),
+    (
+        "/lti/register?openid_configuration=x&registration_token=y",
+        "/lti/register?openid_configuration=…&registration_token=…",
+    ),
     ("http://tool.example/rooms/1/live?t=x#lk=token", "http://tool.example/rooms/1/live?t=…"),
     ("/rooms/1?junk-without-equals", "/rooms/1?junk-without-equals=…"),
     ("/healthz?verbose=1", "/healthz?verbose=1"),

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from lti_tool.extensions import db
-from lti_tool.models import AttendanceInterval, ProviderEvent, Room, ScoreDelivery
+from lti_tool.models import AttendanceInterval, ProviderEvent, ScoreDelivery
 from tests.support import MINUTE, ClassRun, hour_long_class, scores_for
+
 
 def test_simulated_class_ends_with_every_students_score_at_the_platform_once(live):
     platform = live.platform
@@ -44,7 +45,10 @@ def test_duplicate_and_reordered_events_give_the_same_intervals(live):
             select(AttendanceInterval).where(AttendanceInterval.external_user_id == live.public_id("student5"))
             .order_by(AttendanceInterval.joined_at)
         ).all()
-        spans = [((r.joined_at.timestamp() * 1000 - run.t0) / MINUTE, (r.left_at.timestamp() * 1000 - run.t0) / MINUTE) for r in rows]
+        spans = [
+            ((r.joined_at.timestamp() * 1000 - run.t0) / MINUTE, (r.left_at.timestamp() * 1000 - run.t0) / MINUTE)
+            for r in rows
+        ]
         assert spans == [(5, 20), (30, 60)]
         assert db.session.scalar(select(func.count(ProviderEvent.id))) == len(events)
 
@@ -156,7 +160,9 @@ def test_grading_policy_threshold_and_absentees(live):
 
 
 # The 3.0-3.3 checksum is accepted only when switched on: tests/test_webhook_legacy_checksum.py.
-@pytest.mark.parametrize("variant, algorithm", [("v3.4", "sha256"), ("v3.4", "sha512"), ("v2", "sha1"), ("bearer", "sha1")])
+@pytest.mark.parametrize(
+    "variant, algorithm", [("v3.4", "sha256"), ("v3.4", "sha512"), ("v2", "sha1"), ("bearer", "sha1")]
+)
 def test_every_bbb_webhook_variant_that_binds_the_body_is_accepted(live, variant, algorithm):
     teacher = live.launch("teacher")
     run = ClassRun(live, teacher)
@@ -183,7 +189,8 @@ def test_analytics_callback_alone_gives_attendance(live):
     run = ClassRun(live, teacher)
     attendees = [{"user_id": live.public_id("student"), "name": "Sam", "moderator": False,
                   "joins": [run.at(10)], "leaves": [run.at(40)], "talk_time": 0}]
-    response = run.bbb.send_analytics(None, run.meeting_id, attendees, run.at(0), run.at(60), internal_meeting_id=run.internal_id)
+    response = run.bbb.send_analytics(None, run.meeting_id, attendees, run.at(0), run.at(60),
+                                      internal_meeting_id=run.internal_id)
     assert response.status_code == 200, response.text
     live.run_worker()
     assert scores_for(live.platform, "4")[0]["comment"] == "Attended 30 of 60 minutes"
@@ -215,7 +222,8 @@ def test_polling_notices_someone_the_webhooks_missed(live):
     run.bbb.leave(run.meeting_id, live.public_id("student"))
     with live.app.app_context():
         poll_running_rooms()
-        assert db.session.scalar(select(func.count(AttendanceInterval.id)).where(AttendanceInterval.left_at.is_(None))) == 0
+        open_intervals = select(func.count(AttendanceInterval.id)).where(AttendanceInterval.left_at.is_(None))
+        assert db.session.scalar(open_intervals) == 0
 
 
 def test_end_callback_closes_the_session_when_webhooks_are_missing(live):

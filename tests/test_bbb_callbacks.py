@@ -21,7 +21,6 @@ from lti_tool.attendance.events import (
     USER_JOINED,
     USER_LEFT,
 )
-from lti_tool.providers.bbb.provider import BigBlueButtonClient
 from lti_tool.providers.bbb.callbacks import (
     CallbackAuthError,
     CallbackFormatError,
@@ -34,6 +33,7 @@ from lti_tool.providers.bbb.callbacks import (
     verify_recording_ready,
     verify_webhook,
 )
+from lti_tool.providers.bbb.provider import BigBlueButtonClient
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import ServedApp
 
@@ -163,7 +163,8 @@ def test_an_algorithm_not_allowed_fails(body, checksum, variant):
 
 @pytest.mark.parametrize("checksum", [None, "", "0" * 40, "abc", "z" * 64, "413ea424c06ca5591717d08c55c0cfbaf2d74b5"])
 def test_missing_or_malformed_checksum_fails(checksum):
-    assert verify_webhook(REGISTERED, body_of("meeting-created")["body"].encode(), checksum, None, SECRET, **LEGACY_ON) is None
+    body = body_of("meeting-created")["body"].encode()
+    assert verify_webhook(REGISTERED, body, checksum, None, SECRET, **LEGACY_ON) is None
 
 
 @pytest.mark.parametrize("body, checksum, variant", LEGACY_V3_0)
@@ -684,7 +685,8 @@ def test_fake_recording_ready_callback_verifies(bbb, receiver, client):
     create_meeting(client, receiver)
     internal_id = bbb.meetings["lti-c42-r7"].internal_id
     bbb.send_recording_ready(None, "lti-c42-r7")
-    bbb.send_recording_ready(f"{receiver.url}/recording", "lti-c42-r7", "rec-2", secret="not-the-shared-secret-of-this-server")
+    bbb.send_recording_ready(f"{receiver.url}/recording", "lti-c42-r7", "rec-2",
+                             secret="not-the-shared-secret-of-this-server")
     good, forged = receiver.received
     assert good.headers["Content-Type"] == "application/x-www-form-urlencoded"
     [token] = parse_qs(good.body.decode())["signed_parameters"]

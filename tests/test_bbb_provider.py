@@ -113,7 +113,8 @@ def test_booleans_are_sent_as_true_false_and_none_values_are_left_out():
 )
 def test_fake_accepts_every_encoding_variant_because_it_hashes_the_raw_query(bbb, variant, algorithm):
     vector = next(v for v in ENCODINGS["variants"] if v["variant"] == variant)
-    body = _raw_get(bbb, f"/bigbluebutton/api/create?{vector['query_string']}&checksum={vector['checksum_' + algorithm]}")
+    checksum = vector["checksum_" + algorithm]
+    body = _raw_get(bbb, f"/bigbluebutton/api/create?{vector['query_string']}&checksum={checksum}")
     assert "<returncode>SUCCESS</returncode>" in body
     assert bbb.meetings["enc-test_1.x~y"].name == "Ça va? A&B / 100% ~*'()+"
 
@@ -278,7 +279,9 @@ def test_fake_joins_by_legacy_password_and_refuses_a_wrong_one(client, bbb):
     client.create([("name", "Legacy"), ("meetingID", "legacy-room"), ("attendeePW", "ap"), ("moderatorPW", "mp")])
     enter(client.join_url([("fullName", "Ann"), ("meetingID", "legacy-room"), ("password", "mp")]))
     assert bbb.joins[-1].role == "MODERATOR"
-    wrong = requests.get(client.join_url([("fullName", "Ann"), ("meetingID", "legacy-room"), ("password", "x")]), timeout=5)
+    wrong = requests.get(
+        client.join_url([("fullName", "Ann"), ("meetingID", "legacy-room"), ("password", "x")]), timeout=5
+    )
     assert "<messageKey>invalidPassword</messageKey>" in wrong.text
 
 

@@ -12,8 +12,7 @@ Skipped when Debian's Chromium (/usr/bin/chromium) or Playwright is missing.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -66,7 +66,10 @@ class MoodleSite:
             fields = self.platform.login_initiation(user=self.user)
             if query.get("mode") == "login-only":
                 fields["lti_message_hint"] = json.dumps({"cmid": 2, "launchid": "not-a-launch"})
-            page = course_page(self.tool_url, fields) if query.get("mode") == "frame" else _window_page(self.tool_url, fields)
+            if query.get("mode") == "frame":
+                page = course_page(self.tool_url, fields)
+            else:
+                page = _window_page(self.tool_url, fields)
         elif path == "/attack":
             page = auto_submit_form(self.tool_url + "/lti/launch", self.attack_form).encode()
         elif path == "/mod/lti/launch.php":

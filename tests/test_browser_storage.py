@@ -23,6 +23,7 @@ stays one process on one port as a real LMS is one site.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -36,7 +37,6 @@ from tests.conftest import BBB_SECRET, empty_tables, row_counts
 from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import LaterApp, ServedApp
 from tests.fakes.lti_platform import FakePlatform
-
 
 STATE_COOKIE_PREFIX = "lti_state_"
 WRONG_BINDING = "someone-elses-binding"
@@ -205,7 +205,7 @@ class StorageLaunch:
     def gaps(self) -> list[tuple[str, str, float]]:
         """Seconds between consecutive steps: the storage pages wait at most 2 s for an answer,
         so a gap that long means a put or get went unanswered and the page went on anyway."""
-        return [(a, b, round(tb - ta, 3)) for (a, ta), (b, tb) in zip(self.seen_at, self.seen_at[1:])]
+        return [(a, b, round(tb - ta, 3)) for (a, ta), (b, tb) in itertools.pairwise(self.seen_at)]
 
     def posted(self, request) -> dict:
         return {k: v[0] for k, v in parse_qs(request.post_data or "", keep_blank_values=True).items()}

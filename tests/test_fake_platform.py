@@ -570,10 +570,9 @@ def make_tool(lms: FakePlatform) -> Flask:
 
 
 def test_launch_runs_the_whole_flow_over_http():
-    with FakePlatform(signing_key=PLATFORM_KEY) as lms:
-        with ServedApp(make_tool(lms)) as served:
-            lms.tool_base_url = served.url
-            answer = lms.launch(requests.Session(), user="student6")
+    with FakePlatform(signing_key=PLATFORM_KEY) as lms, ServedApp(make_tool(lms)) as served:
+        lms.tool_base_url = served.url
+        answer = lms.launch(requests.Session(), user="student6")
     assert answer.status_code == 200 and answer.json() == {"sub": "6"}
 
 

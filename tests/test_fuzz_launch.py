@@ -72,7 +72,11 @@ scalars = st.one_of(strings, numbers, st.booleans(), st.none())
 values = st.one_of(
     st.just(DELETE),
     scalars,
-    st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=8),
+    st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=8,
+    ),
 )
 mutations = st.lists(st.tuples(st.sampled_from(PATHS), values), min_size=1, max_size=4)
 
@@ -130,7 +134,9 @@ def assert_recorded(app, platform, payload: dict) -> None:
         link = db.session.scalar(select(ResourceLink).where(
             ResourceLink.course_id == course.id, ResourceLink.resource_link_id == link_id))
         assert link is not None
-        enrolment = db.session.scalar(select(Enrolment).where(Enrolment.user_id == user.id, Enrolment.resource_link_id == link.id))
+        enrolment = db.session.scalar(
+            select(Enrolment).where(Enrolment.user_id == user.id, Enrolment.resource_link_id == link.id)
+        )
         assert enrolment is not None and enrolment.role in ("moderator", "attendee")
         assert enrolment.lti_roles == payload[LTI + "roles"]
         room = db.session.scalar(select(Room).where(Room.resource_link_id == link.id))

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import jwt
@@ -65,7 +65,7 @@ def maybe(strategy: st.SearchStrategy, other=odd_text) -> st.SearchStrategy:
 
 
 def iso(ms) -> str:
-    return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)).isoformat()
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).isoformat()
 
 
 DELETE = object()
@@ -161,7 +161,8 @@ def bbb_bodies(room) -> st.SearchStrategy:
     field = st.one_of(events.map(json.dumps), events.map(json.dumps), events.map(json.dumps), odd_text,
                       st.integers(1, 200).map(lambda depth: "[" * depth + "]" * depth))
     # surrogatepass: a lone surrogate in the field becomes bytes that are not UTF-8, as a broken sender's would.
-    return field.map(lambda text: urlencode({"domain": "bbb.example.com", "event": text.encode("utf-8", "surrogatepass"),
+    return field.map(lambda text: urlencode({"domain": "bbb.example.com",
+                                             "event": text.encode("utf-8", "surrogatepass"),
                                              "timestamp": "1"}).encode())
 
 
@@ -280,7 +281,8 @@ def test_fuzzed_end_callbacks(live, room):
     @given(meeting_id=ids_of(room, "meeting"), sig=st.one_of(st.none(), odd_text, st.just("signed")),
            marks=st.one_of(st.none(), odd_text))
     def call(meeting_id, sig, marks):
-        params = {"meetingID": meeting_id, "sig": signed(meeting_id) if sig == "signed" else sig, "recordingmarks": marks}
+        params = {"meetingID": meeting_id, "sig": signed(meeting_id) if sig == "signed" else sig,
+                  "recordingmarks": marks}
         query = urlencode({k: v.encode("utf-8", "surrogatepass") for k, v in params.items() if v is not None})
         before = row_counts(live.app)
         response = requests.get(f"{live.url}/webhooks/bbb/end?{query}", timeout=30)
@@ -297,7 +299,8 @@ def test_fuzzed_end_callbacks(live, room):
 
 def test_fuzzed_recording_ready_callbacks_with_valid_tokens(live, room):
     url = live.url + "/webhooks/bbb/recording-ready"
-    claims = st.fixed_dictionaries({"meeting_id": ids_of(room, "meeting"), "record_id": maybe(st.just(room["internal_id"]))},
+    claims = st.fixed_dictionaries({"meeting_id": ids_of(room, "meeting"),
+                                    "record_id": maybe(st.just(room["internal_id"]))},
                                    optional={"extra": any_json})
 
     @given(claims=claims)

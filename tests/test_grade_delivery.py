@@ -70,7 +70,7 @@ def test_backoff_doubles_from_retry_base_seconds(live):
         waits.append((attempts, (next_at - started).total_seconds()))
         make_due(live)
     assert [a for a, _ in waits] == [1, 2, 3, 4]
-    for (_, wait), expected in zip(waits, (10, 20, 40, 80)):
+    for (_, wait), expected in zip(waits, (10, 20, 40, 80), strict=True):
         assert expected - 1 <= wait <= expected + 2, waits
 
 
@@ -182,10 +182,11 @@ def test_worker_process_killed_mid_delivery_then_another_delivers(live, tmp_path
         "DELIVERY_LEASE_SECONDS": "2", "ATTENDANCE_POLL_SECONDS": "3600",
     }
     root = Path(__file__).resolve().parent.parent
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=root, env=env,
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w"),
-    )
+    with open(tmp_path / "worker.log", "w") as worker_log:  # the worker keeps its own copy of the handle
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=root, env=env,
+            stdout=subprocess.DEVNULL, stderr=worker_log,
+        )
     try:
         deadline = time.monotonic() + 30
         while platform.score_requests_started == 0 and time.monotonic() < deadline:

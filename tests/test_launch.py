@@ -5,11 +5,11 @@ nothing: no user, course, link, room, enrolment or used nonce, and the login's s
 """
 from __future__ import annotations
 
-import jwt
 import pytest
 
 from tests.conftest import row_counts
 from tests.support import LTI, RECORDS, LaunchAttempt, claims_of  # noqa: F401
+
 
 @pytest.fixture
 def attempt(app, lms):
@@ -225,8 +225,10 @@ def test_missing_state_cookie_on_other_platforms_restarts_the_login(app, platfor
 
     state = parse_qs(urlsplit(answer.headers["Location"]).query)["state"][0]
     client.delete_cookie(f"lti_state_{state}", path="/lti/")
-    token = platform.make_id_token(user="student", nonce=parse_qs(urlsplit(answer.headers["Location"]).query)["nonce"][0])
-    response = client.post("/lti/launch", data={"id_token": token, "state": state}, headers={"Sec-Fetch-Dest": "iframe"})
+    nonce = parse_qs(urlsplit(answer.headers["Location"]).query)["nonce"][0]
+    token = platform.make_id_token(user="student", nonce=nonce)
+    response = client.post("/lti/launch", data={"id_token": token, "state": state},
+                           headers={"Sec-Fetch-Dest": "iframe"})
     html = response.get_data(as_text=True)
     assert response.status_code == 403 and "/lti/login?" in html and "lti_message_hint=opaque-reusable-hint" in html
 
@@ -353,7 +355,8 @@ def test_garbage_id_token_refused(attempt):
 
 def test_platform_error_response_is_shown_readably(attempt):
     response = attempt.client.post(
-        "/lti/launch", data={"error": "login_required", "error_description": "Session expired", "state": attempt.form["state"]}
+        "/lti/launch",
+        data={"error": "login_required", "error_description": "Session expired", "state": attempt.form["state"]},
     )
     attempt.assert_refused(response, 400, "could not complete the launch")
 

@@ -138,7 +138,8 @@ def test_a_token_living_longer_than_a_day_is_refused(attempt):
     attempt.assert_refused(attempt.post(id_token=attempt.resign(claims={"exp": int(time.time()) + 86400 + 3600})), 401)
 
 
-@pytest.mark.parametrize("exp", [1e308, float("inf"), float("nan"), "soon", True], ids=["huge-float", "infinity", "nan", "string", "bool"])
+@pytest.mark.parametrize("exp", [1e308, float("inf"), float("nan"), "soon", True],
+                         ids=["huge-float", "infinity", "nan", "string", "bool"])
 def test_exp_that_is_not_a_time_is_refused(attempt, exp):
     attempt.assert_refused(attempt.post(id_token=attempt.resign(claims={"exp": exp})), 401)
 

@@ -139,8 +139,11 @@ def test_audiences_of_the_wrong_shape_are_refused(app, client, platform, caplog,
     refused_quickly(app, client, caplog, unsigned(platform, aud=aud), max_statements=0)
 
 
-@pytest.mark.parametrize("claims", [{"aud": "\ud800"}, {"iss": "https://x\ud800"}, {"aud": ["b\udfff"]}, {"iss": "x\x00"}],
+@pytest.mark.parametrize("claims",
+                         [{"aud": "\ud800"}, {"iss": "https://x\ud800"}, {"aud": ["b\udfff"]}, {"iss": "x\x00"}],
                          ids=["aud-surrogate", "iss-surrogate", "aud-entry-surrogate", "iss-nul"])
-def test_unstorable_characters_in_issuer_or_audience_are_refused_before_any_query(app, client, platform, caplog, claims):
+def test_unstorable_characters_in_issuer_or_audience_are_refused_before_any_query(
+    app, client, platform, caplog, claims
+):
     """Found by the fuzzer on PostgreSQL: a lone surrogate in aud reached the query (a 500)."""
     refused_quickly(app, client, caplog, unsigned(platform, **claims), max_statements=0)

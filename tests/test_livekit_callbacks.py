@@ -23,13 +23,13 @@ from lti_tool.attendance.events import (
     USER_LEFT,
 )
 from lti_tool.providers.base import Attendee, JoinRole, MeetingSpec, RoomSettings
-from lti_tool.providers.livekit.provider import LiveKitProvider, LiveKitServer
 from lti_tool.providers.livekit.callbacks import (
     CallbackAuthError,
     CallbackFormatError,
     events_from_webhook,
     verify_and_parse,
 )
+from lti_tool.providers.livekit.provider import LiveKitProvider, LiveKitServer
 from tests.fakes.http_server import ServedApp
 from tests.fakes.livekit_server import FakeLiveKit
 

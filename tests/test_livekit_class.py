@@ -116,7 +116,8 @@ def test_forged_or_altered_livekit_webhooks_are_refused_and_change_nothing(live,
     body = livekit.webhook_body(event)
     token = livekit.sign_webhook(body)
     altered = body.replace(b"some-room", b"some-roon")
-    answer = requests.post(hook, data=altered, headers={"Authorization": token, "Content-Type": "application/webhook+json"}, timeout=5)
+    headers = {"Authorization": token, "Content-Type": "application/webhook+json"}
+    answer = requests.post(hook, data=altered, headers=headers, timeout=5)
     assert answer.status_code == 401
     assert requests.post(hook, data=body, timeout=5).status_code == 401  # unsigned
     with live.app.app_context():
@@ -156,7 +157,9 @@ def test_polling_list_participants_is_the_safety_net(live, livekit_link):
     live.livekit.join(room, live.public_id("student"), "Sam Student", '{"role":"attendee"}')
     with live.app.app_context():
         poll_running_rooms()
-        open_ids = db.session.scalars(select(AttendanceInterval.external_user_id).where(AttendanceInterval.left_at.is_(None))).all()
+        open_ids = db.session.scalars(
+            select(AttendanceInterval.external_user_id).where(AttendanceInterval.left_at.is_(None))
+        ).all()
     assert open_ids == [live.public_id("student")]
     live.livekit.leave(room, live.public_id("student"))
     with live.app.app_context():

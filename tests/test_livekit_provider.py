@@ -576,7 +576,7 @@ def _config(**values) -> dict:
 
 @pytest.mark.parametrize("missing", [(n,) for n in CONFIG_NAMES] + [CONFIG_NAMES])
 def test_provider_without_url_key_or_secret_is_not_configured_and_says_what_to_set(missing):
-    provider = LiveKitProvider.from_config(_config(**{name: "" for name in missing}))
+    provider = LiveKitProvider.from_config(_config(**dict.fromkeys(missing, "")))
     assert provider.is_configured() is False
     calls = [
         lambda: provider.start_meeting(room()),

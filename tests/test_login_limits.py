@@ -70,7 +70,9 @@ def test_only_the_login_parameters_are_stored(app, platform, client):
     assert stored == {name: fields[name] for name in LOGIN_PARAMS if fields.get(name)}
 
 
-@pytest.mark.parametrize("target", ["http://[::1", "http://localhost]:80/lti/launch", "//localhost/lti/launch", "localhost"])
+@pytest.mark.parametrize(
+    "target", ["http://[::1", "http://localhost]:80/lti/launch", "//localhost/lti/launch", "localhost"]
+)
 def test_a_malformed_target_link_uri_is_refused_not_a_500(app, platform, client, target):
     fields = {**platform.login_initiation(user="student"), "target_link_uri": target}
     refused(app, lambda f: client.post("/lti/login", data=f), fields)

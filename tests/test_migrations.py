@@ -29,7 +29,8 @@ def test_run_ids_are_carried_over_from_bbb_create_times_and_payloads(tmp_path):
     internal_id = hashlib.sha1(b"m-1").hexdigest() + f"-{CREATE_TIME}"
     payload = {"attributes": {"user": {"internal-user-id": "w_tab1", "external-user-id": "u1"}}}
     with engine.begin() as db:
-        db.execute(text("INSERT INTO courses (id, issuer, client_id, deployment_id, context_id, label, title, created_at) "
+        db.execute(text("INSERT INTO courses "
+                        "(id, issuer, client_id, deployment_id, context_id, label, title, created_at) "
                         "VALUES (1, 'i', 'c', 'd', 'x', '', '', '2026-01-01')"))
         db.execute(text("INSERT INTO resource_links (id, course_id, resource_link_id, title, created_at) "
                         "VALUES (1, 1, 'r', '', '2026-01-01')"))

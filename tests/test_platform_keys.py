@@ -24,8 +24,7 @@ from lti_tool.lti.platform_keys import (
     PlatformKeysUnavailable,
 )
 from tests.conftest import TOOL_BASE_URL, empty_tables, row_counts, tool_overrides
-from tests.fakes.http_server import LaterApp
-from tests.fakes.http_server import ServedApp
+from tests.fakes.http_server import LaterApp, ServedApp
 from tests.fakes.jwks_server import JwksServer
 from tests.fakes.lti_platform import FakePlatform
 from tests.support import RECORDS
@@ -178,7 +177,9 @@ def two_platforms(migrated, database_url, keys_dir, tmp_path, platform_key):
 def test_a_slow_platform_does_not_hold_up_another_platforms_launch(two_platforms):
     app, slow, slow_jwks, fast = two_platforms
     answers = {}
-    slow_launch = threading.Thread(target=lambda: answers.setdefault("slow", slow.launch(requests.Session(), user="student")))
+    slow_launch = threading.Thread(
+        target=lambda: answers.setdefault("slow", slow.launch(requests.Session(), user="student"))
+    )
     slow_launch.start()
     assert slow_jwks.request_arrived.wait(5), "the slow platform's launch never fetched its keys"
     started = time.monotonic()
@@ -191,4 +192,4 @@ def test_a_slow_platform_does_not_hold_up_another_platforms_launch(two_platforms
     assert still_fetching, f"the other platform's launch took {fast_seconds:.1f} s, until the slow fetch ended"
     assert answers["slow"].status_code == 503
     counts = row_counts(app)
-    assert {t: counts[t] for t in RECORDS} == {t: 1 for t in RECORDS}, "only the fast launch is recorded"
+    assert {t: counts[t] for t in RECORDS} == dict.fromkeys(RECORDS, 1), "only the fast launch is recorded"

@@ -470,7 +470,7 @@ def test_workers_refreshing_together_all_get_a_working_token(app, platform, regi
             start.wait(timeout=10)
             try:
                 tokens.append(PlatformServices.from_app(app).access_token(registration, [SCOPE_NRPS]))
-            except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            except Exception as exc:  # the assertion below shows it
                 errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]

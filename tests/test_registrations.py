@@ -10,13 +10,13 @@ import json
 import pytest
 
 from lti_tool.extensions import db
-from lti_tool.models import Deployment, Platform
 from lti_tool.lti.registrations import (
     RegistrationConfigError,
     RegistrationStore,
     load_tool_config,
     parse_tool_config,
 )
+from lti_tool.models import Deployment, Platform
 from tests.conftest import row_counts
 
 MOODLE = "https://moodle.example.edu"

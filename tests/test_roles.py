@@ -22,7 +22,10 @@ LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
         ([LIS + "institution/person#Administrator"], MODERATOR),
         ([LIS + "system/person#Administrator"], MODERATOR),
         ([LIS + "system/person#SysAdmin"], MODERATOR),
-        ([LIS + "membership#Learner", LIS + "institution/person#Administrator", LIS + "system/person#Administrator"], MODERATOR),
+        (
+            [LIS + "membership#Learner", LIS + "institution/person#Administrator", LIS + "system/person#Administrator"],
+            MODERATOR,
+        ),
         (["urn:lti:role:ims/lis/Instructor"], MODERATOR),
         (["urn:lti:role:ims/lis/TeachingAssistant"], MODERATOR),
         (["urn:lti:instrole:ims/lis/Administrator"], MODERATOR),

@@ -243,7 +243,8 @@ def test_mute_or_remove_on_a_bbb_room_is_a_clear_refusal(live, action):
 
 # --- 8. the CSV never carries a formula -----------------------------------------------------------
 def test_names_that_look_like_formulas_are_neutralised_in_the_csv(live):
-    live.platform.add_user("mallory", "66", ["Learner"], "=HYPERLINK(\"http://evil.example\",\"x\")", "", "m@example.com")
+    live.platform.add_user("mallory", "66", ["Learner"], "=HYPERLINK(\"http://evil.example\",\"x\")", "",
+                           "m@example.com")
     teacher, _ = live.launch("teacher"), live.launch("mallory")
     send_class(live, teacher, {"mallory": (0, 30)})
     answer = teacher.post("/attendance.csv")

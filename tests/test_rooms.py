@@ -158,7 +158,7 @@ def test_many_waiting_students_make_at_most_one_server_call_per_interval(lms, bb
 @pytest.mark.parametrize("app_overrides", [{"ROOM_STATE_CHECK_SECONDS": "0"}])
 def test_state_is_checked_again_after_the_interval(lms, bbb):
     student = lms.launch("student")
-    student.ticket  # read from the room page, which asks the server too
+    _ = student.ticket  # read from the room page, which asks the server too
     before = bbb.count("getMeetingInfo")
     student.status()
     student.status()
@@ -203,7 +203,7 @@ def test_expired_page_ticket_asks_to_relaunch(lms, app):
 
 def test_expired_room_ticket_asks_to_relaunch(lms, app):
     teacher = lms.launch("teacher")
-    teacher.ticket  # the page's forms, read while it was valid
+    _ = teacher.ticket  # the page's forms, read while it was valid
     app.config["ROOM_TICKET_SECONDS"] = -1
     response = teacher.join()
     assert response.status_code == 401 and "expired" in html(response)

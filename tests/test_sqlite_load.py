@@ -140,12 +140,11 @@ def test_sqlite_takes_the_write_lock_at_the_first_write_and_reads_take_none(sqli
     """Reads before a transaction's first write hold no lock (so a read-then-write never fails
     on a stale snapshot); the first write takes the write lock up front (BEGIN IMMEDIATE) and
     other connections still read meanwhile (WAL)."""
-    with sqlite_app.app_context():
-        with db.engine.connect() as reader, db.engine.connect() as writer:
-            writer.execute(select(func.count(ProviderEvent.id))).scalar()
-            assert not writer.connection.dbapi_connection.in_transaction, "a read holds nothing"
-            writer.execute(ProviderEvent.__table__.delete().where(ProviderEvent.id == -1))
-            assert writer.connection.dbapi_connection.in_transaction
-            assert reader.execute(select(func.count(ProviderEvent.id))).scalar() == 0
-            assert not reader.connection.dbapi_connection.in_transaction
-            writer.rollback()
+    with sqlite_app.app_context(), db.engine.connect() as reader, db.engine.connect() as writer:
+        writer.execute(select(func.count(ProviderEvent.id))).scalar()
+        assert not writer.connection.dbapi_connection.in_transaction, "a read holds nothing"
+        writer.execute(ProviderEvent.__table__.delete().where(ProviderEvent.id == -1))
+        assert writer.connection.dbapi_connection.in_transaction
+        assert reader.execute(select(func.count(ProviderEvent.id))).scalar() == 0
+        assert not reader.connection.dbapi_connection.in_transaction
+        writer.rollback()

@@ -5,10 +5,8 @@ parsing). Over real HTTP; tests/test_fuzz_webhooks.py looks for more.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import time
 
 import jwt
 import pytest
@@ -16,7 +14,7 @@ import requests
 
 from lti_tool.extensions import db
 from lti_tool.models import ClassSession, ProviderEvent
-from tests.conftest import BBB_SECRET, LIVEKIT_KEY, LIVEKIT_SECRET, row_counts
+from tests.conftest import BBB_SECRET, row_counts
 from tests.support import ClassRun, analytics_token, livekit_signed, post_bbb_events
 
 DEEP = 100_000  # far beyond Python's recursion limit

@@ -8,13 +8,8 @@ PostgreSQL and stored nothing. Runs on SQLite and PostgreSQL (the suite runs on 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import time
-import warnings
-from urllib.parse import urlencode
 
-import jwt
 import pytest
 import requests
 from sqlalchemy import select, text
@@ -22,7 +17,7 @@ from sqlalchemy import select, text
 from lti_tool.extensions import db
 from lti_tool.models import AttendanceInterval, ProviderEvent
 from tests.conftest import BBB_SECRET
-from tests.support import ClassRun, analytics_body, analytics_token, post_analytics, post_bbb_events
+from tests.support import ClassRun, analytics_body, post_analytics, post_bbb_events
 
 MINUTE = 60_000
 
@@ -82,7 +77,8 @@ BAD_EVENTS = {
     "time before 2000": spoil(lambda d: d["event"].update(ts=86_400_000)),
     "no data.id": spoil(lambda d: d.pop("id")),
     "user-joined without a user": spoil(lambda d: d["attributes"].pop("user")),
-    "recording metadata that is not an object": lambda run: {"data": {"id": "rap-published", "event": {"ts": run.at(90)},
+    "recording metadata that is not an object": lambda run: {"data": {
+        "id": "rap-published", "event": {"ts": run.at(90)},
         "attributes": {"meeting": {"internal-meeting-id": run.internal_id}, "record-id": "r1",
                        "recording": {"metadata": ["not", "an", "object"]}}}},
     "event that is a number": lambda run: 42,

@@ -19,7 +19,6 @@ from lti_tool.models import AttendanceInterval, ProviderEvent
 from tests.conftest import row_counts
 from tests.support import ClassRun
 
-
 LEGACY_ON = {"BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM": "true"}
 
 
@@ -74,7 +73,9 @@ def test_the_setting_accepts_legacy_checksums_and_with_them_the_risk(live):
         assert (interval.left_at - interval.joined_at).total_seconds() == 3600  # what the forger wanted
 
 
-@pytest.mark.parametrize("variant, algorithm", [("v3.4", "sha1"), ("v3.4", "sha512"), ("v2", "sha1"), ("bearer", "sha1")])
+@pytest.mark.parametrize(
+    "variant, algorithm", [("v3.4", "sha1"), ("v3.4", "sha512"), ("v2", "sha1"), ("bearer", "sha1")]
+)
 def test_deliveries_that_bind_the_body_or_prove_the_secret_pass_by_default(live, variant, algorithm):
     teacher = live.launch("teacher")
     run = ClassRun(live, teacher)

@@ -38,7 +38,8 @@ def assert_safe(caplog) -> None:
 
 def test_bbb_webhook_values_are_quoted_in_the_log(live, logged):
     run = ClassRun(live, live.launch("teacher"))
-    stranger = run.bbb.event_user_joined("other\u2028meeting", "u\u2028" + "z" * 300, FORGED, "VIEWER", run.at(0), "i-1")
+    stranger = run.bbb.event_user_joined("other\u2028meeting", "u\u2028" + "z" * 300, FORGED, "VIEWER", run.at(0),
+                                         "i-1")
     refused = run.bbb.event_user_joined(run.meeting_id, FORGED, FORGED, "VIEWER", run.at(0), run.internal_id)
     bad_time = run.bbb.event_user_left(run.meeting_id, "u1", run.at(0), run.internal_id)
     bad_time["data"]["event"]["ts"] = FORGED
@@ -55,7 +56,8 @@ def test_analytics_livekit_recording_and_end_callback_values_are_quoted_in_the_l
     assert livekit_signed(live, json.dumps({"event": FORGED, "room": {"name": FORGED}}).encode()).status_code == 200
     assert livekit_signed(live, json.dumps({"event": "room_started", "createdAt": FORGED}).encode()).status_code == 400
     token = jwt.encode({"meeting_id": FORGED, "record_id": FORGED}, BBB_SECRET, algorithm="HS256")
-    assert requests.post(live.url + "/webhooks/bbb/recording-ready", data={"signed_parameters": token}).status_code == 200
-    assert requests.post(live.url + "/webhooks/bbb/recording-ready", data={"signed_parameters": FORGED}).status_code == 401
+    recording_ready = live.url + "/webhooks/bbb/recording-ready"
+    assert requests.post(recording_ready, data={"signed_parameters": token}).status_code == 200
+    assert requests.post(recording_ready, data={"signed_parameters": FORGED}).status_code == 401
     assert requests.get(live.url + "/webhooks/bbb/end", params={"meetingID": FORGED, "sig": FORGED}).status_code == 401
     assert_safe(logged)

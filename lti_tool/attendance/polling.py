@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 def rooms_to_poll() -> list[Room]:
     return db.session.scalars(
         select(Room).where(
-            or_(Room.running.is_(True), Room.started_at.is_not(None) & (or_(Room.ended_at.is_(None), Room.ended_at < Room.started_at)))
+            or_(
+                Room.running.is_(True),
+                Room.started_at.is_not(None) & (or_(Room.ended_at.is_(None), Room.ended_at < Room.started_at)),
+            )
         )
     ).all()
 

@@ -68,7 +68,10 @@ def session_reports(room: Room, only_external_id: str | None = None) -> list[Ses
         for external_id, intervals in by_person.items():
             name, role = names.get(external_id, (f"Unknown participant {external_id[:8]}", "unknown"))
             share = None
-            minutes = sum(((end or session.ended_at or datetime.now(start.tzinfo)) - start).total_seconds() for start, end in intervals) / 60
+            minutes = sum(
+                ((end or session.ended_at or datetime.now(start.tzinfo)) - start).total_seconds()
+                for start, end in intervals
+            ) / 60
             if session.ended_at and session.started_at:
                 result = session_attendance(session.started_at, session.ended_at, intervals, policy)
                 share, minutes = round(result.share * 100, 1), result.seconds_present / 60

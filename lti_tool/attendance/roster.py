@@ -35,7 +35,9 @@ def courses_needing_roster() -> list[Course]:
 
 
 def _upsert_member(course: Course, entry) -> None:
-    member = db.session.scalar(select(RosterMember).where(RosterMember.course_id == course.id, RosterMember.sub == entry.sub))
+    member = db.session.scalar(
+        select(RosterMember).where(RosterMember.course_id == course.id, RosterMember.sub == entry.sub)
+    )
     if member is None:
         member = RosterMember(course_id=course.id, sub=entry.sub)
         db.session.add(member)

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -37,7 +37,7 @@ END_SOURCE_RANK = {"webhook": 3, "analytics": 3, "end_callback": 2, "poll": 1}
 
 
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def to_ms(moment: datetime) -> int:
@@ -206,7 +206,9 @@ def apply_stuck_events(limit: int = 200) -> int:
 def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
     """Apply again every stored event in these states, oldest first; returns the new states."""
     ids = db.session.scalars(
-        select(ProviderEvent.id).where(ProviderEvent.status.in_(statuses)).order_by(ProviderEvent.occurred_at, ProviderEvent.id)
+        select(ProviderEvent.id)
+        .where(ProviderEvent.status.in_(statuses))
+        .order_by(ProviderEvent.occurred_at, ProviderEvent.id)
     ).all()
     outcome: dict[str, int] = defaultdict(int)
     for event_id in ids:
@@ -333,7 +335,7 @@ def _pair(rows: list[ProviderEvent], session: ClassSession) -> list[tuple[dateti
 
 def merge_intervals(intervals):
     """Union of intervals; an open one (end None) absorbs everything after its start."""
-    far = datetime.max.replace(tzinfo=timezone.utc)
+    far = datetime.max.replace(tzinfo=UTC)
     merged = []
     for start, end in sorted(intervals, key=lambda i: i[0]):
         end_key = end or far

@@ -23,7 +23,7 @@ class GradePolicy:
     absent_gets_zero: bool = True
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "GradePolicy":
+    def from_dict(cls, data: dict | None) -> GradePolicy:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..lti.roles import ATTENDEE, room_role
-from ..models import AttendanceInterval, ClassSession, Enrolment, RosterMember, Room, ScoreDelivery, User, utcnow
+from ..models import AttendanceInterval, ClassSession, Enrolment, Room, RosterMember, ScoreDelivery, User, utcnow
 from .delivery import retry_failed
 from .policy import SCORE_MAXIMUM, GradePolicy, SessionAttendance, describe, session_attendance
 
@@ -32,7 +32,9 @@ class PersonGrade:
 def ended_sessions(room: Room) -> list[ClassSession]:
     return db.session.scalars(
         select(ClassSession)
-        .where(ClassSession.room_id == room.id, ClassSession.ended_at.is_not(None), ClassSession.started_at.is_not(None))
+        .where(
+            ClassSession.room_id == room.id, ClassSession.ended_at.is_not(None), ClassSession.started_at.is_not(None)
+        )
         .order_by(ClassSession.started_at)
     ).all()
 

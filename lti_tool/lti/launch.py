@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from sqlalchemy import delete, exists, select
@@ -25,11 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
-from .registrations import PlatformRegistration, RegistrationStore
 from . import claims as C
 from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
 from .login import binding_hash, origin_of, same_origin, state_cookie_name
 from .platform_keys import PlatformKeyCache, PlatformKeyError, PlatformKeysUnavailable
+from .registrations import PlatformRegistration, RegistrationStore
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,9 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
     if launch.raw.get(C.VERSION) != "1.3.0":
         raise _refuse(f"LTI version {quoted(launch.raw.get(C.VERSION))} is not 1.3.0")
     if launch.message_type not in C.KNOWN_MESSAGE_TYPES:
-        raise _refuse(f"unknown message type {quoted(launch.message_type)}", "The tool does not know this kind of launch.")
+        raise _refuse(
+            f"unknown message type {quoted(launch.message_type)}", "The tool does not know this kind of launch."
+        )
     if not launch.deployment_id:
         raise _refuse("id_token has no deployment_id")
     if not registration.has_deployment(launch.deployment_id):
@@ -281,9 +283,11 @@ def consume_login(validated: ValidatedLaunch) -> None:
     deleted = db.session.execute(delete(LoginState).where(LoginState.state == validated.state)).rowcount
     if deleted != 1:
         raise _refuse("state already used by a concurrent launch", status=403)
-    exp = datetime.fromtimestamp(int(validated.claims.raw["exp"]), tz=timezone.utc)
+    exp = datetime.fromtimestamp(int(validated.claims.raw["exp"]), tz=UTC)
     db.session.add(
-        UsedNonce(issuer=validated.registration.issuer, nonce=validated.claims.raw["nonce"], expires_at=exp + NONCE_KEEP)
+        UsedNonce(
+            issuer=validated.registration.issuer, nonce=validated.claims.raw["nonce"], expires_at=exp + NONCE_KEEP
+        )
     )
     try:
         db.session.flush()

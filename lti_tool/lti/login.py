@@ -20,8 +20,8 @@ from sqlalchemy import delete
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
-from .registrations import RegistrationStore
 from .errors import LaunchError
+from .registrations import RegistrationStore
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ def _purge_expired() -> None:
 def _login_params(request_params: dict) -> dict:
     """The login parameters the tool uses (and stores, to restart the login), each bounded."""
     params = {name: request_params.get(name) for name in LOGIN_PARAMS if request_params.get(name)}
-    too_large = [name for name, value in params.items() if len(value.encode("utf-8", "replace")) > MAX_LOGIN_PARAM_BYTES]
+    too_large = [
+        name for name, value in params.items() if len(value.encode("utf-8", "replace")) > MAX_LOGIN_PARAM_BYTES
+    ]
     if too_large:
         raise LaunchError(
             f"login parameters too large: {', '.join(too_large)} (at most {MAX_LOGIN_PARAM_BYTES} bytes each)",
@@ -108,7 +110,9 @@ def start_login(request_params: dict, store: RegistrationStore, config: dict) ->
     state, nonce, secret = (secrets.token_urlsafe(32) for _ in range(3))
     lifetime = int(config["LOGIN_STATE_SECONDS"])
     _store_login(state, nonce, secret, registration, params, lifetime)
-    log.info("login: iss=%s client_id=%s -> authorization request", quoted(params["iss"]), quoted(registration.client_id))
+    log.info(
+        "login: iss=%s client_id=%s -> authorization request", quoted(params["iss"]), quoted(registration.client_id)
+    )
     return LoginRedirect(
         url=_authorization_url(registration, params, state, nonce, config["TOOL_BASE_URL"]),
         state=state,

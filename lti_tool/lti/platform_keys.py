@@ -130,7 +130,9 @@ class PlatformKeyCache:
                     return self._read_body(response, url, deadline)
                 target = urljoin(url, response.headers.get("Location", ""))
             if _origin(target) != _origin(jwks_url):
-                raise PlatformKeyError(f"the platform's keys at {jwks_url}: redirect to {quoted(target)} refused (another origin)")
+                raise PlatformKeyError(
+                    f"the platform's keys at {jwks_url}: redirect to {quoted(target)} refused (another origin)"
+                )
             url = target
         raise PlatformKeyError(f"the platform's keys at {jwks_url}: more than {MAX_REDIRECTS} redirects")
 

@@ -15,12 +15,12 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
-from .launches import record_launch
-from ..web import browser_cookie_attributes
 from ..rooms.tickets import issue_page_ticket
+from ..web import browser_cookie_attributes
 from .claims import DEEP_LINKING_REQUEST
 from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
 from .launch import RESUBMITTED, is_framed, validate_launch
+from .launches import record_launch
 from .login import origin_of, start_login, state_cookie_name, storage_key
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from ..settings import Setting
 
 
-class JoinRole(str, Enum):
+class JoinRole(StrEnum):
     MODERATOR = "moderator"
     ATTENDEE = "attendee"
 

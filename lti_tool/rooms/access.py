@@ -22,8 +22,8 @@ from flask import current_app, g, request, url_for
 
 from ..exceptions import AccessDenied
 from ..extensions import db
-from ..lti.roles import MODERATOR
 from ..logsafe import quoted
+from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room
 from .tickets import PAGE, ROOM, TicketError, issue_page_ticket, issue_ticket, read_ticket
 

@@ -16,8 +16,8 @@ from ..exceptions import InvalidInput
 from ..grades.policy import GradePolicy, parse_policy
 from ..grades.service import save_policy, send_now
 from ..logsafe import quoted
-from .blueprint import bp
 from .access import RoomAccess, page_url, room_view
+from .blueprint import bp
 
 CSV_COLUMNS = ["session_start", "session_end", "name", "participant_id", "role", "joined", "left", "minutes",
                "share_percent"]
@@ -88,6 +88,8 @@ def save_grading(access: RoomAccess):
     try:
         policy = parse_policy(request.form)
     except ValueError as exc:
-        raise InvalidInput(f"bad grading policy: {quoted(str(exc))}", str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+        raise InvalidInput(
+            f"bad grading policy: {quoted(str(exc))}", str(exc)[:1].upper() + str(exc)[1:] + "."
+        ) from exc
     queued = save_policy(access.room, policy)
     return _back(f"Grading saved; {queued} grade(s) changed and queued.")

@@ -15,8 +15,8 @@ from ..logsafe import quoted
 from ..providers import is_ready
 from ..web import browser_cookie_attributes
 from . import service
-from .blueprint import bp
 from .access import RoomAccess, page_url, room_view
+from .blueprint import bp
 from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -122,14 +122,14 @@ class FakeBigBlueButton:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "FakeBigBlueButton":
+    def start(self) -> FakeBigBlueButton:
         self._served.start()
         return self
 
     def stop(self) -> None:
         self._served.stop()
 
-    def __enter__(self) -> "FakeBigBlueButton":
+    def __enter__(self) -> FakeBigBlueButton:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -903,7 +903,7 @@ def _querystring_stringify(pairs) -> str:
 
 def _iso(millis: int) -> str:
     """bbbevents' times: 2024-05-09T13:35:28.000+00:00."""
-    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=millis)
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
     return moment.isoformat(timespec="milliseconds")
 
 
@@ -932,7 +932,7 @@ def _analytics_attendee(meeting_id: str, attendee: dict) -> dict:
         "moderator": bool(attendee.get("moderator", False)),
         "joins": [_iso(t) for t in joins],
         "leaves": [_iso(t) for t in leaves],
-        "duration": sum(max(0, left - joined) for joined, left in zip(joins, leaves)) // 1000,
+        "duration": sum(max(0, left - joined) for joined, left in zip(joins, leaves, strict=False)) // 1000,
         "recent_talking_time": "",
         "engagement": {"chats": 0, "talks": 0, "raisehand": 0, "emojis": 0, "poll_votes": 0,
                        "talk_time": attendee.get("talk_time", 0)},

@@ -33,7 +33,7 @@ class ServedApp:
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "ServedApp":
+    def start(self) -> ServedApp:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": self.poll_interval}, daemon=True
         )
@@ -47,7 +47,7 @@ class ServedApp:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "ServedApp":
+    def __enter__(self) -> ServedApp:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -15,12 +15,13 @@ what the test says. `requests` counts requests, `bytes_sent` the body bytes the 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import socketserver
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 CHUNK = 64 * 1024
 
@@ -45,7 +46,7 @@ class JwksServer:
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "JwksServer":
+    def start(self) -> JwksServer:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
@@ -55,7 +56,7 @@ class JwksServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "JwksServer":
+    def __enter__(self) -> JwksServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -67,10 +68,9 @@ class JwksServer:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self):
-                try:
+                # the tool hung up: that is what these modes are for
+                with contextlib.suppress(TimeoutError, BrokenPipeError, ConnectionResetError, OSError):
                     server._answer(self.request)
-                except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
-                    pass  # the tool hung up: that is what these modes are for
 
         return Handler
 

@@ -213,7 +213,9 @@ class FakeLiveKit:
                 if info.status < EGRESS_COMPLETE and (room is None or info.room_name == room)
             ]
 
-    def finish_egress(self, egress_id: str, status: str = "EGRESS_COMPLETE", error: str = "") -> egress_proto.EgressInfo:
+    def finish_egress(
+        self, egress_id: str, status: str = "EGRESS_COMPLETE", error: str = ""
+    ) -> egress_proto.EgressInfo:
         """The egress ends by itself (`status`: EGRESS_COMPLETE, EGRESS_FAILED, EGRESS_LIMIT_REACHED…),
         as when Egress fails or its time limit is reached; returns its info."""
         with self._lock:

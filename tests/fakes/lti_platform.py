@@ -21,10 +21,10 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import jwt
@@ -372,12 +372,12 @@ def _parse_timestamp(text) -> int | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # Moodle's server runs in UTC here
+        moment = moment.replace(tzinfo=UTC)  # Moodle's server runs in UTC here
     return math.floor(moment.timestamp())
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def _media_type(header_value: str | None) -> str:
@@ -469,14 +469,14 @@ class FakePlatform:
         self.redirect_uris = [self.default_target_link_uri]
 
     # ----------------------------------------------------------------- lifecycle
-    def start(self) -> "FakePlatform":
+    def start(self) -> FakePlatform:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "FakePlatform":
+    def __enter__(self) -> FakePlatform:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -1022,7 +1022,7 @@ class FakePlatform:
             header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})
         except jwt.PyJWTError as error:
-            raise OAuthError("invalid_request", f"malformed client_assertion: {error}")
+            raise OAuthError("invalid_request", f"malformed client_assertion: {error}") from error
         if unverified.get("sub") != self.client_id:
             raise OAuthError("invalid_client", "no tool with this client id (assertion sub)")
         if header.get("alg") != "RS256":
@@ -1042,7 +1042,7 @@ class FakePlatform:
                               leeway=ASSERTION_LEEWAY_SECONDS,
                               options={"require": ["exp", "iss", "aud", "jti"]})
         except jwt.PyJWTError as error:
-            raise OAuthError("invalid_client", f"client_assertion rejected: {error}")
+            raise OAuthError("invalid_client", f"client_assertion rejected: {error}") from error
 
     def _tool_public_key(self, kid: str | None):
         keys = self._tool_keys()
@@ -1065,7 +1065,7 @@ class FakePlatform:
             else:
                 jwks = source
         except (requests.RequestException, ValueError) as error:
-            raise OAuthError("invalid_client", f"could not fetch the tool's JWKS: {error}")
+            raise OAuthError("invalid_client", f"could not fetch the tool's JWKS: {error}") from error
         return list(jwks.get("keys", []))
 
     # ----------------------------------------------------------------- deep linking return
@@ -1091,7 +1091,7 @@ class FakePlatform:
                               issuer=self.client_id, leeway=ASSERTION_LEEWAY_SECONDS,
                               options={"require": ["exp", "iss", "aud"]})
         except jwt.PyJWTError as error:
-            raise OAuthError("invalid_client", str(error))
+            raise OAuthError("invalid_client", str(error)) from error
 
     def _deep_link_problem(self, claims: dict) -> str | None:
         if claims.get(CLAIM_MESSAGE_TYPE) != DEEP_LINKING_RESPONSE:
@@ -1103,7 +1103,7 @@ class FakePlatform:
         return None
 
     # ----------------------------------------------------------------- services: admission
-    def _admit(self, rule: "ServiceRule") -> AccessToken:
+    def _admit(self, rule: ServiceRule) -> AccessToken:
         """What every services.php request goes through before its resource runs."""
         self._take_failure("services")
         if self.down:
@@ -1114,7 +1114,7 @@ class FakePlatform:
             raise ServiceRefusal(rule.refusal_status, "type_id missing or unknown")
         return self._check_bearer(rule)
 
-    def _check_bearer(self, rule: "ServiceRule") -> AccessToken:
+    def _check_bearer(self, rule: ServiceRule) -> AccessToken:
         authorization = request.headers.get("Authorization", "")
         token = None
         if authorization.startswith("Bearer "):
@@ -1312,8 +1312,8 @@ class FakePlatform:
         try:
             limit = int(args.get("limit", 0))
             start = int(args.get("from", 0)) if limit > 0 else 0
-        except ValueError:
-            raise ServiceRefusal(400, "limit and from must be integers")
+        except ValueError as error:
+            raise ServiceRefusal(400, "limit and from must be integers") from error
         if limit <= 0:
             return rows, {}
         page = rows[start:start + limit]

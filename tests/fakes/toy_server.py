@@ -30,7 +30,7 @@ class FakeToyVideo:
         self._server = ServedApp(self._build_app())
         self.url = self._server.url
 
-    def __enter__(self) -> "FakeToyVideo":
+    def __enter__(self) -> FakeToyVideo:
         self._server.start()
         return self
 

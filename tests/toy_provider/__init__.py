@@ -17,7 +17,9 @@ def _build(config):
 
 def _validate(config) -> list[str]:
     url = config["TOY_SERVER_URL"]
-    return [] if not url or url.startswith(("http://", "https://")) else [f"TOY_SERVER_URL must be an http(s) URL, not {url!r}"]
+    if not url or url.startswith(("http://", "https://")):
+        return []
+    return [f"TOY_SERVER_URL must be an http(s) URL, not {url!r}"]
 
 
 def _blueprints() -> list:

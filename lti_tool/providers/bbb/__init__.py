@@ -22,7 +22,8 @@ def _validate(config) -> list[str]:
     from .provider import CHECKSUM_ALGORITHMS
 
     if config["BBB_CHECKSUM_ALGORITHM"] not in CHECKSUM_ALGORITHMS:
-        return [f"BBB_CHECKSUM_ALGORITHM must be sha1, sha256, sha384 or sha512, not {config['BBB_CHECKSUM_ALGORITHM']!r}"]
+        return ["BBB_CHECKSUM_ALGORITHM must be sha1, sha256, sha384 or sha512, "
+                f"not {config['BBB_CHECKSUM_ALGORITHM']!r}"]
     return []
 
 

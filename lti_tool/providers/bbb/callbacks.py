@@ -9,6 +9,7 @@ Pure functions: no Flask, no database. Views verify first, then parse, then hand
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -17,7 +18,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import jwt
@@ -62,7 +63,7 @@ WEBHOOK_KINDS = {
 # callback URLs, which work as credentials).
 _PAYLOAD_SECRETS = frozenset({"moderator-pass", "viewer-pass", "metadata"})
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _warnings_lock = threading.RLock()
 
@@ -108,7 +109,9 @@ def verify_webhook(
     return None
 
 
-def legacy_checksum_matches(registered_url: str, checksum: str | None, secret: str, algorithms=WEBHOOK_ALGORITHMS) -> bool:
+def legacy_checksum_matches(
+    registered_url: str, checksum: str | None, secret: str, algorithms=WEBHOOK_ALGORITHMS
+) -> bool:
     """True when `checksum` is this hook's v3.0–v3.3 checksum: lets a refusal say why."""
     algorithm = ALGORITHM_BY_LENGTH.get(len(checksum or ""))
     if not checksum or not secret or algorithm not in algorithms:
@@ -222,8 +225,8 @@ def _webhook_event(item, where: str) -> IncomingEvent | None:
     meeting_id = _text(meeting_id, f"{where} ({event_id}) external-meeting-id")
     timestamp = data.get("event").get("ts") if isinstance(data.get("event"), dict) else None
     occurred_at_ms = _millis(timestamp, f"{where} ({event_id}) event.ts")
-    common = dict(provider=PROVIDER, source="webhook", kind=kind, meeting_id=meeting_id, run_id=run_id,
-                  run_started_at_ms=create_time_of(run_id))
+    common = {"provider": PROVIDER, "source": "webhook", "kind": kind, "meeting_id": meeting_id, "run_id": run_id,
+              "run_started_at_ms": create_time_of(run_id)}
 
     if kind == MEETING_STARTED:
         if meeting.get("create-time") is not None:
@@ -319,8 +322,8 @@ def parse_analytics_batch(body: dict) -> Batch:
     run_id = _text(body.get("internal_meeting_id"), "analytics internal_meeting_id")
     data = _object(body.get("data"), "analytics data")
     attendees = _list_or_empty(data.get("attendees"), "analytics data.attendees")
-    common = dict(provider=PROVIDER, source="analytics", meeting_id=meeting_id, run_id=run_id,
-                  run_started_at_ms=create_time_of(run_id))
+    common = {"provider": PROVIDER, "source": "analytics", "meeting_id": meeting_id, "run_id": run_id,
+              "run_started_at_ms": create_time_of(run_id)}
     meeting_payload = {"duration": data.get("duration")} if data.get("duration") is not None else {}
 
     batch = Batch()
@@ -334,7 +337,7 @@ def parse_analytics_batch(body: dict) -> Batch:
     add(lambda: [IncomingEvent(**common, kind=MEETING_STARTED, payload=dict(meeting_payload),
                                occurred_at_ms=_iso_millis(data.get("start"), "analytics data.start"))])
     for position, attendee in enumerate(attendees):
-        add(lambda: _attendee_events(attendee, f"analytics attendees[{position}]", common))
+        add(functools.partial(_attendee_events, attendee, f"analytics attendees[{position}]", common))
     if data.get("finish") not in (None, ""):
         add(lambda: [IncomingEvent(**common, kind=MEETING_ENDED, payload=dict(meeting_payload),
                                    occurred_at_ms=_iso_millis(data["finish"], "analytics data.finish"))])
@@ -351,12 +354,12 @@ def _attendee_events(attendee, where: str, common: dict) -> list[IncomingEvent]:
     user_id = attendee.get("ext_user_id")
     if not user_id:
         return []
-    person = dict(
-        external_user_id=_text(user_id, f"{where}.ext_user_id"),
-        user_name=_optional_text(attendee.get("name")) or "",
-        role="MODERATOR" if attendee.get("moderator") is True else "VIEWER",
-        payload={k: attendee[k] for k in ("duration", "engagement") if attendee.get(k) is not None},
-    )
+    person = {
+        "external_user_id": _text(user_id, f"{where}.ext_user_id"),
+        "user_name": _optional_text(attendee.get("name")) or "",
+        "role": "MODERATOR" if attendee.get("moderator") is True else "VIEWER",
+        "payload": {k: attendee[k] for k in ("duration", "engagement") if attendee.get(k) is not None},
+    }
     joins, leaves = _attendance_times(attendee, where)
     events = []
     for kind, times, name in ((USER_JOINED, joins, "joins"), (USER_LEFT, leaves, "leaves")):
@@ -442,8 +445,9 @@ def end_callback_event(
 @contextmanager
 def _short_hmac_keys_allowed():
     """PyJWT warns (InsecureKeyLengthWarning) when a key is shorter than the hash (a 32-character
-    BBB secret with HS512): the shared secret is the server's choice, not the tool's. The lock keeps concurrent requests from
-    interleaving catch_warnings' save and restore of the global warning filters."""
+    BBB secret with HS512): the shared secret is the server's choice, not the tool's. The lock
+    keeps concurrent requests from interleaving catch_warnings' save and restore of the global
+    warning filters."""
     with _warnings_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
         yield
@@ -479,9 +483,9 @@ def _millis(value, what: str) -> int:
         raise CallbackFormatError(f"{what} is not a number: {quoted(value, 40)}")
     if isinstance(value, int):
         millis = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        millis = int(value)
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+    elif (isinstance(value, float) and math.isfinite(value) and value.is_integer()) or (
+        isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20
+    ):
         millis = int(value)
     else:
         raise CallbackFormatError(f"{what} is not a number: {quoted(value, 40)}")
@@ -499,7 +503,7 @@ def _iso_millis(value, what: str) -> int:
     except ValueError:
         raise CallbackFormatError(f"{what} is not an ISO 8601 time: {quoted(value, 40)}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MILLISECOND
 
 

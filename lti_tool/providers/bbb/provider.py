@@ -267,7 +267,7 @@ class BigBlueButtonProvider(VideoProvider):
         self._hook_registered_at: float | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "BigBlueButtonProvider":
+    def from_config(cls, config: Mapping) -> BigBlueButtonProvider:
         """Built from the app config; unconfigured (client None) when the URL or secret is empty.
 
         An unknown BBB_CHECKSUM_ALGORITHM raises ValueError, like `validate_config` reports it.

@@ -9,7 +9,7 @@ HS256 with the API secret of the key named in `iss`, carrying `sha256` = base64(
 no database. Deliveries are retried, so the same event (same `id`) may arrive more than once:
 every field of its `IncomingEvent`s, hence the dedupe key, is the same each time.
 
-The exceptions are bbb_callbacks' own, so a view handles both providers' callbacks alike.
+The exceptions are the ones every provider's callbacks share (providers/callbacks.py).
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def verify_and_parse(raw_body: bytes, authorization: str | None, api_key: str, a
         WebhookReceiver(TokenVerifier(api_key, api_secret)).receive(body, token)
     except (json_format.ParseError, RecursionError) as exc:  # raised after the token and the hash checked out
         raise CallbackFormatError(f"LiveKit webhook body is not a WebhookEvent: {quoted(str(exc), 200)}") from None
-    except Exception as exc:  # noqa: BLE001 — jwt errors, "hash mismatch", missing sha256, …
+    except Exception as exc:  # jwt errors, "hash mismatch", missing sha256, …
         raise CallbackAuthError(f"LiveKit webhook refused: {type(exc).__name__}: {quoted(str(exc), 200)}") from None
     event = load_json(body, "LiveKit webhook body")
     if not isinstance(event, dict):
