@@ -38,6 +38,8 @@ MAX_REDIRECTS = 3
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
 READ_SIZE = 64 * 1024
+# A socket timeout this close to the deadline is the deadline's doing.
+DEADLINE_SLACK_SECONDS = 0.05
 
 
 class PlatformKeyError(Exception):
@@ -147,6 +149,7 @@ class PlatformKeyCache:
                 headers={"Accept": "application/json", "Accept-Encoding": "identity"},
             )
         except requests.RequestException as exc:
+            self._past_deadline(url, deadline)
             raise PlatformKeyError(f"could not fetch the platform's keys from {url}: {quoted(str(exc))}") from exc
         if response.status_code != 200 and not response.is_redirect:
             response.close()
@@ -164,11 +167,16 @@ class PlatformKeyCache:
                 raise PlatformKeyError(f"the platform's keys at {url} are larger than {MAX_JWKS_BYTES} bytes")
         return bytes(body)
 
+    def _past_deadline(self, url: str, deadline: float) -> None:
+        """A read or connection that ended at the deadline failed because of it: say so."""
+        if time.monotonic() >= deadline - DEADLINE_SLACK_SECONDS:
+            raise PlatformKeyError(f"the platform's keys at {url} took longer than {self.deadline_seconds:g} s")
+
     def _read_some(self, response: requests.Response, url: str, deadline: float) -> bytes:
         """At most one socket read (whatever has arrived), waiting no longer than the deadline."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise PlatformKeyError(f"the platform's keys at {url} took longer than {self.deadline_seconds:g} s")
+            self._past_deadline(url, deadline)
         sock = getattr(response.raw.connection, "sock", None)
         if sock is not None:
             sock.settimeout(remaining)
@@ -177,6 +185,7 @@ class PlatformKeyCache:
             # checked between reads; decoding, if the server compresses anyway, is bounded too.
             return response.raw.read1(READ_SIZE, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self._past_deadline(url, deadline)
             raise PlatformKeyError(f"could not read the platform's keys from {url}: {quoted(str(exc))}") from exc
 
 
