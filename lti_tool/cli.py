@@ -183,3 +183,53 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(serve)
     app.cli.add_command(worker)
     app.cli.add_command(webhooks_cli)
+
+
+# --- video settings per platform (one tool, several institutions) ----------------------------------
+def _shown(name: str, value: str) -> str:
+    return "(set)" if "SECRET" in name else value
+
+
+def _print_settings(issuer: str, client_id: str, settings: dict[str, str]) -> None:
+    if not settings:
+        click.echo(f"{issuer} / {client_id}: the environment's video settings")
+        return
+    click.echo(f"{issuer} / {client_id}: own video settings (the environment's for the rest)")
+    for name in sorted(settings):
+        click.echo(f"  {name} = {_shown(name, settings[name])}")
+
+
+@platform_cli.command("set")
+@click.option("--issuer", required=True, help="The platform's issuer.")
+@click.option("--client-id", required=True, help="Its client id.")
+@click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
+def platform_set(issuer, client_id, assignments):
+    """Give a registered platform its own video settings (VIDEO_PROVIDER, BBB_…, LIVEKIT_…)."""
+    from .lti.platform_settings import PlatformSettingsError, change_settings
+
+    values = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {assignment!r}", param_hint="NAME=VALUE")
+        values[name.strip()] = value.strip()
+    try:
+        settings = change_settings(issuer, client_id, values, [])
+    except PlatformSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_settings(issuer, client_id, settings)
+
+
+@platform_cli.command("unset")
+@click.option("--issuer", required=True, help="The platform's issuer.")
+@click.option("--client-id", required=True, help="Its client id.")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+def platform_unset(issuer, client_id, names):
+    """Remove a platform's own video settings: it uses the environment's for those again."""
+    from .lti.platform_settings import PlatformSettingsError, change_settings
+
+    try:
+        settings = change_settings(issuer, client_id, {}, list(names))
+    except PlatformSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_settings(issuer, client_id, settings)

@@ -76,6 +76,9 @@ class Platform(db.Model):
     auth_audience: Mapped[str | None] = mapped_column(String(1024))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # This platform's own video settings (VIDEO_PROVIDER, BBB_…, LIVEKIT_…), over the
+    # environment's: sealed with a key derived from SECRET_KEY (lti/platform_settings.py).
+    video_settings: Mapped[str | None] = mapped_column(Text)
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="platform", cascade="all, delete-orphan", order_by="Deployment.id"

@@ -18,7 +18,8 @@ import secrets
 
 from flask import Flask, abort, current_app, request
 
-from .providers import all_providers
+from .lti.platform_settings import every_platform_settings
+from .providers import all_providers, provider_for
 
 PERMISSIONS_POLICY = (
     # The classroom page uses camera, microphone and screen share; nothing else does, and nothing
@@ -85,8 +86,17 @@ def frame_ancestors() -> list[str]:
     return ["'self'", *current_app.extensions["registrations"].platform_origins(), *extra]
 
 
+def provider_page_sources() -> list[str]:
+    """Where the provider pages may connect: the environment's servers and every platform's own
+    (platform `set` may name another LiveKit server). Deduplicated, in a stable order."""
+    providers = list(all_providers())
+    for settings in every_platform_settings():
+        providers += [provider_for(name, settings) for name in current_app.extensions["providers"]]
+    return list(dict.fromkeys(source for provider in providers for source in provider.page_sources()))
+
+
 def content_security_policy() -> str:
-    connect = ["'self'", *(source for provider in all_providers() for source in provider.page_sources())]
+    connect = ["'self'", *provider_page_sources()]
     script = ["'self'", f"'nonce-{csp_nonce()}'"]
     return "; ".join([
         "default-src 'self'",

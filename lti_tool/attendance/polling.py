@@ -12,8 +12,8 @@ from sqlalchemy import or_, select
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import AttendanceInterval, ClassSession, ProviderEvent, Room, utcnow
-from ..providers import provider_for
 from ..providers.base import ProviderError
+from ..rooms.service import provider_of
 from . import events as E
 from .service import connection_of, log_refusals, receive, to_ms
 
@@ -48,7 +48,7 @@ def _open_users(run_id: str, room: Room) -> set[str]:
 
 def poll_room(room: Room) -> int:
     try:
-        status = provider_for(room.provider).meeting_status(room.meeting_id)
+        status = provider_of(room).meeting_status(room.meeting_id)
     except ProviderError as exc:
         log.info("poll of room %s skipped: %s", room.id, quoted(exc.detail))
         return 0

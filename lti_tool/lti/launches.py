@@ -25,6 +25,7 @@ from ..providers.base import RoomSettings
 from ..rooms.service import new_meeting_id
 from .claims import LaunchClaims, clean_display, url_problem
 from .launch import ValidatedLaunch, consume_login
+from .platform_settings import settings_for
 from .roles import room_role
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,16 @@ def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
     return link
 
 
-def choose_provider(claims: LaunchClaims) -> str:
+def choose_provider(claims: LaunchClaims, client_id: str) -> str:
+    """The activity's `provider` custom parameter, else the platform's own VIDEO_PROVIDER, else
+    the environment's."""
     wanted = claims.provider.strip().lower()
     if wanted in provider_names():
         return wanted
     if wanted:
         log.warning("ignoring unknown custom provider %s; using VIDEO_PROVIDER", quoted(wanted))
-    return current_app.config["VIDEO_PROVIDER"]
+    platform_choice = settings_for(claims.issuer, client_id).get("VIDEO_PROVIDER", "").strip().lower()
+    return platform_choice if platform_choice in provider_names() else current_app.config["VIDEO_PROVIDER"]
 
 
 def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Room:
@@ -116,7 +120,7 @@ def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Ro
         Room,
         {"resource_link_id": link.id},
         {
-            "provider": choose_provider(claims),
+            "provider": choose_provider(claims, course.client_id),
             "meeting_id": new_meeting_id(),
             "name": _fit(Room, "name", title),
             "settings": asdict(RoomSettings()),

@@ -49,6 +49,13 @@ class PlatformRegistration:
     auth_audience: str | None = None
     private_key_file: str | None = None
     public_key_file: str | None = None
+    # Its own video settings from TOOL_CONFIG ("settings"), as (name, value) pairs; a database
+    # registration's are sealed in the database (lti/platform_settings.py).
+    video_settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def settings(self) -> dict[str, str]:
+        return dict(self.video_settings)
 
     def has_deployment(self, deployment_id: str | None) -> bool:
         return bool(deployment_id) and deployment_id in self.deployment_ids
@@ -81,6 +88,9 @@ def parse_tool_config(data: dict, base_dir: Path) -> list[PlatformRegistration]:
             deployments = entry.get("deployment_ids") or []
             if not isinstance(deployments, list):
                 raise RegistrationConfigError(f"issuer {issuer!r}: deployment_ids must be a list")
+            settings = entry.get("settings") or {}
+            if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
+                raise RegistrationConfigError(f"issuer {issuer!r}: settings must be an object of strings")
             registrations.append(
                 PlatformRegistration(
                     issuer=issuer,
@@ -94,6 +104,7 @@ def parse_tool_config(data: dict, base_dir: Path) -> list[PlatformRegistration]:
                     auth_audience=entry.get("auth_audience"),
                     private_key_file=_resolve(entry.get("private_key_file"), base_dir),
                     public_key_file=_resolve(entry.get("public_key_file"), base_dir),
+                    video_settings=tuple(sorted(settings.items())),
                 )
             )
     return registrations

@@ -38,7 +38,9 @@ def load_packages(module_names: str) -> tuple[list[ProviderPackage], list[str]]:
 def attach(app: Flask) -> None:
     """Build the providers of the app's packages and register their routes and worker tasks."""
     packages, _ = load_packages(app.config["PROVIDER_PACKAGES"])
+    app.extensions["provider_packages"] = {package.name: package for package in packages}
     app.extensions["providers"] = {package.name: package.build(app.config) for package in packages}
+    app.extensions["providers_with_settings"] = {}
     app.extensions["provider_labels"] = {package.name: package.label for package in packages}
     app.extensions["provider_tasks"] = [task for package in packages for task in package.worker_tasks()]
     for package in packages:
@@ -50,7 +52,10 @@ def provider_names() -> tuple[str, ...]:
     return tuple(current_app.extensions["providers"])
 
 
-def provider_for(name: str) -> VideoProvider:
+def provider_for(name: str, settings: dict[str, str] | None = None) -> VideoProvider:
+    """The provider `name`, with the environment's settings or, when a platform sets some of its
+    own (`settings`, as lti/platform_settings.py keeps them), with those over the environment's.
+    One instance per distinct set of settings, built on first use."""
     providers = current_app.extensions["providers"]
     if name not in providers:
         raise ProviderMisconfigured(
@@ -60,13 +65,22 @@ def provider_for(name: str) -> VideoProvider:
                 "Please tell your site administrator."
             ),
         )
-    return providers[name]
+    package = current_app.extensions["provider_packages"][name]
+    own = {s.name: s.read(settings[s.name]) for s in package.settings if s.name in (settings or {})}
+    if not own:
+        return providers[name]
+    built = current_app.extensions["providers_with_settings"]
+    key = (name, tuple(sorted(own.items())))
+    if key not in built:
+        built[key] = package.build({**current_app.config, **own})
+    return built[key]
 
 
-def is_ready(name: str) -> bool:
-    """True when the provider exists here and the operator configured it."""
-    provider = current_app.extensions["providers"].get(name)
-    return provider is not None and provider.is_configured()
+def is_ready(name: str, settings: dict[str, str] | None = None) -> bool:
+    """True when the provider exists here and is configured (for a platform with `settings`)."""
+    if name not in current_app.extensions["providers"]:
+        return False
+    return provider_for(name, settings).is_configured()
 
 
 def all_providers() -> list[VideoProvider]:

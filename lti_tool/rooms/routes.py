@@ -12,7 +12,6 @@ from flask import current_app, g, jsonify, redirect, render_template, request
 
 from ..exceptions import InvalidInput
 from ..logsafe import quoted
-from ..providers import is_ready
 from ..web import browser_cookie_attributes
 from . import service
 from .access import RoomAccess, page_url, room_view
@@ -33,7 +32,7 @@ def leave_cookie_name(room_id: int) -> str:
 @room_view()
 def show(access: RoomAccess):
     room = access.room
-    configured = is_ready(room.provider)
+    configured = service.provider_ready(room)
     can_join = configured and service.may_join_now(room, access.role)
     template = "rooms/room.html" if can_join or access.is_moderator else "rooms/waiting.html"
     return render_template(

@@ -17,10 +17,11 @@ from sqlalchemy import or_, select, update
 
 from ..extensions import db
 from ..logsafe import quoted
+from ..lti.platform_settings import settings_for
 from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room, User, fits, utcnow
-from ..providers import provider_for
-from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings
+from ..providers import is_ready, provider_for
+from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,22 @@ def _coerce(name: str, raw: str, previous):
 
 
 # --- rooms ------------------------------------------------------------------------------------
+def platform_settings_of(room: Room) -> dict[str, str]:
+    """The video settings the room's platform registration sets over the environment's."""
+    course = room.resource_link.course
+    return settings_for(course.issuer, course.client_id)
+
+
+def provider_of(room: Room) -> VideoProvider:
+    """The room's video provider, with its platform's own settings where it has any."""
+    return provider_for(room.provider, platform_settings_of(room))
+
+
+def provider_ready(room: Room) -> bool:
+    """Is the room's video service configured (for its platform)?"""
+    return is_ready(room.provider, platform_settings_of(room))
+
+
 def room_of_meeting(meeting_id: str) -> Room | None:
     """The room whose meeting this is; None for a meeting the tool does not know (and for an id
     no room could have: PostgreSQL cannot even look up one holding NUL)."""
@@ -121,7 +138,7 @@ def refresh_state(room: Room, force: bool = False) -> bool:
     if not force and not _claim_state_check(room, check_started):
         return False
     try:
-        status = provider_for(room.provider).meeting_status(room.meeting_id)
+        status = provider_of(room).meeting_status(room.meeting_id)
     except ProviderError as exc:
         log.warning("room %s: state check failed, keeping the last known state: %s", room.id, quoted(exc.detail))
         return False
@@ -160,7 +177,7 @@ def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
     """Let this person in (`role`: their role in the tool): teachers, or everyone when students
     need not wait, start the meeting (safe to repeat); others may come once it is open
     (`NotOpenYet` otherwise). Returns what the provider needs to let them join."""
-    provider = provider_for(room.provider)
+    provider = provider_of(room)
     spec = meeting_spec(room)
     if role == MODERATOR or not room_settings(room).wait_for_moderator:
         status = provider.start_meeting(spec)
@@ -184,7 +201,7 @@ def join_url(room: Room, user: User, role: str, tool_page) -> str:
     """Where `join` sends this person: the provider's URL for them (`tool_page(endpoint)` makes
     the address of one of the tool's pages for them, for providers with a page of their own)."""
     spec, attendee = admit(room, user, role)
-    return provider_for(room.provider).join(spec, attendee, room.run_id, tool_page)
+    return provider_of(room).join(spec, attendee, room.run_id, tool_page)
 
 
 def own_return_url(room_id: int, leave_ticket) -> str | None:
@@ -196,7 +213,7 @@ def own_return_url(room_id: int, leave_ticket) -> str | None:
 
 
 def end_class(room: Room, user: User) -> None:
-    provider_for(room.provider).end_meeting(room.meeting_id)
+    provider_of(room).end_meeting(room.meeting_id)
     room.ended_at = utcnow()
     room.running = False
     db.session.commit()

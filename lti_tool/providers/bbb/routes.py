@@ -18,7 +18,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ...attendance.events import Batch
 from ...logsafe import quoted
-from ...rooms.service import room_of_meeting
+from ...lti.platform_settings import every_platform_settings
+from ...rooms.service import platform_settings_of, room_of_meeting
 from ...webhooks import accept, refuse
 from . import callbacks
 from .end_callback import report_end
@@ -28,8 +29,32 @@ log = logging.getLogger(__name__)
 bp = Blueprint("bbb", __name__, url_prefix=HOOK_PATH)
 
 
-def _secret() -> str:
-    return current_app.config["BBB_SHARED_SECRET"]
+def _secrets() -> list[str]:
+    """Every BBB server's secret the tool knows: the environment's and the platforms' own (one
+    tool may serve several institutions, each with its BBB server; all post to this URL)."""
+    found = [current_app.config["BBB_SHARED_SECRET"]]
+    found += [settings.get("BBB_SHARED_SECRET", "") for settings in every_platform_settings()]
+    return list(dict.fromkeys(secret for secret in found if secret))
+
+
+def _room_secret(room) -> str:
+    return platform_settings_of(room).get("BBB_SHARED_SECRET") or current_app.config["BBB_SHARED_SECRET"]
+
+
+def _signed_for_its_rooms(batch: Batch, secret: str) -> Batch:
+    """With several BBB servers, a server's secret speaks for its own rooms only: an event
+    signed with one institution's secret cannot touch another institution's class."""
+    if len(_secrets()) < 2:
+        return batch
+    kept = Batch(refused=list(batch.refused))
+    for event in batch.events:
+        room = room_of_meeting(event.meeting_id)
+        if room is not None and _room_secret(room) != secret:
+            kept.refused.append(f"{event.kind} for meeting {quoted(event.meeting_id, 40)}: "
+                                "signed with another BBB server's secret")
+        else:
+            kept.events.append(event)
+    return kept
 
 
 def _hook_url() -> str:
@@ -38,16 +63,19 @@ def _hook_url() -> str:
 
 @bp.post("")
 def events():
-    if not _secret():
+    if not _secrets():
         return refuse(503, "BigBlueButton is not configured", "no BBB_SHARED_SECRET")
     raw = request.get_data(cache=True)
-    checksum = request.args.get("checksum")
-    variant = callbacks.verify_webhook(
-        _hook_url(), raw, checksum, request.headers.get("Authorization"), _secret(),
-        accept_legacy_checksum=current_app.config["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"],
-    )
-    if variant is None:
-        if callbacks.legacy_checksum_matches(_hook_url(), checksum, _secret()):
+    checksum, authorization = request.args.get("checksum"), request.headers.get("Authorization")
+    for secret in _secrets():
+        variant = callbacks.verify_webhook(
+            _hook_url(), raw, checksum, authorization, secret,
+            accept_legacy_checksum=current_app.config["BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM"],
+        )
+        if variant is not None:
+            break
+    else:
+        if any(callbacks.legacy_checksum_matches(_hook_url(), checksum, secret) for secret in _secrets()):
             return refuse(401, "checksum does not match", "bbb-webhooks 3.0-3.3 checksum, which does not cover "
                           "the body: refused unless BBB_WEBHOOKS_ACCEPT_LEGACY_CHECKSUM is on")
         return refuse(401, "checksum does not match", "bbb-webhooks checksum/authorization invalid")
@@ -55,28 +83,35 @@ def events():
         batch = callbacks.parse_webhook_batch(raw)
     except callbacks.CallbackFormatError as exc:
         return refuse(400, "malformed webhook body", str(exc))
-    return accept(batch, f"bbb-webhooks ({variant})")
+    return accept(_signed_for_its_rooms(batch, secret), f"bbb-webhooks ({variant})")
 
 
 @bp.post("/analytics")
 def analytics():
-    if not _secret() or not callbacks.verify_analytics(request.headers.get("Authorization"), _secret()):
+    authorization = request.headers.get("Authorization")
+    secret = next((s for s in _secrets() if callbacks.verify_analytics(authorization, s)), None)
+    if secret is None:
         return refuse(401, "invalid token", "analytics callback token invalid")
     try:
         body = callbacks.load_json(request.get_data(cache=True), "analytics callback body")
         batch = callbacks.parse_analytics_batch(body)
     except callbacks.CallbackFormatError as exc:
         return refuse(400, "malformed analytics body", str(exc))
-    return accept(batch, "bbb analytics callback")
+    return accept(_signed_for_its_rooms(batch, secret), "bbb analytics callback")
 
 
 @bp.post("/recording-ready")
 def recording_ready():
-    try:
-        claims = callbacks.verify_recording_ready(request.form.get("signed_parameters", ""), _secret())
-    except callbacks.CallbackAuthError as exc:
-        return refuse(401, "invalid signed_parameters", str(exc))  # its PyJWT part is quoted
-    return accept(Batch([callbacks.recording_ready_event(claims)]), "bbb recording-ready callback")
+    signed, problem = request.form.get("signed_parameters", ""), "no BBB_SHARED_SECRET"
+    for secret in _secrets():
+        try:
+            claims = callbacks.verify_recording_ready(signed, secret)
+        except callbacks.CallbackAuthError as exc:
+            problem = str(exc)  # its PyJWT part is quoted
+            continue
+        return accept(_signed_for_its_rooms(Batch([callbacks.recording_ready_event(claims)]), secret),
+                      "bbb recording-ready callback")
+    return refuse(401, "invalid signed_parameters", problem)
 
 
 @bp.get("/end")

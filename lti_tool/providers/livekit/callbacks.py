@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import jwt
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from livekit.api import TokenVerifier, WebhookReceiver
@@ -53,6 +54,21 @@ _NOT_PEOPLE = {"EGRESS", "INGRESS", "AGENT"}
 _EGRESS_WITH_FILES = {"EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED"}
 
 
+def _bare_token(authorization: str | None) -> str:
+    token = (authorization or "").strip()
+    scheme, _, rest = token.partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" else token
+
+
+def signing_key_of(authorization: str | None) -> str:
+    """The API key a webhook's token names (`iss`), unverified: which secret to check it with."""
+    try:
+        claims = jwt.decode(_bare_token(authorization), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    return claims.get("iss") if isinstance(claims, dict) and isinstance(claims.get("iss"), str) else ""
+
+
 def verify_and_parse(raw_body: bytes, authorization: str | None, api_key: str, api_secret: str) -> dict:
     """The webhook's event as a dict (protojson names: `event`, `room`, `participant`,
     `createdAt`, …), once its token checks out; raises `CallbackAuthError` otherwise.
@@ -67,10 +83,7 @@ def verify_and_parse(raw_body: bytes, authorization: str | None, api_key: str, a
     """
     if not api_key or not api_secret:
         raise CallbackAuthError("LiveKit webhook refused: LIVEKIT_API_KEY and LIVEKIT_API_SECRET are not set")
-    token = (authorization or "").strip()
-    scheme, _, rest = token.partition(" ")
-    if scheme.lower() == "bearer":
-        token = rest.strip()
+    token = _bare_token(authorization)
     if not token:
         raise CallbackAuthError("LiveKit webhook without an Authorization token")
     try:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, g, jsonify, render_template, request, url_for
+from flask import g, jsonify, render_template, request, url_for
 
 from ...exceptions import InvalidInput, NotAvailable
 from ...logsafe import quoted
 from ...rooms import service
 from ...rooms.access import RoomAccess, room_view
-from .. import provider_for
 from ..base import MeetingNotFound, ProviderError
 from .provider import LiveKitProvider
 from .routes import bp  # the classroom lives beside the room's other pages (/rooms/<id>/live…)
@@ -31,7 +30,7 @@ def _livekit_of(access: RoomAccess, refusal: type = NotAvailable) -> LiveKitProv
     if access.room.provider != PROVIDER:
         raise refusal(f"LiveKit page or action asked for a {quoted(access.room.provider)} room",
                       "This room's video service does this from its own meeting window.")
-    return provider_for(PROVIDER)
+    return service.provider_of(access.room)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def classroom(access: RoomAccess):
         user=access.user,
         is_moderator=access.is_moderator,
         settings=service.room_settings(room),
-        livekit_url=current_app.config["LIVEKIT_URL"],
+        livekit_url=provider.ws_url,  # the room's platform may have a LiveKit server of its own
         ticket=g.ticket,
         identity=access.user.public_id,
         leave_url=access.enrolment.return_url or url_for("rooms.left", room_id=room.id),
@@ -126,7 +125,7 @@ def recording(access: RoomAccess):
     action = request.form.get("action")
     if action not in ("start", "stop"):
         return jsonify({"error": "Unknown recording action."}), 400
-    provider = provider_for(room.provider)
+    provider = service.provider_of(room)
     problem = _recording_problem(room, provider)
     if problem:
         return jsonify({"error": problem, "recording": False, "egress_id": None}), 409
