@@ -186,17 +186,15 @@ def init_app(app: Flask) -> None:
 
 
 # --- video settings per platform (one tool, several institutions) ----------------------------------
-def _shown(name: str, value: str) -> str:
-    return "(set)" if "SECRET" in name else value
-
-
 def _print_settings(issuer: str, client_id: str, settings: dict[str, str]) -> None:
+    from .lti.platform_settings import shown_value
+
     if not settings:
         click.echo(f"{issuer} / {client_id}: the environment's video settings")
         return
     click.echo(f"{issuer} / {client_id}: own video settings (the environment's for the rest)")
     for name in sorted(settings):
-        click.echo(f"  {name} = {_shown(name, settings[name])}")
+        click.echo(f"  {name} = {shown_value(name, settings[name])}")
 
 
 @platform_cli.command("set")

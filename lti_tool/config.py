@@ -63,11 +63,18 @@ TUNABLES = (
     Setting("UNKNOWN_EVENT_RETENTION_HOURS", "24", NUMBER,
             "Hours the events of meetings the tool does not know (other applications' meetings on "
             "the same video server, people's names included) are kept before the worker deletes them."),
+    Setting("ADMIN_TOKEN", "",
+            help="The operator's token for the administration pages (/admin sign-in form, or "
+                 "`Authorization: Bearer` on /admin/status); at least 32 characters. Unset: only "
+                 "the platforms' administrators get in, through a launch."),
+    Setting("ADMIN_REFRESH_SECONDS", "60", NUMBER,
+            "How often an open administration page brings its server health, failures and backlog up to date."),
     Setting("PROVIDER_PACKAGES", BUILT_IN_PROVIDERS,
             help="The video provider packages the tool loads (import paths, space-separated)."),
 )
 
 CORE_SETTINGS = CONTRACT + TUNABLES
+ADMIN_TOKEN_MIN_LENGTH = 32
 
 
 def _secret_key() -> str:
@@ -151,5 +158,9 @@ def validate_config(config: dict) -> list[str]:
         problems.append(f"VIDEO_PROVIDER must be one of {', '.join(names)}, not {config['VIDEO_PROVIDER']!r}")
     for package in packages:
         problems += package.validate(config)
+    if 0 < len(config.get("ADMIN_TOKEN") or "") < ADMIN_TOKEN_MIN_LENGTH:
+        # A short token could be guessed through the sign-in form; the value is never repeated.
+        problems.append(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long "
+                        "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     return problems
 

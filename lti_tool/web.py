@@ -46,7 +46,7 @@ def wants_json() -> bool:
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if getattr(view, "answers_json", False) or request.path.startswith("/webhooks/"):
         return True
-    if request.headers.get("X-Room-Ticket"):
+    if request.headers.get("X-Room-Ticket") or request.headers.get("X-Admin-Ticket"):
         return True
     return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 

@@ -332,6 +332,36 @@ def live(migrated, database_url, keys_dir, tmp_path, platform_key, live_override
             empty_tables(app)
 
 
+def run_cli(app, *args) -> tuple[int, str]:
+    """`flask --app wsgi <args>` against `app`: exit code and output."""
+    result = app.test_cli_runner().invoke(args=list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def second_school(live, platform_key):
+    """Another institution's Moodle, registered in the database (as `platform add` does), next to
+    the live tool's own (TOOL_CONFIG) platform."""
+    with FakePlatform(tool_base_url=live.url, signing_key=platform_key, client_id="school-two") as school:
+        code, output = run_cli(live.app, "platform", "add", "--issuer", school.issuer, "--client-id",
+                               school.client_id, "--deployment-id", school.deployment_id, "--auth-login-url",
+                               school.auth_login_url, "--token-url", school.auth_token_url, "--jwks-url",
+                               school.key_set_url)
+        assert code == 0, output
+        school.tool_jwks = live.url + "/.well-known/jwks.json"
+        yield school
+
+
+def launch_at(live, school, user: str) -> LivePerson:
+    """A launch of `user` from another platform than the live tool's own."""
+    import requests
+
+    session = requests.Session()
+    response = school.launch(session, user=user)
+    assert response.status_code == 303, response.text[:300]
+    return LivePerson(live, session, response)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium through Playwright, one per test module. Modules that use it

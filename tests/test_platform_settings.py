@@ -8,14 +8,12 @@ server; its server's webhooks speak for its rooms only.
 from __future__ import annotations
 
 import pytest
-import requests
 from sqlalchemy import select, text
 
 from lti_tool.extensions import db
 from lti_tool.models import Platform, Room, User
-from tests.conftest import TOOL_BASE_URL
+from tests.conftest import TOOL_BASE_URL, launch_at, run_cli
 from tests.fakes.bbb_server import FakeBigBlueButton
-from tests.fakes.lti_platform import FakePlatform
 from tests.support import MINUTE, post_bbb_events, scores_for
 
 OTHER_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -27,54 +25,28 @@ def other_bbb():
         yield server
 
 
-def run(app, *args):
-    result = app.test_cli_runner().invoke(args=list(args))
-    return result.exit_code, result.output
-
-
-@pytest.fixture
-def second_school(live, platform_key):
-    """Another institution's Moodle, registered in the database (as `platform add` does)."""
-    with FakePlatform(tool_base_url=live.url, signing_key=platform_key, client_id="school-two") as school:
-        code, output = run(live.app, "platform", "add", "--issuer", school.issuer, "--client-id", school.client_id,
-                           "--deployment-id", school.deployment_id, "--auth-login-url", school.auth_login_url,
-                           "--token-url", school.auth_token_url, "--jwks-url", school.key_set_url)
-        assert code == 0, output
-        school.tool_jwks = live.url + "/.well-known/jwks.json"
-        yield school
-
-
 def public_id_of(live, school, user: str) -> str:
     with live.app.app_context():
         return db.session.scalar(select(User.public_id).where(User.issuer == school.issuer,
                                                               User.sub == school.user(user).sub))
 
 
-def launch(live, school, user):
-    session = requests.Session()
-    response = school.launch(session, user=user)
-    assert response.status_code == 303, response.text[:300]
-    from tests.conftest import LivePerson
-
-    return LivePerson(live, session, response)
-
-
 # --- the command line ---------------------------------------------------------------------------
 def test_set_and_unset_a_platforms_own_video_settings(live, second_school, other_bbb):
     school = second_school
-    code, output = run(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
+    code, output = run_cli(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
                        f"BBB_SERVER_URL={other_bbb.url}", f"BBB_SHARED_SECRET={OTHER_SECRET}")
     assert code == 0, output
     assert f"BBB_SERVER_URL = {other_bbb.url}" in output and "BBB_SHARED_SECRET = (set)" in output
     assert OTHER_SECRET not in output
-    code, output = run(live.app, "platform", "unset", "--issuer", school.issuer, "--client-id", school.client_id,
+    code, output = run_cli(live.app, "platform", "unset", "--issuer", school.issuer, "--client-id", school.client_id,
                        "BBB_SHARED_SECRET")
     assert code == 0 and "BBB_SHARED_SECRET" not in output and "BBB_SERVER_URL" in output
 
 
 def test_the_secrets_are_sealed_in_the_database(live, second_school):
     school = second_school
-    assert run(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
+    assert run_cli(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
                f"BBB_SHARED_SECRET={OTHER_SECRET}")[0] == 0
     with live.app.app_context():
         stored = db.session.scalar(text("SELECT video_settings FROM platforms WHERE client_id = 'school-two'"))
@@ -89,7 +61,7 @@ def test_the_secrets_are_sealed_in_the_database(live, second_school):
     ("nonsense", "expected NAME=VALUE"),
 ])
 def test_settings_the_tool_could_not_run_with_are_refused(live, second_school, assignment, message):
-    code, output = run(live.app, "platform", "set", "--issuer", second_school.issuer, "--client-id",
+    code, output = run_cli(live.app, "platform", "set", "--issuer", second_school.issuer, "--client-id",
                        second_school.client_id, assignment)
     assert code != 0 and message in output
     with live.app.app_context():
@@ -97,7 +69,7 @@ def test_settings_the_tool_could_not_run_with_are_refused(live, second_school, a
 
 
 def test_a_file_registration_keeps_its_settings_in_tool_config(live):
-    code, output = run(live.app, "platform", "set", "--issuer", live.platform.issuer, "--client-id",
+    code, output = run_cli(live.app, "platform", "set", "--issuer", live.platform.issuer, "--client-id",
                        live.platform.client_id, "VIDEO_PROVIDER=livekit")
     assert code != 0 and "TOOL_CONFIG" in output and '"settings"' in output
 
@@ -105,9 +77,9 @@ def test_a_file_registration_keeps_its_settings_in_tool_config(live):
 # --- at run time ----------------------------------------------------------------------------------
 def test_a_platforms_rooms_run_on_its_own_server_and_its_webhooks_grade_them(live, second_school, other_bbb):
     school = second_school
-    run(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
+    run_cli(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
         f"BBB_SERVER_URL={other_bbb.url}", f"BBB_SHARED_SECRET={OTHER_SECRET}")
-    teacher, student = launch(live, school, "teacher"), launch(live, school, "student")
+    teacher, student = launch_at(live, school, "teacher"), launch_at(live, school, "student")
     joined = teacher.join()
     assert joined.status_code == 302 and joined.headers["Location"].startswith(other_bbb.url)
     assert other_bbb.count("create") == 1 and live.bbb.count("create") == 0
@@ -132,9 +104,9 @@ def test_a_platforms_rooms_run_on_its_own_server_and_its_webhooks_grade_them(liv
 
 def test_a_platform_may_choose_its_own_video_service_for_new_rooms(live, second_school):
     school = second_school
-    run(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
+    run_cli(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
         "VIDEO_PROVIDER=livekit")
-    teacher = launch(live, school, "teacher")
+    teacher = launch_at(live, school, "teacher")
     with live.app.app_context():
         assert db.session.get(Room, teacher.room_id).provider == "livekit"
     other = live.launch("teacher")  # the environment's platform keeps the environment's choice
@@ -144,7 +116,7 @@ def test_a_platform_may_choose_its_own_video_service_for_new_rooms(live, second_
 
 def test_the_classroom_page_may_connect_to_a_platforms_own_livekit_server(live, second_school):
     school = second_school
-    run(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
+    run_cli(live.app, "platform", "set", "--issuer", school.issuer, "--client-id", school.client_id,
         "VIDEO_PROVIDER=livekit", "LIVEKIT_URL=wss://livekit.school-two.example")
     page = live.launch("teacher").get()
     policy = page.headers["Content-Security-Policy"]

@@ -46,6 +46,11 @@ def settable_names() -> set[str]:
     return {"VIDEO_PROVIDER"} | {setting.name for package in packages for setting in package.settings}
 
 
+def shown_value(name: str, value: str) -> str:
+    """A setting as the command line and the administration pages show it: secrets never."""
+    return "(set)" if "SECRET" in name or "TOKEN" in name else value
+
+
 # --- sealing ---------------------------------------------------------------------------------------
 def _fernet() -> Fernet:
     digest = hashlib.sha256(b"lti-tool platform video settings:" + current_app.config["SECRET_KEY"].encode())

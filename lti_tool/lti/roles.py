@@ -92,3 +92,11 @@ def room_role(lti_roles: list[str]) -> str:
     ):
         return MODERATOR
     return ATTENDEE
+
+
+def is_site_administrator(lti_roles: list[str]) -> bool:
+    """An institution or system Administrator (SysAdmin): the platform's administrators, who may
+    open the tool's administration pages for their platform. A course's Administrator (a context
+    role) administers that course only, so it does not count."""
+    parsed = [parse_role(r) for r in lti_roles if isinstance(r, str)]
+    return any(p.scope in ("institution", "system") and p.name in ADMIN_ROLES for p in parsed)

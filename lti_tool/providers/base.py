@@ -105,6 +105,20 @@ class Recording:
     participants: int = 0
 
 
+@dataclass(frozen=True)
+class ProviderHealth:
+    """What one check of a video server found, for the administration pages (no secrets)."""
+
+    server: str  # where the server is, as configured ("" when not configured)
+    reachable: bool
+    credentials_accepted: bool
+    detail: str = ""  # what was found, in words an administrator can act on
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.credentials_accepted
+
+
 class ProviderError(Exception):
     """A video-server call failed. `user_message` is safe to show; `detail` is for the log."""
 
@@ -179,6 +193,12 @@ class VideoProvider(abc.ABC):
     @abc.abstractmethod
     def end_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Ending a meeting that does not exist is not an error."""
+
+    @abc.abstractmethod
+    def check(self) -> ProviderHealth:
+        """One cheap call, one attempt, that proves the server answers and accepts the tool's
+        credentials (the administration page's provider health). It creates nothing, and
+        reports a failure in the answer rather than raising it."""
 
     def page_sources(self) -> tuple[str, ...]:
         """Origins the tool's pages connect to for this provider (its pages' WebSocket, say),

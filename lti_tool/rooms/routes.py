@@ -12,6 +12,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request
 
 from ..exceptions import InvalidInput
 from ..logsafe import quoted
+from ..lti.roles import is_site_administrator
 from ..web import browser_cookie_attributes
 from . import service
 from .access import RoomAccess, page_url, room_view
@@ -45,6 +46,7 @@ def show(access: RoomAccess):
         settings=service.room_settings(room),
         ticket=g.ticket,
         return_url=access.enrolment.return_url,
+        is_platform_admin=is_site_administrator(access.enrolment.lti_roles or []),
         refresh_url=page_url("rooms.show"),
         refresh_seconds=current_app.config["WAITING_REFRESH_SECONDS"],
     )

@@ -15,6 +15,7 @@ from lti_tool.providers.base import (
     MeetingSpec,
     MeetingStatus,
     Participant,
+    ProviderHealth,
     ProviderMisconfigured,
     ProviderUnavailable,
     VideoProvider,
@@ -66,3 +67,13 @@ class ToyProvider(VideoProvider):
 
     def end_meeting(self, meeting_id: str) -> None:
         self._call("DELETE", f"/rooms/{meeting_id}")
+
+    def check(self) -> ProviderHealth:
+        if not self.is_configured():
+            return ProviderHealth("", False, False, "not configured: set TOY_SERVER_URL and TOY_SECRET")
+        try:
+            answer = self._call("GET", "/rooms/health-check")
+        except ProviderUnavailable as exc:
+            return ProviderHealth(self.server_url, False, False, exc.detail)
+        accepted = answer.status_code in (200, 404)
+        return ProviderHealth(self.server_url, True, accepted, "answers" if accepted else f"HTTP {answer.status_code}")

@@ -28,6 +28,7 @@ from ..base import (
     MeetingStatus,
     Participant,
     ProviderError,
+    ProviderHealth,
     ProviderMisconfigured,
     ProviderRejected,
     ProviderUnavailable,
@@ -118,11 +119,13 @@ class BigBlueButtonClient:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def call(self, call: str, params: Params = ()) -> dict:
-        """Send one API call; return the `<response>` as a dict, or raise a `ProviderError`."""
+    def call(self, call: str, params: Params = (), retries: int | None = None) -> dict:
+        """Send one API call; return the `<response>` as a dict, or raise a `ProviderError`.
+        `retries` overrides the client's number of retries (0: one attempt)."""
         params = _pairs(params)
         meeting_id = _param(params, "meetingID")
-        http_response = self._get_with_retries(call, self.build_url(call, params), meeting_id)
+        url = self.build_url(call, params)
+        http_response = self._get_with_retries(call, url, meeting_id, self.retries if retries is None else retries)
         response = self._parse(call, http_response)
         self._raise_for_failure(call, meeting_id, response)
         logger.info(
@@ -130,8 +133,8 @@ class BigBlueButtonClient:
         )
         return response
 
-    def _get_with_retries(self, call: str, url: str, meeting_id: str | None) -> requests.Response:
-        attempts = self.retries + 1
+    def _get_with_retries(self, call: str, url: str, meeting_id: str | None, retries: int) -> requests.Response:
+        attempts = retries + 1
         for attempt in range(attempts):
             try:
                 return self._get(call, url, meeting_id)
@@ -342,6 +345,24 @@ class BigBlueButtonProvider(VideoProvider):
             return _status_from(self.client.get_meeting_info(meeting_id))
         except MeetingNotFound:
             return NOT_FOUND
+
+    HEALTH_CHECK_MEETING = "lti-tool-health-check"
+
+    def check(self) -> ProviderHealth:
+        """getMeetingInfo of a meeting nobody holds, once: bbb-web checks the checksum before it
+        looks the meeting up, so `notFound` proves both the address and the secret."""
+        if self._configured_client is None:
+            return ProviderHealth("", False, False, "not configured: BBB_SERVER_URL and BBB_SHARED_SECRET are needed")
+        server = self.client.api_url
+        try:
+            self.client.call("getMeetingInfo", {"meetingID": self.HEALTH_CHECK_MEETING}, retries=0)
+        except MeetingNotFound:
+            pass
+        except ProviderUnavailable as exc:
+            return ProviderHealth(server, False, False, exc.detail)
+        except ProviderError as exc:  # checksumError, a proxy's 4xx, an answer that is not BBB's
+            return ProviderHealth(server, True, False, exc.detail)
+        return ProviderHealth(server, True, True, f"answers, and accepts the shared secret ({self.client.algorithm})")
 
     HOOK_RECHECK_SECONDS = 600
 

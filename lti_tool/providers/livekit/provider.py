@@ -35,6 +35,8 @@ from ..base import (
     MeetingSpec,
     MeetingStatus,
     Participant,
+    ProviderError,
+    ProviderHealth,
     ProviderMisconfigured,
     ProviderRejected,
     ProviderUnavailable,
@@ -372,6 +374,22 @@ class LiveKitProvider(VideoProvider):
         stays out of every log; the page takes it out of the address bar. `run_id` is not used:
         a token is bound to the room name, whichever run of the room is live."""
         return tool_page(CLASSROOM_ENDPOINT) + "#lk=" + self.access_token(spec, attendee)
+
+    HEALTH_CHECK_ROOM = "lti-tool-health-check"
+
+    def check(self) -> ProviderHealth:
+        """ListRooms for a room nobody holds, once: the server checks the token's signature and
+        its roomList grant, so an empty answer proves the address, the key and the secret."""
+        if self._configured_server is None:
+            return ProviderHealth("", False, False, self._problem or "not configured")
+        server = self.server.url
+        try:
+            self.server.call("list_rooms", lk.ListRoomsRequest(names=[self.HEALTH_CHECK_ROOM]), retry=False)
+        except ProviderUnavailable as exc:
+            return ProviderHealth(server, False, False, exc.detail)
+        except ProviderError as exc:  # refused credentials, a proxy's 4xx, another server
+            return ProviderHealth(server, True, False, exc.detail)
+        return ProviderHealth(server, True, True, f"answers, and accepts the API key {self.server.api_key}")
 
     def page_sources(self) -> tuple[str, ...]:
         """The classroom page's WebSocket to LiveKit and the SDK's HTTP calls to the same server."""
