@@ -58,6 +58,7 @@ class PlatformRegistration:
     # A database registration without any deployment yet (a dynamic registration the platform
     # answered without a deployment id, as Canvas does): its first launch's deployment is adopted.
     adopts_deployment: bool = False
+    active: bool = True  # False: turned off with `platform disable` (never returned by find)
 
     def has_deployment(self, deployment_id: str | None) -> bool:
         return bool(deployment_id) and deployment_id in self.deployment_ids
@@ -140,6 +141,7 @@ def _from_platform_row(row: Platform) -> PlatformRegistration:
         source="database",
         auth_audience=row.auth_audience,
         adopts_deployment=not row.deployments,
+        active=row.active,
     )
 
 
@@ -253,6 +255,14 @@ class RegistrationStore(ToolConfAbstract):
         file_pairs = {(r.issuer, r.client_id) for r in self.file_registrations}
         rows = db.session.scalars(select(Platform)).all()
         return [row for row in rows if (row.issuer, row.client_id) in file_pairs]
+
+    def in_file(self, issuer: str, client_id: str) -> PlatformRegistration | None:
+        """The TOOL_CONFIG registration of issuer and client id, if the file has one."""
+        return next(iter(self._file_matches(issuer, client_id)), None)
+
+    @staticmethod
+    def from_row(row: Platform) -> PlatformRegistration:
+        return _from_platform_row(row)
 
     def disabled(self, issuer, client_ids: list) -> bool:
         """Whether one of these client ids of issuer is a database registration turned off with
