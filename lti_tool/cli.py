@@ -34,11 +34,14 @@ def _require_url(value: str, name: str) -> str:
 @click.option("--auth-login-url", required=True, help="Authentication request URL (Moodle: …/mod/lti/auth.php).")
 @click.option("--token-url", required=True, help="Access token URL (Moodle: …/mod/lti/token.php).")
 @click.option("--jwks-url", required=True, help="Public keyset URL (Moodle: …/mod/lti/certs.php).")
-def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jwks_url):
+@click.option("--token-audience", default=None,
+              help="The aud of the tool's token requests when the platform names one (Brightspace's OAuth2 "
+                   "audience); default: the token URL.")
+def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jwks_url, token_audience):
     """Register a platform, or add a deployment id to a registered one."""
-    for value, name in (
-        (issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"), (jwks_url, "--jwks-url")
-    ):
+    urls = [(issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"),
+            (jwks_url, "--jwks-url")]
+    for value, name in urls + ([(token_audience, "--token-audience")] if token_audience is not None else []):
         _require_url(value, name)
     for value, name in ((client_id, "--client-id"), (deployment_id, "--deployment-id")):
         if not value.strip():
@@ -52,6 +55,7 @@ def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jw
             auth_login_url=auth_login_url,
             auth_token_url=token_url,
             key_set_url=jwks_url,
+            auth_audience=token_audience,
         )
     except RegistrationConfigError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -95,10 +95,11 @@ def test_platform_add_again_reactivates_a_deactivated_deployment(app, runner):
         (add_args(client_id="   "), "--client-id"),
         (add_args(deployment_id=" "), "--deployment-id"),
         (add_args(jwks_url=None), "--jwks-url"),
+        (add_args(token_audience="brightspace"), "--token-audience"),
         (["platform", "add", "--issuer", MOODLE], "Missing option"),
     ],
     ids=["bad-issuer", "ftp-login-url", "schemeless-token-url", "hostless-jwks-url", "empty-client-id",
-         "blank-client-id", "blank-deployment-id", "missing-jwks-url", "only-issuer"],
+         "blank-client-id", "blank-deployment-id", "missing-jwks-url", "bad-token-audience", "only-issuer"],
 )
 def test_platform_add_with_bad_input_fails_clearly_and_writes_nothing(app, runner, args, complaint):
     before = row_counts(app)
@@ -354,3 +355,12 @@ def test_delete_a_registration_nothing_uses(app, runner, second):
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("1 deployment(s)")
     assert row_counts(app)["platforms"] == 0
+
+
+def test_platform_add_with_a_token_audience_keeps_it_for_token_requests(app, runner):
+    audience = "https://api.brightspace.com/auth/token"
+    result = runner.invoke(args=add_args(token_audience=audience))
+    assert result.exit_code == 0, result.output
+    assert store(app).find(MOODLE, "client-1").auth_audience == audience
+    shown = runner.invoke(args=["platform", "show", "--issuer", MOODLE, "--client-id", "client-1"])
+    assert f"token audience: {audience}" in shown.output

@@ -364,6 +364,7 @@ def add_database_platform(
     auth_login_url: str,
     auth_token_url: str,
     key_set_url: str,
+    auth_audience: str | None = None,
 ) -> tuple[Platform, bool]:
     """Register a platform (or add a deployment to an existing one). Returns (row, created)."""
     if store._file_matches(issuer, client_id):
@@ -382,6 +383,7 @@ def add_database_platform(
             auth_login_url=auth_login_url,
             auth_token_url=auth_token_url,
             key_set_url=key_set_url,
+            auth_audience=auth_audience,
         )
         db.session.add(row)
     else:
@@ -390,6 +392,7 @@ def add_database_platform(
             auth_token_url,
             key_set_url,
         )
+        row.auth_audience = auth_audience
         row.active = True
     existing = next((d for d in row.deployments if d.deployment_id == deployment_id), None)
     if existing is None:
