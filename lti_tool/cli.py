@@ -197,9 +197,10 @@ def registration_values(base_url: str) -> list[tuple[str, str]]:
 def quick_start_lines(base_url: str) -> list[str]:
     """What `serve` prints for the LMS administrator (the README's Quick start shows it too)."""
     return [
-        "Live-class LTI tool. Values for the LMS administrator: paste the dynamic registration URL",
-        "(Moodle: Site administration > Plugins > Activity modules > External tool > Manage tools >",
-        "Tool URL box > Add LTI Advantage; Canvas, Brightspace: README), or configure a tool manually:",
+        "Live-class LTI tool. For the LMS administrator: paste the dynamic registration URL into the LMS",
+        "(Moodle: Site administration > Plugins > Activity modules > External tool > Manage tools, the",
+        '"Tool URL" box, then "Add LTI Advantage"; Canvas and Brightspace: see the README),',
+        "or configure the tool manually with the other values:",
         *(f"  {label:<26} {value}" for label, value in registration_values(base_url)),
     ]
 

@@ -6,8 +6,11 @@ nothing; a platform added with `platform add` can launch the tool like one from 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from lti_tool.cli import quick_start_lines
 from lti_tool.extensions import db
 from lti_tool.models import Deployment, Platform
 from tests.conftest import LMS, TOOL_BASE_URL, row_counts
@@ -364,3 +367,13 @@ def test_platform_add_with_a_token_audience_keeps_it_for_token_requests(app, run
     assert store(app).find(MOODLE, "client-1").auth_audience == audience
     shown = runner.invoke(args=["platform", "show", "--issuer", MOODLE, "--client-id", "client-1"])
     assert f"token audience: {audience}" in shown.output
+
+
+# --- the quick start's printout -----------------------------------------------------------------
+def test_the_readme_shows_what_bin_start_prints():
+    """`bin/start` runs `serve`, which prints quick_start_lines; the README's copy must not drift."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    printed = quick_start_lines("http://127.0.0.1:5000")
+    assert "\n".join("    " + line for line in printed) in readme
+    assert printed[4].split() == ["Dynamic", "registration", "URL", "http://127.0.0.1:5000/lti/register"]
+    assert not any("coming soon" in line or "not available" in line for line in printed)
