@@ -4,7 +4,14 @@
 deployment one of its own?" for the login and the launch. It implements pylti1p3's
 `ToolConfAbstract`, so pylti1p3's services (deep linking, AGS, NRPS) can run on the same
 registrations. A file registration and a database one for the same issuer and client id must
-not both be live: the file one wins, and the CLI refuses to add such a duplicate.
+not both be live: the file one wins, and the CLI and dynamic registration refuse to add such a
+duplicate.
+
+Database registrations are written here too: `add_database_platform` (`platform add`),
+`save_dynamic_registration` (LTI Dynamic Registration, dynamic_registration.py) and
+`adopt_deployment` (the first launch of a registration the platform answered without a
+deployment id). Turned-off registrations (`platform disable`) are never found; `disabled()`
+tells a launch it was refused for that reason.
 """
 from __future__ import annotations
 
