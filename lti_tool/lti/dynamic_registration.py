@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..logsafe import quoted
+from ..logsafe import quoted, quoted_url
 from ..models import Deployment, Platform, fits
 from .claims import DEEP_LINKING_REQUEST, RESOURCE_LINK_REQUEST, clean_display
 from .errors import RegistrationError
@@ -192,10 +192,13 @@ def registration_request(platform: PlatformConfig, base_url: str) -> dict:
 
 
 # --- sending it -------------------------------------------------------------------------------
-def platform_message(body: bytes) -> str:
+def platform_message(body: bytes, token: str | None = None) -> str:
     """What a refusing platform said, for the page and the log: its JSON error fields, or its
-    text, cleaned of control characters and cut."""
+    text, cleaned of control characters and cut — without the registration token, should the
+    platform echo it."""
     text = body.decode("utf-8", "replace")
+    if token:
+        text = text.replace(token, "[registration token]")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
@@ -207,9 +210,10 @@ def platform_message(body: bytes) -> str:
     return text if len(text) <= MAX_PLATFORM_MESSAGE else text[:MAX_PLATFORM_MESSAGE] + "…"
 
 
-def _refused(platform: PlatformConfig, status: int, body: bytes) -> RegistrationError:
-    said = platform_message(body)
-    reason = f"the platform's registration endpoint {quoted(platform.registration_endpoint)} answered HTTP {status}: "
+def _refused(platform: PlatformConfig, status: int, body: bytes, token: str | None) -> RegistrationError:
+    said = platform_message(body, token)
+    endpoint = quoted_url(platform.registration_endpoint)
+    reason = f"the platform's registration endpoint {endpoint} answered HTTP {status}: "
     if status in (401, 403):
         return RegistrationError(
             reason + quoted(said),
@@ -236,15 +240,15 @@ def post_registration(platform: PlatformConfig, token: str | None, request: dict
         raise RegistrationError(str(exc), "Your learning platform did not answer the registration in time, or "
                                 "not at all. " + START_AGAIN, 502) from exc
     if answer.status not in (200, 201):
-        raise _refused(platform, answer.status, answer.body)
+        raise _refused(platform, answer.status, answer.body, token)
     try:
         data = json.loads(answer.body)
     except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
         raise RegistrationError(
-            f"the platform's registration endpoint {quoted(platform.registration_endpoint)} answered "
-            f"{answer.status} without a JSON object: {quoted(platform_message(answer.body))}",
+            f"the platform's registration endpoint {quoted_url(platform.registration_endpoint)} answered "
+            f"{answer.status} without a JSON object: {quoted(platform_message(answer.body, token))}",
             "Your learning platform's answer to the registration could not be read.", 502)
     return data
 

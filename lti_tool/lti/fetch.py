@@ -11,7 +11,8 @@ registration, anyone may name the URL), so every request made here is bounded th
   none at all when the caller says so (a POST carrying a registration token never follows one).
 
 Every failure raises `FetchError`, whose message names what was asked for (`what`), the URL
-and the reason, with untrusted values quoted: callers log it as it is.
+and the reason, with untrusted values quoted and query values hidden (a platform may pass a
+credential in a URL's query): callers log it as it is.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from ..logsafe import quoted
+from ..logsafe import quoted, quoted_url
 
 MAX_REDIRECTS = 3
 READ_SIZE = 64 * 1024
@@ -68,9 +69,9 @@ def fetch(session: requests.Session, url: str, *, what: str, limits: Limits, met
                 return Fetched(response.status_code, response.headers, body, current)
             target = urljoin(current, response.headers.get("Location", ""))
         if origin(target) != origin(url):
-            raise FetchError(f"{what} at {quoted(url)}: redirect to {quoted(target)} refused (another origin)")
+            raise FetchError(f"{what} at {quoted_url(url)}: redirect to {quoted_url(target)} refused (another origin)")
         current = target
-    raise FetchError(f"{what} at {quoted(url)}: more than {limits.redirects} redirects")
+    raise FetchError(f"{what} at {quoted_url(url)}: more than {limits.redirects} redirects")
 
 
 def _send(session, method: str, url: str, what: str, deadline: float, headers, data) -> requests.Response:
@@ -86,18 +87,18 @@ def _send(session, method: str, url: str, what: str, deadline: float, headers, d
             headers={"Accept-Encoding": "identity", **(headers or {})},
         )
     except requests.RequestException as exc:
-        raise FetchError(f"could not reach {what} at {quoted(url)}: {quoted(str(exc))}") from exc
+        raise FetchError(f"could not reach {what} at {quoted_url(url)}: {quoted(_scrubbed(str(exc), url))}") from exc
 
 
 def _read_body(response: requests.Response, url: str, what: str, deadline: float, limits: Limits) -> bytes:
     announced = response.headers.get("Content-Length", "")
     if announced.isdigit() and int(announced) > limits.max_bytes:
-        raise FetchError(f"{what} at {quoted(url)} is larger than {limits.max_bytes} bytes ({announced})")
+        raise FetchError(f"{what} at {quoted_url(url)} is larger than {limits.max_bytes} bytes ({announced})")
     body = bytearray()
     while chunk := _read_some(response, url, what, deadline, limits):
         body += chunk
         if len(body) > limits.max_bytes:
-            raise FetchError(f"{what} at {quoted(url)} is larger than {limits.max_bytes} bytes")
+            raise FetchError(f"{what} at {quoted_url(url)} is larger than {limits.max_bytes} bytes")
     return bytes(body)
 
 
@@ -105,7 +106,7 @@ def _read_some(response: requests.Response, url: str, what: str, deadline: float
     """At most one socket read (whatever has arrived), waiting no longer than the deadline."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise FetchError(f"{what} at {quoted(url)} took longer than {limits.deadline_seconds:g} s")
+        raise FetchError(f"{what} at {quoted_url(url)} took longer than {limits.deadline_seconds:g} s")
     sock = getattr(response.raw.connection, "sock", None)
     if sock is not None:
         sock.settimeout(remaining)
@@ -114,4 +115,10 @@ def _read_some(response: requests.Response, url: str, what: str, deadline: float
         # checked between reads; decoding, if the server compresses anyway, is bounded too.
         return response.raw.read1(READ_SIZE, decode_content=True)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise FetchError(f"could not read {what} from {quoted(url)}: {quoted(str(exc))}") from exc
+        raise FetchError(f"could not read {what} from {quoted_url(url)}: {quoted(_scrubbed(str(exc), url))}") from exc
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """An error's text without the URL's query (requests names the URL it failed on)."""
+    query = urlsplit(url).query
+    return text.replace(query, "…") if query else text

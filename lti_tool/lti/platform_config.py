@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from ..logsafe import quoted
+from ..logsafe import quoted, quoted_url
 from ..models import Platform, fits
 from .claims import RESOURCE_LINK_REQUEST, url_problem
 from .errors import RegistrationError
@@ -81,12 +81,12 @@ def check_configuration_url(url, allowed_origins: list[str]) -> str:
     origin = web_origin(url)
     if problem or origin is None:
         raise RegistrationError(
-            f"openid_configuration {quoted(url)} {problem or 'is not an http(s) URL'}",
+            f"openid_configuration {quoted_url(url)} {problem or 'is not an http(s) URL'}",
             "The learning platform sent an address for its configuration that is not a web address. " + START_AGAIN,
         )
     if allowed_origins and origin not in {allowed.rstrip("/").lower() for allowed in allowed_origins}:
         raise RegistrationError(
-            f"openid_configuration {quoted(url)}: {origin} is not in REGISTRATION_ORIGINS",
+            f"openid_configuration {quoted_url(url)}: {origin} is not in REGISTRATION_ORIGINS",
             "This tool accepts registrations only from the learning platforms its administrator "
             "listed. Ask the tool's administrator to add yours.",
             403,
@@ -110,7 +110,7 @@ def fetch_configuration(url: str, token: str | None, config) -> PlatformConfig:
                                   "the platform did not answer in time, or not at all. " + START_AGAIN) from exc
     if fetched.status != 200:
         raise _unusable(
-            f"the platform's OpenID configuration at {quoted(url)} answered HTTP {fetched.status}",
+            f"the platform's OpenID configuration at {quoted_url(url)} answered HTTP {fetched.status}",
             f"Your learning platform answered the tool's request for its configuration with an error "
             f"(HTTP {fetched.status}). The registration link may have expired. " + START_AGAIN,
         )
@@ -121,10 +121,10 @@ def _json_object(url: str, body: bytes) -> dict:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise _unusable(f"the platform's OpenID configuration at {quoted(url)} is not JSON: {quoted(str(exc))}",
+        raise _unusable(f"the platform's OpenID configuration at {quoted_url(url)} is not JSON: {quoted(str(exc))}",
                         "Your learning platform's configuration could not be read (it is not JSON).") from exc
     if not isinstance(data, dict):
-        raise _unusable(f"the platform's OpenID configuration at {quoted(url)} is not a JSON object",
+        raise _unusable(f"the platform's OpenID configuration at {quoted_url(url)} is not a JSON object",
                         "Your learning platform's configuration could not be read (it is not a JSON object).")
     return data
 
@@ -132,11 +132,11 @@ def _json_object(url: str, body: bytes) -> dict:
 def _issuer(url: str, data: dict) -> str:
     issuer = data.get("issuer")
     if not isinstance(issuer, str) or not issuer or not fits(issuer, Platform.issuer):
-        raise _unusable(f"OpenID configuration at {quoted(url)}: issuer {quoted(issuer)} is missing or unusable",
+        raise _unusable(f"OpenID configuration at {quoted_url(url)}: issuer {quoted(issuer)} is missing or unusable",
                         "Your learning platform's configuration names no usable issuer.")
     if web_origin(issuer) != web_origin(url):
         raise _unusable(
-            f"OpenID configuration at {quoted(url)}: issuer {quoted(issuer)} is not on the configuration's origin",
+            f"OpenID configuration at {quoted_url(url)}: issuer {quoted(issuer)} is not on the configuration's origin",
             f"Your learning platform's configuration says it is {issuer}, but it was served from "
             f"{web_origin(url)}: the two must be the same site. Check the platform's own address "
             "(Moodle: $CFG->wwwroot) and start the registration again.",
@@ -150,7 +150,7 @@ def _endpoints(url: str, data: dict) -> dict[str, str]:
         value = data.get(name)
         problem = "is missing" if not value else url_problem(value)
         if problem:
-            raise _unusable(f"OpenID configuration at {quoted(url)}: {name} {quoted(value)} {problem}",
+            raise _unusable(f"OpenID configuration at {quoted_url(url)}: {name} {quoted(value)} {problem}",
                             f"Your learning platform's configuration has no usable {name}: it may not "
                             "support LTI Dynamic Registration.")
         endpoints[name] = value
@@ -168,7 +168,7 @@ def _messages(url: str, data: dict) -> tuple[dict, dict[str, list[str]]]:
             messages[entry["type"]] = [p for p in placements if isinstance(p, str)] if isinstance(
                 placements, list) else []
     if RESOURCE_LINK_REQUEST not in messages:
-        raise _unusable(f"OpenID configuration at {quoted(url)} offers no {RESOURCE_LINK_REQUEST}",
+        raise _unusable(f"OpenID configuration at {quoted_url(url)} offers no {RESOURCE_LINK_REQUEST}",
                         "Your learning platform's configuration does not offer LTI resource link launches, "
                         "which the tool needs.")
     return platform, messages
@@ -178,7 +178,7 @@ def _check_support(url: str, data: dict) -> None:
     for name, needed, meaning in REQUIRED_SUPPORT:
         listed = data.get(name)
         if isinstance(listed, list) and needed not in listed:
-            raise _unusable(f"OpenID configuration at {quoted(url)}: {name} lacks {needed}",
+            raise _unusable(f"OpenID configuration at {quoted_url(url)}: {name} lacks {needed}",
                             f"Your learning platform's configuration says it no longer {meaning}, which the "
                             "tool needs.")
 
