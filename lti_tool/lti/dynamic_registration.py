@@ -6,9 +6,10 @@ configuration (platform_config.py), the client registration request (`registrati
 one bounded POST to the platform's `registration_endpoint` with the registration token as a
 Bearer token — and no Authorization header at all when the platform sent no token
 (Brightspace) —, then the answer's `client_id` and `deployment_id` stored in one transaction
-(registrations.save_dynamic_registration). Any failure raises `RegistrationError` before
-anything is stored. The registration token is a credential: it is sent to the platform's own
-registration endpoint and nowhere else, and never logged.
+(registrations.save_dynamic_registration). Any failure raises `RegistrationError`, and the
+tool then stores nothing. The registration token is a credential: it goes to the platform's
+own configuration and registration endpoints and nowhere else, and is never logged (even when
+a refusing platform echoes it: `platform_message`).
 
 What differs per platform (docs/decisions.md, "Dynamic registration"): the messages offered are
 those the platform lists in `messages_supported` (Canvas refuses unknown message types and
