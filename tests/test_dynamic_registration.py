@@ -322,7 +322,7 @@ def test_a_bad_registration_token_is_refused_and_nothing_is_stored(tool, platfor
     (200, json.dumps({"client_id": ""}), 502, "no usable client id"),
     (201, json.dumps({"client_id": "x", TOOL_CONFIGURATION: {"deployment_id": ["1"]}}), 502, "no usable client id"),
     (302, "", 502, "HTTP 302"),
-    (200, "x" * (300 * 1024), 502, "did not answer"),
+    (200, "x" * (300 * 1024), 502, "could not be reached"),
 ], ids=["refused", "server-error", "not-json", "no-client-id", "bad-deployment", "redirect", "huge"])
 def test_a_registration_answer_the_tool_cannot_use_stores_nothing(tool, platforms, status, body, expected, shown):
     moodle = platforms("moodle")
@@ -351,7 +351,8 @@ def test_an_issuer_on_another_site_is_refused_before_anything_is_sent(tool, plat
 
 
 @pytest.mark.parametrize("mode, shown", [
-    ("503", "HTTP 503"), ("huge", "did not answer"), ("drip", "did not answer"), ("not-an-object", "not a JSON object"),
+    ("503", "HTTP 503"), ("huge", "could not be reached"), ("drip", "could not be reached"),
+    ("not-an-object", "not a JSON object"),
 ])
 def test_a_misbehaving_configuration_url_is_refused_within_bounds(tool, mode, shown):
     with JwksServer(lambda: ["not", "an", "object"]) as server:
@@ -369,7 +370,7 @@ def test_an_unreachable_platform_is_explained(tool, platforms):
     params = moodle.start_registration()
     moodle.stop()
     answer = requests.get(tool.url + "/lti/register", params=params, timeout=30)
-    assert answer.status_code == 502 and "did not answer" in answer.text
+    assert answer.status_code == 502 and "could not be reached" in answer.text
     assert counts(tool) == {"platforms": 0, "deployments": 0}
 
 

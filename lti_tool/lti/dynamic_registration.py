@@ -238,8 +238,9 @@ def post_registration(platform: PlatformConfig, token: str | None, request: dict
             answer = fetch(session, platform.registration_endpoint, what="the platform's registration endpoint",
                            limits=limits, method="POST", headers=headers, data=json.dumps(request).encode())
     except FetchError as exc:
-        raise RegistrationError(str(exc), "Your learning platform did not answer the registration in time, or "
-                                "not at all. " + START_AGAIN, 502) from exc
+        raise RegistrationError(str(exc), "The tool could not read your learning platform's answer to the "
+                                "registration: the platform could not be reached, answered too slowly or sent "
+                                "too much. " + START_AGAIN, 502) from exc
     if answer.status not in (200, 201):
         raise _refused(platform, answer.status, answer.body, token)
     try:

@@ -106,8 +106,9 @@ def fetch_configuration(url: str, token: str | None, config) -> PlatformConfig:
         with requests.Session() as session:
             fetched = fetch(session, url, what="the platform's OpenID configuration", limits=limits, headers=headers)
     except FetchError as exc:
-        raise _unusable(str(exc), "The tool could not read your learning platform's configuration: "
-                                  "the platform did not answer in time, or not at all. " + START_AGAIN) from exc
+        raise _unusable(str(exc), "The tool could not read your learning platform's configuration: the "
+                                  "platform could not be reached, answered too slowly or sent too much. "
+                                  + START_AGAIN) from exc
     if fetched.status != 200:
         raise _unusable(
             f"the platform's OpenID configuration at {quoted_url(url)} answered HTTP {fetched.status}",
