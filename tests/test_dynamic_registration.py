@@ -165,6 +165,8 @@ def test_moodle_registers_the_tool_and_the_new_client_id_launches(tool, platform
     assert request["initiate_login_uri"] == tool.url + "/lti/login"
     assert request["redirect_uris"] == [tool.url + "/lti/launch"]
     assert request["jwks_uri"] == tool.url + "/.well-known/jwks.json"
+    logo = requests.get(request["logo_uri"], timeout=10)
+    assert logo.status_code == 200 and logo.headers["Content-Type"].startswith("image/svg+xml")
     configuration = request[TOOL_CONFIGURATION]
     assert configuration["domain"] == tool.url.split("://")[1]
     assert [(m["type"], m.get("placements")) for m in configuration["messages"]] == [

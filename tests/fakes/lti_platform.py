@@ -3,12 +3,16 @@
 It serves, over real HTTP on a loopback port, everything a tool talks to: the OIDC authorization
 endpoint, the JWKS, the OAuth2 token endpoint, Assignment and Grade Services, Names and Role
 Provisioning Services and the deep-linking return page, with Moodle's paths, payload shapes and
-rules (60-second id_tokens, one-second score timestamps, short NRPS role names, ...).
+rules (60-second id_tokens, one-second score timestamps, short NRPS role names, ...), and the
+OpenID configuration with LTI Dynamic Registration (tests/fakes/lti_registration.py) — as
+Moodle 4.5 does, or as Canvas or Brightspace do with `FakePlatform(product="canvas")`.
 
     with FakePlatform(tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json") as lms:
         fields = lms.login_initiation(user="student")   # what Moodle POSTs to the tool's login URL
         form = lms.authorize(tool_redirect_location)   # the browser following the tool's 302
         forged = lms.token_alg_none(user="admin")      # attacks for negative tests
+        params = lms.start_registration()              # dynamic registration: the tool's URL's query
+        lms.activate(client_id)                        # the administrator enables the new tool
 """
 from __future__ import annotations
 
