@@ -1,5 +1,5 @@
-"""The command line: `flask --app wsgi platform add|list`, `keys rotate|list`, `serve`, `worker`,
-`webhooks replay|prune`.
+"""The command line: `flask --app wsgi platform add|list|show|disable|enable|delete`,
+`keys rotate|list`, `serve`, `worker`, `webhooks replay|prune`.
 
 (`db upgrade` comes from Flask-Migrate.) Each command prints what it did and exits non-zero
 with a clear message on bad input.
@@ -12,6 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from .lti import platform_admin
 from .lti.registrations import RegistrationConfigError, add_database_platform
 
 platform_cli = AppGroup("platform", help="Register learning platforms (LMSs).")
@@ -33,11 +34,14 @@ def _require_url(value: str, name: str) -> str:
 @click.option("--auth-login-url", required=True, help="Authentication request URL (Moodle: …/mod/lti/auth.php).")
 @click.option("--token-url", required=True, help="Access token URL (Moodle: …/mod/lti/token.php).")
 @click.option("--jwks-url", required=True, help="Public keyset URL (Moodle: …/mod/lti/certs.php).")
-def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jwks_url):
+@click.option("--token-audience", default=None,
+              help="The aud of the tool's token requests when the platform names one (Brightspace's OAuth2 "
+                   "audience); default: the token URL.")
+def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jwks_url, token_audience):
     """Register a platform, or add a deployment id to a registered one."""
-    for value, name in (
-        (issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"), (jwks_url, "--jwks-url")
-    ):
+    urls = [(issuer, "--issuer"), (auth_login_url, "--auth-login-url"), (token_url, "--token-url"),
+            (jwks_url, "--jwks-url")]
+    for value, name in urls + ([(token_audience, "--token-audience")] if token_audience is not None else []):
         _require_url(value, name)
     for value, name in ((client_id, "--client-id"), (deployment_id, "--deployment-id")):
         if not value.strip():
@@ -51,6 +55,7 @@ def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jw
             auth_login_url=auth_login_url,
             auth_token_url=token_url,
             key_set_url=jwks_url,
+            auth_audience=token_audience,
         )
     except RegistrationConfigError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -59,21 +64,115 @@ def platform_add(issuer, client_id, deployment_id, auth_login_url, token_url, jw
     click.echo(f"{verb} platform {row.issuer} (client id {row.client_id}); deployments: {deployments}")
 
 
+def _deployments(reg) -> str:
+    if reg.adopts_deployment:
+        return "(none yet: the first launch's deployment is taken)"
+    return ", ".join(sorted(reg.deployment_ids)) or "(none)"
+
+
 @platform_cli.command("list")
 def platform_list():
     """List every registration, from TOOL_CONFIG and from the database."""
     store = current_app.extensions["registrations"]
     registrations = store.all()
     if not registrations:
-        click.echo("no platforms registered (use `flask --app wsgi platform add …` or TOOL_CONFIG)")
+        click.echo("no platforms registered (use dynamic registration, `flask --app wsgi platform add …` "
+                   "or TOOL_CONFIG)")
     for reg in registrations:
-        deployments = ", ".join(sorted(reg.deployment_ids)) or "(none)"
-        click.echo(f"{reg.issuer}  client_id={reg.client_id}  deployments={deployments}  source={reg.source}")
+        state = "" if reg.active else "  DISABLED"
+        click.echo(f"{reg.issuer}  client_id={reg.client_id}  deployments={_deployments(reg)}  "
+                   f"source={reg.source}{state}")
         click.echo(f"    login={reg.auth_login_url}  token={reg.auth_token_url}  jwks={reg.key_set_url}")
     for row in store.shadowed():
         click.echo(
             f"warning: database registration {row.issuer} / {row.client_id} is shadowed by TOOL_CONFIG and not live"
         )
+
+
+def _registration_options(command):
+    command = click.option("--client-id", required=True, help="The client id the platform gave the tool.")(command)
+    return click.option("--issuer", required=True, help="The platform's issuer (see `platform list`).")(command)
+
+
+def _admin(action, *args):
+    try:
+        return action(current_app.extensions["registrations"], *args)
+    except platform_admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _usage(usage) -> str:
+    return f"{usage.courses} course(s), {usage.rooms} room(s)"
+
+
+@platform_cli.command("show")
+@_registration_options
+def platform_show(issuer, client_id):
+    """Show one registration: its URLs, deployments, state and what uses it."""
+    found = _admin(platform_admin.describe, issuer, client_id)
+    reg = found.registration
+    state = "active" if found.active else "DISABLED: launches from it are refused (`platform enable` turns it on)"
+    source = "TOOL_CONFIG" if reg.source == "file" else "database (`platform add` or dynamic registration)"
+    lines = [("issuer", reg.issuer), ("client id", reg.client_id), ("source", source), ("state", state),
+             ("login URL", reg.auth_login_url), ("token URL", reg.auth_token_url), ("key set URL", reg.key_set_url)]
+    if reg.auth_audience:
+        lines.append(("token audience", reg.auth_audience))
+    deployments = _deployments(reg)
+    if found.row is not None and reg.source == "database":
+        inactive = [d.deployment_id for d in found.row.deployments if not d.active]
+        deployments += f"; inactive: {', '.join(inactive)}" if inactive else ""
+        lines.append(("registered", found.row.created_at.isoformat(timespec="seconds")))
+    lines += [("deployments", deployments), ("used by", _usage(found.usage)), ("video", _video_settings(reg))]
+    for label, value in lines:
+        click.echo(f"{label + ':':<16}{value}")
+    if found.shadowed:
+        click.echo("warning: the database also has this registration; TOOL_CONFIG's is the live one")
+
+
+def _video_settings(registration) -> str:
+    from .lti.platform_settings import settings_for, shown_value
+
+    own = settings_for(registration.issuer, registration.client_id)
+    if not own:
+        return "the environment's settings"
+    shown = ", ".join(f"{name}={shown_value(name, own[name])}" for name in sorted(own))
+    return f"{shown} (the environment's for the rest; `platform set|unset` changes them)"
+
+
+@platform_cli.command("disable")
+@_registration_options
+def platform_disable(issuer, client_id):
+    """Refuse launches from a registration, keeping its courses, rooms and attendance."""
+    row, changed = _admin(platform_admin.set_active, issuer, client_id, False)
+    used = platform_admin.usage(issuer, client_id)
+    verb = "disabled" if changed else "was already disabled:"
+    click.echo(f"{verb} {row.issuer} (client id {row.client_id}): launches from it are refused; "
+               f"its {_usage(used)} are kept (`platform enable` turns it back on)")
+
+
+@platform_cli.command("enable")
+@_registration_options
+def platform_enable(issuer, client_id):
+    """Accept launches from a disabled registration again."""
+    row, changed = _admin(platform_admin.set_active, issuer, client_id, True)
+    verb = "enabled" if changed else "was already enabled:"
+    click.echo(f"{verb} {row.issuer} (client id {row.client_id}): launches from it are accepted")
+    if current_app.extensions["registrations"].in_file(issuer, client_id):
+        click.echo("warning: TOOL_CONFIG has the same registration; the file's is the live one")
+
+
+@platform_cli.command("delete")
+@_registration_options
+@click.option("--force", is_flag=True, help="Delete even when rooms use it: their courses, rooms, class "
+                                            "sessions, attendance and grades go too.")
+def platform_delete(issuer, client_id, force):
+    """Delete a registration (refused while rooms use it, unless --force)."""
+    deleted = _admin(platform_admin.delete_registration, issuer, client_id, force)
+    removed = f"{deleted.deployments} deployment(s)"
+    if deleted.courses:
+        removed += (f", {deleted.courses} course(s) and {deleted.rooms} room(s) with {deleted.class_sessions} "
+                    "class session(s), their attendance, provider events, queued grades, enrolments and rosters")
+    click.echo(f"deleted registration {issuer} (client id {client_id}): {removed}")
 
 
 @keys_cli.command("rotate")
@@ -97,11 +196,22 @@ def keys_list():
 
 def registration_values(base_url: str) -> list[tuple[str, str]]:
     return [
+        ("Dynamic registration URL", base_url + "/lti/register"),
         ("Tool URL", base_url + "/lti/launch"),
         ("Initiate login URL", base_url + "/lti/login"),
         ("Redirection URI(s)", base_url + "/lti/launch"),
         ("Public keyset URL", base_url + "/.well-known/jwks.json"),
-        ("Dynamic registration URL", base_url + "/lti/register  (coming soon: use the values above)"),
+    ]
+
+
+def quick_start_lines(base_url: str) -> list[str]:
+    """What `serve` prints for the LMS administrator (the README's Quick start shows it too)."""
+    return [
+        "Live-class LTI tool. For the LMS administrator: paste the dynamic registration URL into the LMS",
+        "(Moodle: Site administration > Plugins > Activity modules > External tool > Manage tools, the",
+        '"Tool URL" box, then "Add LTI Advantage"; Canvas and Brightspace: see the README),',
+        "or configure the tool manually with the other values:",
+        *(f"  {label:<26} {value}" for label, value in registration_values(base_url)),
     ]
 
 
@@ -111,10 +221,8 @@ def registration_values(base_url: str) -> list[tuple[str, str]]:
 def serve(host, port):
     """Run the tool on this machine (embedded default), printing what an LMS admin needs."""
     base = current_app.config["TOOL_BASE_URL"]
-    click.echo("Live-class LTI tool. Values for the LMS administrator (Moodle: Site administration >")
-    click.echo("Plugins > Activity modules > External tool > Manage tools > configure a tool manually):")
-    for label, value in registration_values(base):
-        click.echo(f"  {label:<26} {value}")
+    for line in quick_start_lines(base):
+        click.echo(line)
     if urlsplit(base).port not in (port, None) or urlsplit(base).hostname not in (host, "localhost"):
         click.echo(f"note: TOOL_BASE_URL is {base}; set it to the address the LMS reaches this server at")
     click.echo(f"Listening on http://{host}:{port} (database: {current_app.config['DATABASE_URL']})")

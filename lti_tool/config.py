@@ -53,6 +53,12 @@ TUNABLES = (
     Setting("JWKS_FETCH_SECONDS", "5", NUMBER,
             "The whole of one fetch of a platform's JWKS (connect, headers, body), however slowly "
             "the bytes come; a launch waits at most this long for its platform's keys."),
+    Setting("REGISTRATION_FETCH_SECONDS", "10", NUMBER,
+            "The whole of one request to a platform during a dynamic registration (its OpenID "
+            "configuration, then the registration itself)."),
+    Setting("REGISTRATION_ORIGINS", "",
+            help="Origins of the platforms that may register the tool dynamically (space-separated, e.g. "
+                 "https://moodle.example.edu); empty: any platform, as LTI Dynamic Registration intends."),
     Setting("FRAME_ANCESTORS", "",
             help="Origins allowed to frame the tool besides the registered platforms' (space-separated "
                  "CSP sources, e.g. https://*.instructure.com for Canvas, whose pages are on a school's domain)."),

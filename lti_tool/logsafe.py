@@ -29,3 +29,18 @@ def quoted(value, limit: int = DEFAULT_LIMIT) -> str:
         return f"{value[:limit]!r}… ({len(value)} characters)"
     shown = _containers.repr(value)
     return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def without_query_values(url: str) -> str:
+    """A URL with its query values written as `…` (`/x?registration_token=…`): some URLs carry
+    credentials there (a platform may pass its registration token in the configuration URL)."""
+    if not isinstance(url, str) or "?" not in url:
+        return url
+    base, _, query = url.partition("?")
+    names = [pair.split("=", 1)[0][:40] for pair in query.split("#", 1)[0].split("&") if pair]
+    return base + "?" + "&".join(f"{name}=…" for name in names)
+
+
+def quoted_url(url, limit: int = DEFAULT_LIMIT) -> str:
+    """`quoted()` for a URL from outside, its query values hidden."""
+    return quoted(without_query_values(url), limit)

@@ -1,7 +1,7 @@
 """The tool's data, mirroring LTI itself: platform → deployment → course → resource link → room.
 
 Registrations from `TOOL_CONFIG` live in memory (see lti/registrations.py); the ones added with
-the CLI (and later dynamic registration) live here. Everything a launch creates refers to its
+the CLI and by dynamic registration live here. Everything a launch creates refers to its
 platform by issuer and client id, so both kinds of registration are handled alike.
 """
 from __future__ import annotations

@@ -79,9 +79,22 @@ def csp_nonce() -> str:
     return request.environ.setdefault("lti_tool.csp_nonce", secrets.token_urlsafe(18))
 
 
+ANY_FRAMER = "lti_tool.any_framer"
+
+
+def allow_any_framer() -> None:
+    """Let any site frame this request's answer, error pages included: the dynamic registration
+    pages, which the platform's administration page frames before the platform is registered
+    (Canvas frames them from the school's own domain). They hold no credential of anyone's and
+    act only on what the platform named in the request answers, so framing them gains nothing."""
+    request.environ[ANY_FRAMER] = True
+
+
 def frame_ancestors() -> list[str]:
     """Who may frame the tool: itself, the registered platforms, and the operator's additions
     (`FRAME_ANCESTORS`, e.g. a Canvas school's own domain, which no registration names)."""
+    if request.environ.get(ANY_FRAMER):
+        return ["*"]
     extra = current_app.config["FRAME_ANCESTORS"].split()
     return ["'self'", *current_app.extensions["registrations"].platform_origins(), *extra]
 

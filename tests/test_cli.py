@@ -1,15 +1,19 @@
-"""The command line (`flask --app wsgi …`): platform add/list, keys rotate/list, db upgrade.
+"""The command line (`flask --app wsgi …`): platform add/list/show/disable/enable/delete, keys
+rotate/list, db upgrade.
 
 Every command prints what it did and exits non-zero with a clear message on bad input, writing
 nothing; a platform added with `platform add` can launch the tool like one from TOOL_CONFIG.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from lti_tool.cli import quick_start_lines
 from lti_tool.extensions import db
 from lti_tool.models import Deployment, Platform
-from tests.conftest import TOOL_BASE_URL, row_counts
+from tests.conftest import LMS, TOOL_BASE_URL, row_counts
 from tests.fakes.lti_platform import FakePlatform
 
 MOODLE = "https://moodle.example.edu"
@@ -94,10 +98,11 @@ def test_platform_add_again_reactivates_a_deactivated_deployment(app, runner):
         (add_args(client_id="   "), "--client-id"),
         (add_args(deployment_id=" "), "--deployment-id"),
         (add_args(jwks_url=None), "--jwks-url"),
+        (add_args(token_audience="brightspace"), "--token-audience"),
         (["platform", "add", "--issuer", MOODLE], "Missing option"),
     ],
     ids=["bad-issuer", "ftp-login-url", "schemeless-token-url", "hostless-jwks-url", "empty-client-id",
-         "blank-client-id", "blank-deployment-id", "missing-jwks-url", "only-issuer"],
+         "blank-client-id", "blank-deployment-id", "missing-jwks-url", "bad-token-audience", "only-issuer"],
 )
 def test_platform_add_with_bad_input_fails_clearly_and_writes_nothing(app, runner, args, complaint):
     before = row_counts(app)
@@ -233,3 +238,142 @@ def test_db_upgrade_on_an_up_to_date_database_succeeds(app, runner):
     result = runner.invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert result.exception is None
+
+
+# --- platform show / disable / enable / delete ------------------------------------------------
+@pytest.fixture
+def second(app, runner, platform_key):
+    """A second Moodle, registered with `platform add` (a database registration)."""
+    with FakePlatform(tool_base_url=TOOL_BASE_URL, client_id="cli-client", deployment_id="5",
+                      signing_key=platform_key) as lms:
+        result = runner.invoke(args=[
+            "platform", "add", "--issuer", lms.issuer, "--client-id", lms.client_id,
+            "--deployment-id", lms.deployment_id, "--auth-login-url", lms.auth_login_url,
+            "--token-url", lms.auth_token_url, "--jwks-url", lms.key_set_url,
+        ])
+        assert result.exit_code == 0, result.output
+        yield lms
+
+
+def launch(app, lms, user="teacher"):
+    return lms.launch(app.test_client(), user=user, login_url=TOOL_BASE_URL + "/lti/login")
+
+
+def which(lms) -> list[str]:
+    return ["--issuer", lms.issuer, "--client-id", lms.client_id]
+
+
+def test_platform_show_prints_urls_deployments_state_and_what_uses_it(app, runner, second):
+    assert launch(app, second).status_code == 303
+    result = runner.invoke(args=["platform", "show", *which(second)])
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert f"issuer:         {second.issuer}" in output and "client id:      cli-client" in output
+    assert "state:          active" in output and "source:         database" in output
+    assert f"login URL:      {second.auth_login_url}" in output and f"key set URL:    {second.key_set_url}" in output
+    assert f"token URL:      {second.auth_token_url}" in output
+    assert "deployments:    5" in output and "used by:        1 course(s), 1 room(s)" in output
+
+
+def test_platform_show_a_tool_config_registration(app, runner, platform):
+    result = runner.invoke(args=["platform", "show", *which(platform)])
+    assert result.exit_code == 0, result.output
+    assert "source:         TOOL_CONFIG" in result.output and "used by:        0 course(s), 0 room(s)" in result.output
+
+
+@pytest.mark.parametrize("command", ["show", "disable", "enable", "delete"])
+def test_platform_commands_name_an_unknown_registration_clearly(app, runner, command):
+    before = row_counts(app)
+    result = runner.invoke(args=["platform", command, "--issuer", MOODLE, "--client-id", "nobody"])
+    assert result.exit_code != 0
+    assert "no registration for issuer" in result.output and "Traceback" not in result.output
+    missing = runner.invoke(args=["platform", command, "--issuer", MOODLE])
+    assert missing.exit_code != 0 and "Missing option '--client-id'" in missing.output
+    assert row_counts(app) == before
+
+
+@pytest.mark.parametrize("command", ["disable", "enable", "delete"])
+def test_tool_config_registrations_are_changed_in_the_file_not_here(app, runner, platform, command):
+    before = row_counts(app)
+    result = runner.invoke(args=["platform", command, *which(platform)])
+    assert result.exit_code != 0 and "TOOL_CONFIG" in result.output
+    assert row_counts(app) == before
+
+
+def test_disable_refuses_launches_and_keeps_everything_and_enable_brings_them_back(app, runner, second, lms):
+    teacher = launch(app, second)
+    assert teacher.status_code == 303
+    pending = LMS(app, second)
+    started = pending.start_login(app.test_client(), as_="student")  # a launch under way while disabling
+    kept = row_counts(app)
+
+    result = runner.invoke(args=["platform", "disable", *which(second)])
+    assert result.exit_code == 0, result.output
+    assert "disabled" in result.output and "refused" in result.output and "1 course(s), 1 room(s)" in result.output
+    assert row_counts(app) == kept, "disabling deletes nothing"
+    login = app.test_client().post("/lti/login", data=second.login_initiation(user="student"))
+    assert login.status_code == 403 and "turned off for this learning platform" in login.get_data(as_text=True)
+    id_token = app.test_client().post("/lti/launch", data={"id_token": started["id_token"], "state": started["state"]})
+    assert id_token.status_code == 403 and "turned off" in id_token.get_data(as_text=True)
+    assert lms.launch("teacher").room_id, "the other platform's launches go on"
+    listed = runner.invoke(args=["platform", "list"]).output
+    assert any(second.issuer in line and "DISABLED" in line for line in listed.splitlines())
+    assert "state:          DISABLED" in runner.invoke(args=["platform", "show", *which(second)]).output
+    again = runner.invoke(args=["platform", "disable", *which(second)])
+    assert again.exit_code == 0 and "already disabled" in again.output
+
+    result = runner.invoke(args=["platform", "enable", *which(second)])
+    assert result.exit_code == 0 and "enabled" in result.output
+    back = launch(app, second)
+    assert back.status_code == 303
+    assert back.headers["Location"].split("?")[0] == teacher.headers["Location"].split("?")[0], "the same room"
+
+
+def test_delete_refuses_while_rooms_exist_and_force_deletes_what_it_says(app, runner, second, lms):
+    launch(app, second)
+    launch(app, second, user="student")
+    other_room = lms.launch("teacher").room_id  # the file registration's room stays
+    before = row_counts(app)
+    refused = runner.invoke(args=["platform", "delete", *which(second)])
+    assert refused.exit_code != 0
+    assert "1 room(s) in 1 course(s)" in refused.output and "--force" in refused.output
+    assert row_counts(app) == before
+
+    result = runner.invoke(args=["platform", "delete", *which(second), "--force"])
+    assert result.exit_code == 0, result.output
+    assert "deleted registration" in result.output and "1 deployment(s), 1 course(s) and 1 room(s)" in result.output
+    after = row_counts(app)
+    assert after["platforms"] == 0 and after["deployments"] == 0
+    assert after["rooms"] == 1 and after["courses"] == 1 and after["enrolments"] == 1
+    with app.app_context():
+        from lti_tool.models import Room
+
+        assert db.session.get(Room, other_room) is not None
+    refused_login = app.test_client().post("/lti/login", data=second.login_initiation(user="teacher"))
+    assert refused_login.status_code == 403 and "not registered" in refused_login.get_data(as_text=True)
+
+
+def test_delete_a_registration_nothing_uses(app, runner, second):
+    result = runner.invoke(args=["platform", "delete", *which(second)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("1 deployment(s)")
+    assert row_counts(app)["platforms"] == 0
+
+
+def test_platform_add_with_a_token_audience_keeps_it_for_token_requests(app, runner):
+    audience = "https://api.brightspace.com/auth/token"
+    result = runner.invoke(args=add_args(token_audience=audience))
+    assert result.exit_code == 0, result.output
+    assert store(app).find(MOODLE, "client-1").auth_audience == audience
+    shown = runner.invoke(args=["platform", "show", "--issuer", MOODLE, "--client-id", "client-1"])
+    assert f"token audience: {audience}" in shown.output
+
+
+# --- the quick start's printout -----------------------------------------------------------------
+def test_the_readme_shows_what_bin_start_prints():
+    """`bin/start` runs `serve`, which prints quick_start_lines; the README's copy must not drift."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    printed = quick_start_lines("http://127.0.0.1:5000")
+    assert "\n".join("    " + line for line in printed) in readme
+    assert printed[4].split() == ["Dynamic", "registration", "URL", "http://127.0.0.1:5000/lti/register"]
+    assert not any("coming soon" in line or "not available" in line for line in printed)

@@ -610,3 +610,103 @@ def test_requests_are_logged(platform):
 
 def test_query_of_reads_a_redirect_location():
     assert query_of("http://x/auth.php?a=1&b=") == {"a": "1", "b": ""}
+
+
+# --------------------------------------------------------------------------- dynamic registration
+def registration_post(lms: FakePlatform, token: str | None, body: dict) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.post(lms.registration_desk.registration_endpoint(), json=body, headers=headers, timeout=10)
+
+
+def test_moodle_registration_token_has_the_captured_shape(platform):
+    params = platform.start_registration()
+    captured = fixture("dynamic_registration_initiation.json")["args"]
+    assert set(params) == set(captured) and params["openid_configuration"] == platform.openid_configuration_url
+    claims = jwt.decode(params["registration_token"], options={"verify_signature": False})
+    captured_claims = jwt.decode(captured["registration_token"], options={"verify_signature": False})
+    assert list(claims) == list(captured_claims)
+    assert claims["scope"] == "reg" and claims["exp"] - claims["iat"] == 3600 and len(claims["sub"]) == 15
+    header = jwt.get_unverified_header(params["registration_token"])
+    assert set(header) == set(jwt.get_unverified_header(captured["registration_token"]))
+    assert header["kid"] == platform.signing_key.kid
+
+
+def test_moodle_answers_a_registration_as_captured_and_refuses_its_token_twice(platform):
+    captured = fixture("dynamic_registration_post.json")
+    token = platform.start_registration()["registration_token"]
+    answer = registration_post(platform, token, captured["request"]["body"])
+    assert answer.status_code == 200, answer.text
+    assert key_shape(answer.json()) == key_shape(captured["response"]["body"])
+    assert sorted(answer.json()["scope"].split()) == sorted(captured["response"]["body"]["scope"].split())
+    assert answer.json()["https://purl.imsglobal.org/spec/lti-tool-configuration"]["deployment_id"] == "2"
+    again = registration_post(platform, token, captured["request"]["body"])
+    assert (again.status_code, again.text) == (401, "token_already_used")
+
+
+@pytest.mark.parametrize("change, refusal", [
+    ({"client_name": None}, (400, "missing required attribute client_name")),
+    ({"token_endpoint_auth_method": "client_secret_basic"}, (400, "invalid_token_endpoint_auth_method")),
+    ({"application_type": "native"}, (400, "invalid_application_type")),
+    ({"domain": "elsewhere.example"}, (400, "domain_targetlinkuri_mismatch")),
+])
+def test_moodle_refuses_a_registration_it_cannot_use(platform, change, refusal):
+    body = json.loads(json.dumps(fixture("dynamic_registration_post.json")["request"]["body"]))
+    tool = body["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+    for name, value in change.items():
+        target = tool if name == "domain" else body
+        if value is None:
+            del target[name]
+        else:
+            target[name] = value
+    answer = registration_post(platform, platform.start_registration()["registration_token"], body)
+    assert (answer.status_code, answer.text) == refusal
+    assert platform.registration_desk.tools == {}
+
+
+def test_moodle_refuses_a_registration_without_a_token(platform):
+    answer = registration_post(platform, None, fixture("dynamic_registration_post.json")["request"]["body"])
+    assert (answer.status_code, answer.text) == (401, "missing_registration_token")
+
+
+@pytest.mark.parametrize("change, complaint", [
+    ({"scope": "https://purl.imsglobal.org/spec/lti-ts/scope/toolsetting"}, "Invalid scopes"),
+    ({"messages": [{"type": "LtiSubmissionReviewRequest"}]}, "LtiSubmissionReviewRequest"),
+    ({"messages": [{"type": "LtiDeepLinkingRequest", "placements": ["ContentItemSelection"]}]}, "ContentItemSelection"),
+    ({"domain": "https://tool.example"}, "no scheme"),
+    ({"claims": None}, "claims is missing"),
+    ({"client_name": None}, "client_name"),
+])
+def test_canvas_answers_422_to_what_it_does_not_know(change, complaint):
+    with FakePlatform(tool_base_url="http://127.0.0.1:5000", signing_key=PLATFORM_KEY, product="canvas") as canvas:
+        body = json.loads(json.dumps(fixture("dynamic_registration_post.json")["request"]["body"]))
+        tool = body["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+        for name, value in change.items():
+            target = body if name in ("scope", "client_name") else tool
+            if value is None:
+                del target[name]
+            else:
+                target[name] = value
+        token = canvas.start_registration()["registration_token"]
+        refused = registration_post(canvas, token, body)
+        assert refused.status_code == 422 and complaint in refused.text
+        fine = registration_post(canvas, token, fixture("dynamic_registration_post.json")["request"]["body"])
+        assert fine.status_code == 200, fine.text
+        assert "deployment_id" not in fine.json()["https://purl.imsglobal.org/spec/lti-tool-configuration"]
+        assert registration_post(canvas, token, fixture("dynamic_registration_post.json")["request"]["body"]
+                                 ).status_code == 422, "a token registers once"
+
+
+def test_brightspace_has_no_token_and_refuses_an_authorization_header():
+    with FakePlatform(tool_base_url="http://127.0.0.1:5000", signing_key=PLATFORM_KEY,
+                      product="brightspace") as brightspace:
+        params = brightspace.start_registration()
+        assert list(params) == ["openid_configuration"]
+        configuration = requests.get(params["openid_configuration"], timeout=10).json()
+        assert configuration["authorization_server"] == brightspace.token_audience
+        body = fixture("dynamic_registration_post.json")["request"]["body"]
+        with_header = requests.post(configuration["registration_endpoint"], json=body, timeout=10,
+                                    headers={"Authorization": "Bearer None"})
+        assert with_header.status_code == 401
+        answer = requests.post(configuration["registration_endpoint"], json=body, timeout=10)
+        assert answer.status_code == 201 and answer.json()["client_id"]
+        assert requests.post(configuration["registration_endpoint"], json=body, timeout=10).status_code == 404

@@ -39,6 +39,9 @@ def test_set_and_unset_a_platforms_own_video_settings(live, second_school, other
     assert code == 0, output
     assert f"BBB_SERVER_URL = {other_bbb.url}" in output and "BBB_SHARED_SECRET = (set)" in output
     assert OTHER_SECRET not in output
+    code, output = run_cli(live.app, "platform", "show", "--issuer", school.issuer, "--client-id", school.client_id)
+    assert code == 0 and f"BBB_SERVER_URL={other_bbb.url}" in output and "BBB_SHARED_SECRET=(set)" in output
+    assert OTHER_SECRET not in output
     code, output = run_cli(live.app, "platform", "unset", "--issuer", school.issuer, "--client-id", school.client_id,
                        "BBB_SHARED_SECRET")
     assert code == 0 and "BBB_SHARED_SECRET" not in output and "BBB_SERVER_URL" in output

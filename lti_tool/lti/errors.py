@@ -1,5 +1,8 @@
-"""Why a login or launch was refused: a reason for the log and a sentence for the person."""
+"""Why a login, a launch or a dynamic registration was refused: a reason for the log and a
+sentence for the person."""
 from __future__ import annotations
+
+from ..exceptions import ToolError
 
 
 class LaunchError(Exception):
@@ -38,3 +41,13 @@ class ResubmitNeeded(LaunchError):
     def __init__(self, reason: str, *, state: str):
         super().__init__(reason, "Opening the class…", 200)
         self.state = state
+
+
+class RegistrationError(ToolError):
+    """A dynamic registration the tool could not complete. Nothing has been stored when this is
+    raised. `platform_message` is what the platform answered, when it refused: the page shows it
+    (escaped) so the administrator sees the platform's own reason."""
+
+    def __init__(self, reason: str, message: str, status: int = 400, *, platform_message: str | None = None):
+        super().__init__(reason, message, status)
+        self.platform_message = platform_message

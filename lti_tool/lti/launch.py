@@ -27,7 +27,7 @@ from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from . import claims as C
 from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
-from .login import binding_hash, origin_of, same_origin, state_cookie_name
+from .login import REGISTRATION_DISABLED, binding_hash, origin_of, same_origin, state_cookie_name
 from .platform_keys import PlatformKeyCache, PlatformKeyError, PlatformKeysUnavailable
 from .registrations import PlatformRegistration, RegistrationStore
 
@@ -58,6 +58,8 @@ class ValidatedLaunch:
     registration: PlatformRegistration
     claims: C.LaunchClaims
     state: str
+    # The first launch of a registration without deployments: record_launch adopts this one.
+    adopts_deployment: bool = False
 
 
 def _refuse(reason: str, message: str = RELAUNCH_FROM_COURSE, status: int = 400, **kw) -> LaunchError:
@@ -92,6 +94,12 @@ def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistra
     registration = store.find_first(issuer, _audiences(body)) if isinstance(issuer, str) else None
     if registration is not None:
         return registration
+    if isinstance(issuer, str) and store.disabled(issuer, _audiences(body)):
+        raise _refuse(
+            f"launch from disabled registration iss={quoted(issuer)} aud={quoted(body.get('aud'))}",
+            REGISTRATION_DISABLED,
+            403,
+        )
     raise _refuse(
         f"no registration for iss={quoted(issuer)} aud={quoted(body.get('aud'))} azp={quoted(body.get('azp'))}",
         "This learning platform is not registered with the live-class tool. "
@@ -172,7 +180,7 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
         )
     if not launch.deployment_id:
         raise _refuse("id_token has no deployment_id")
-    if not registration.has_deployment(launch.deployment_id):
+    if not registration.accepts_deployment(launch.deployment_id):
         raise _refuse(
             f"deployment {quoted(launch.deployment_id)} is not registered for {quoted(registration.issuer)}",
             "This deployment of the tool is not registered. Please ask your site administrator.",
@@ -184,6 +192,23 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
         raise _refuse("anonymous launch (no sub): the tool needs to know who joins")
     if launch.message_type == C.RESOURCE_LINK_REQUEST and not launch.resource_link.get("id"):
         raise _refuse("resource link launch without resource_link.id")
+
+
+def _adopts_deployment(launch: C.LaunchClaims, registration: PlatformRegistration, store: RegistrationStore) -> bool:
+    """Whether this launch brings the first deployment of a registration that has none yet (a
+    dynamic registration answered without a deployment id). A deployment id names one tool of a
+    platform, so one that another client id of the issuer has is refused."""
+    if registration.has_deployment(launch.deployment_id):
+        return False
+    others = store.deployment_owners(registration.issuer, launch.deployment_id) - {registration.client_id}
+    if others:
+        raise _refuse(
+            f"deployment {quoted(launch.deployment_id)} of {quoted(registration.issuer)} belongs to client id "
+            f"{quoted(sorted(others)[0])}, not {quoted(registration.client_id)}",
+            "This deployment of the tool is not registered. Please ask your site administrator.",
+            403,
+        )
+    return True
 
 
 def is_framed(fetch_dest: str) -> bool:
@@ -274,8 +299,9 @@ def validate_launch(
     launch = C.LaunchClaims(body)
     _check_lti_claims(launch, registration)
     _check_target(launch, config["TOOL_BASE_URL"])
+    adopts = _adopts_deployment(launch, registration, store)
     _check_state(form.get("state", ""), body, registration, cookies, form, is_framed(fetch_dest))
-    return ValidatedLaunch(registration=registration, claims=launch, state=form["state"])
+    return ValidatedLaunch(registration=registration, claims=launch, state=form["state"], adopts_deployment=adopts)
 
 
 def consume_login(validated: ValidatedLaunch) -> None:

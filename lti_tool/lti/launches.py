@@ -26,6 +26,7 @@ from ..rooms.service import new_meeting_id
 from .claims import LaunchClaims, clean_display, url_problem
 from .launch import ValidatedLaunch, consume_login
 from .platform_settings import settings_for
+from .registrations import adopt_deployment
 from .roles import room_role
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
     claims = validated.claims
     try:
         consume_login(validated)
+        if validated.adopts_deployment:
+            adopt_deployment(validated.registration, claims.deployment_id)
         user = _record_user(claims)
         course = _record_course(claims, validated.registration.client_id)
         db.session.flush()
@@ -157,6 +160,9 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
     except Exception:
         db.session.rollback()
         raise
+    if validated.adopts_deployment:
+        log.info("launch: deployment %s adopted by %s / %s (its first launch)", quoted(claims.deployment_id),
+                 quoted(claims.issuer), quoted(validated.registration.client_id))
     log.info(
         "launch: iss=%s sub=%s link=%s role=%s room=%s",
         quoted(claims.issuer), quoted(claims.sub), quoted(link.resource_link_id), enrolment.role, room.id,

@@ -38,6 +38,10 @@ LOGIN_PARAMS = (
 # Anyone can start logins and each one is stored until it expires: every parameter is an issuer,
 # a URL, an id or a short hint (Moodle's lti_message_hint is about 60 bytes), so 4 KB is plenty.
 MAX_LOGIN_PARAM_BYTES = 4096
+REGISTRATION_DISABLED = (
+    "The live-class tool is turned off for this learning platform. "
+    "Please ask your site administrator."
+)
 
 
 def state_cookie_name(state: str) -> str:
@@ -134,6 +138,12 @@ def _registration_for(params: dict, store: RegistrationStore, config: dict):
         )
     registration = store.find(issuer, params.get("client_id"))
     if registration is None:
+        if params.get("client_id") and store.disabled(issuer, [params["client_id"]]):
+            raise LaunchError(
+                f"login from disabled registration iss={quoted(issuer)} client_id={quoted(params['client_id'])}",
+                REGISTRATION_DISABLED,
+                status=403,
+            )
         raise LaunchError(
             f"login from unregistered platform iss={quoted(issuer)} client_id={quoted(params.get('client_id'))}",
             "This learning platform is not registered with the live-class tool. "
@@ -141,7 +151,7 @@ def _registration_for(params: dict, store: RegistrationStore, config: dict):
             status=403,
         )
     deployment_id = params.get("lti_deployment_id")
-    if deployment_id and not registration.has_deployment(deployment_id):
+    if deployment_id and not registration.accepts_deployment(deployment_id):
         raise LaunchError(
             f"login for unknown deployment {quoted(deployment_id)} of {quoted(issuer)}",
             "This deployment of the tool is not registered. Please ask your site administrator.",

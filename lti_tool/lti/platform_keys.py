@@ -1,7 +1,8 @@
 """The platforms' public keys, fetched from their JWKS URLs and cached in each process.
 
 A key set URL is given by whoever registered the platform, but what answers there is not under
-the tool's control, and any anonymous launch can make the tool ask. So every fetch is bounded:
+the tool's control, and any anonymous launch can make the tool ask. So every fetch is bounded
+(the request itself: lti/fetch.py, shared with dynamic registration):
 
 * one lock per URL: a slow platform holds up its own launches, never another platform's;
 * a total deadline (`JWKS_FETCH_SECONDS`): the body is streamed and the fetch stops when the
@@ -22,24 +23,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
 
 import jwt
 import requests
-import urllib3
 
 from ..logsafe import quoted
+from .fetch import MAX_REDIRECTS, FetchError, Limits, fetch
 
 log = logging.getLogger(__name__)
 
 MIN_REFETCH_SECONDS = 10.0
 MAX_JWKS_BYTES = 1024 * 1024
-MAX_REDIRECTS = 3
 BACKOFF_FIRST_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
-READ_SIZE = 64 * 1024
-# A socket timeout this close to the deadline is the deadline's doing.
-DEADLINE_SLACK_SECONDS = 0.05
 
 
 class PlatformKeyError(Exception):
@@ -64,11 +60,6 @@ class _KeySetState:
     failures: int = 0
     retry_at: float = 0.0
     last_error: str = ""
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc
 
 
 class PlatformKeyCache:
@@ -120,73 +111,18 @@ class PlatformKeyCache:
         log.warning("%s; not fetched again for %.0f s", exc, delay)
         return PlatformKeysUnavailable(str(exc), retry_after=delay)
 
-    # --- one bounded fetch ------------------------------------------------------------------
+    # --- one bounded fetch (lti/fetch.py) -----------------------------------------------------
     def _download(self, jwks_url: str) -> bytes:
         """The key set's bytes, within the deadline and size cap, redirects on its origin only."""
-        deadline = time.monotonic() + self.deadline_seconds
-        url = jwks_url
-        for _ in range(MAX_REDIRECTS + 1):
-            response = self._get(url, deadline)
-            with response:
-                if not response.is_redirect:
-                    return self._read_body(response, url, deadline)
-                target = urljoin(url, response.headers.get("Location", ""))
-            if _origin(target) != _origin(jwks_url):
-                raise PlatformKeyError(
-                    f"the platform's keys at {jwks_url}: redirect to {quoted(target)} refused (another origin)"
-                )
-            url = target
-        raise PlatformKeyError(f"the platform's keys at {jwks_url}: more than {MAX_REDIRECTS} redirects")
-
-    def _get(self, url: str, deadline: float) -> requests.Response:
+        limits = Limits(deadline_seconds=self.deadline_seconds, max_bytes=MAX_JWKS_BYTES, redirects=MAX_REDIRECTS)
         try:
-            response = self.session.get(
-                url,
-                stream=True,
-                allow_redirects=False,
-                # total: connecting and waiting for the headers share what is left of the deadline.
-                timeout=urllib3.Timeout(total=max(deadline - time.monotonic(), 0.001)),
-                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
-            )
-        except requests.RequestException as exc:
-            self._past_deadline(url, deadline)
-            raise PlatformKeyError(f"could not fetch the platform's keys from {url}: {quoted(str(exc))}") from exc
-        if response.status_code != 200 and not response.is_redirect:
-            response.close()
-            raise PlatformKeyError(f"the platform's keys at {url} answered HTTP {response.status_code}")
-        return response
-
-    def _read_body(self, response: requests.Response, url: str, deadline: float) -> bytes:
-        announced = response.headers.get("Content-Length", "")
-        if announced.isdigit() and int(announced) > MAX_JWKS_BYTES:
-            raise PlatformKeyError(f"the platform's keys at {url} are larger than {MAX_JWKS_BYTES} bytes ({announced})")
-        body = bytearray()
-        while chunk := self._read_some(response, url, deadline):
-            body += chunk
-            if len(body) > MAX_JWKS_BYTES:
-                raise PlatformKeyError(f"the platform's keys at {url} are larger than {MAX_JWKS_BYTES} bytes")
-        return bytes(body)
-
-    def _past_deadline(self, url: str, deadline: float) -> None:
-        """A read or connection that ended at the deadline failed because of it: say so."""
-        if time.monotonic() >= deadline - DEADLINE_SLACK_SECONDS:
-            raise PlatformKeyError(f"the platform's keys at {url} took longer than {self.deadline_seconds:g} s")
-
-    def _read_some(self, response: requests.Response, url: str, deadline: float) -> bytes:
-        """At most one socket read (whatever has arrived), waiting no longer than the deadline."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            self._past_deadline(url, deadline)
-        sock = getattr(response.raw.connection, "sock", None)
-        if sock is not None:
-            sock.settimeout(remaining)
-        try:
-            # read1 returns what one read brings (a drip of one byte, say), so the deadline is
-            # checked between reads; decoding, if the server compresses anyway, is bounded too.
-            return response.raw.read1(READ_SIZE, decode_content=True)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            self._past_deadline(url, deadline)
-            raise PlatformKeyError(f"could not read the platform's keys from {url}: {quoted(str(exc))}") from exc
+            fetched = fetch(self.session, jwks_url, what="the platform's keys", limits=limits,
+                            headers={"Accept": "application/json"})
+        except FetchError as exc:
+            raise PlatformKeyError(str(exc)) from exc
+        if fetched.status != 200:
+            raise PlatformKeyError(f"the platform's keys at {jwks_url} answered HTTP {fetched.status}")
+        return fetched.body
 
 
 def _parse_key_set(body: bytes, jwks_url: str) -> dict[str, jwt.PyJWK]:

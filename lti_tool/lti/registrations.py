@@ -4,7 +4,14 @@
 deployment one of its own?" for the login and the launch. It implements pylti1p3's
 `ToolConfAbstract`, so pylti1p3's services (deep linking, AGS, NRPS) can run on the same
 registrations. A file registration and a database one for the same issuer and client id must
-not both be live: the file one wins, and the CLI refuses to add such a duplicate.
+not both be live: the file one wins, and the CLI and dynamic registration refuse to add such a
+duplicate.
+
+Database registrations are written here too: `add_database_platform` (`platform add`),
+`save_dynamic_registration` (LTI Dynamic Registration, dynamic_registration.py) and
+`adopt_deployment` (the first launch of a registration the platform answered without a
+deployment id). Turned-off registrations (`platform disable`) are never found; `disabled()`
+tells a launch it was refused for that reason.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from pylti1p3.deployment import Deployment as PyltiDeployment
 from pylti1p3.registration import Registration as PyltiRegistration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
@@ -34,6 +42,11 @@ REQUIRED_FIELDS = ("client_id", "auth_login_url", "auth_token_url", "key_set_url
 
 class RegistrationConfigError(ValueError):
     """TOOL_CONFIG cannot be used as it is; the message says what to fix."""
+
+
+class RegistrationConflict(RegistrationConfigError):
+    """A registration cannot be stored as it is: TOOL_CONFIG already has it, or its deployment
+    id belongs to another client id of the same issuer (deployment ids are unique per issuer)."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +66,21 @@ class PlatformRegistration:
     # registration's are sealed in the database (lti/platform_settings.py).
     video_settings: tuple[tuple[str, str], ...] = ()
 
+    # A database registration without any deployment yet (a dynamic registration the platform
+    # answered without a deployment id, as Canvas does): its first launch's deployment is adopted.
+    adopts_deployment: bool = False
+    active: bool = True  # False: turned off with `platform disable` (never returned by find)
+
     @property
     def settings(self) -> dict[str, str]:
         return dict(self.video_settings)
 
     def has_deployment(self, deployment_id: str | None) -> bool:
         return bool(deployment_id) and deployment_id in self.deployment_ids
+
+    def accepts_deployment(self, deployment_id: str | None) -> bool:
+        """A deployment this registration has, or will adopt at its first launch."""
+        return self.has_deployment(deployment_id) or (self.adopts_deployment and bool(deployment_id))
 
 
 def _entries_for_issuer(issuer: str, value) -> list[dict]:
@@ -137,6 +159,8 @@ def _from_platform_row(row: Platform) -> PlatformRegistration:
         deployment_ids=frozenset(d.deployment_id for d in row.deployments if d.active),
         source="database",
         auth_audience=row.auth_audience,
+        adopts_deployment=not row.deployments,
+        active=row.active,
     )
 
 
@@ -251,6 +275,37 @@ class RegistrationStore(ToolConfAbstract):
         rows = db.session.scalars(select(Platform)).all()
         return [row for row in rows if (row.issuer, row.client_id) in file_pairs]
 
+    def in_file(self, issuer: str, client_id: str) -> PlatformRegistration | None:
+        """The TOOL_CONFIG registration of issuer and client id, if the file has one."""
+        return next(iter(self._file_matches(issuer, client_id)), None)
+
+    @staticmethod
+    def from_row(row: Platform) -> PlatformRegistration:
+        return _from_platform_row(row)
+
+    def disabled(self, issuer, client_ids: list) -> bool:
+        """Whether one of these client ids of issuer is a database registration turned off with
+        `platform disable` (asked only once a lookup failed, to say so on the refusal page)."""
+        wanted = [c for c in client_ids if _searchable(c)] if _searchable(issuer) else []
+        file_clients = {r.client_id for r in self._file_matches(issuer, None)} if wanted else set()
+        wanted = [c for c in wanted if c not in file_clients]
+        if not wanted:
+            return False
+        query = select(Platform.id).where(
+            Platform.issuer == issuer, Platform.client_id.in_(wanted), Platform.active.is_(False)
+        )
+        return db.session.scalar(query.limit(1)) is not None
+
+    def deployment_owners(self, issuer: str, deployment_id: str) -> set[str]:
+        """The client ids of issuer (file and database) that have this deployment id."""
+        owners = {r.client_id for r in self._file_matches(issuer, None) if deployment_id in r.deployment_ids}
+        query = (
+            select(Platform.client_id)
+            .join(Deployment, Deployment.platform_id == Platform.id)
+            .where(Platform.issuer == issuer, Deployment.deployment_id == deployment_id)
+        )
+        return owners | set(db.session.scalars(query))
+
     def signing_key_for(self, registration: PlatformRegistration):
         """The tool key that signs for this registration: its own pair, or the newest key."""
         if registration.private_key_file and self.key_ring is not None:
@@ -328,6 +383,7 @@ def add_database_platform(
     auth_login_url: str,
     auth_token_url: str,
     key_set_url: str,
+    auth_audience: str | None = None,
 ) -> tuple[Platform, bool]:
     """Register a platform (or add a deployment to an existing one). Returns (row, created)."""
     if store._file_matches(issuer, client_id):
@@ -346,6 +402,7 @@ def add_database_platform(
             auth_login_url=auth_login_url,
             auth_token_url=auth_token_url,
             key_set_url=key_set_url,
+            auth_audience=auth_audience,
         )
         db.session.add(row)
     else:
@@ -354,6 +411,7 @@ def add_database_platform(
             auth_token_url,
             key_set_url,
         )
+        row.auth_audience = auth_audience
         row.active = True
     existing = next((d for d in row.deployments if d.deployment_id == deployment_id), None)
     if existing is None:
@@ -363,3 +421,68 @@ def add_database_platform(
     db.session.commit()
     store.forget_cached()
     return row, created
+
+
+def _refuse_conflicts(store: RegistrationStore, issuer: str, client_id: str, deployment_id: str | None) -> None:
+    if store._file_matches(issuer, client_id):
+        raise RegistrationConflict(
+            f"{issuer} / {client_id} is already registered in TOOL_CONFIG; "
+            "edit that file instead (a file and a database registration must not both be live)"
+        )
+    others = store.deployment_owners(issuer, deployment_id) - {client_id} if deployment_id else set()
+    if others:
+        raise RegistrationConflict(
+            f"deployment {deployment_id} of {issuer} already belongs to client id {sorted(others)[0]} "
+            "(a deployment id names one tool of a platform)"
+        )
+
+
+def save_dynamic_registration(
+    store: RegistrationStore,
+    *,
+    issuer: str,
+    client_id: str,
+    deployment_id: str | None,
+    auth_login_url: str,
+    auth_token_url: str,
+    key_set_url: str,
+    auth_audience: str | None,
+) -> tuple[Platform, bool]:
+    """Keep what a dynamic registration brought, in one transaction: a new registration, or the
+    same issuer and client id updated (Moodle's "update the existing tool"). Returns (row,
+    created). Unlike `platform add`, it never turns a disabled registration back on: the tool's
+    administrator disabled it, a platform's request does not undo that."""
+    _refuse_conflicts(store, issuer, client_id, deployment_id)
+    try:
+        row = db.session.scalar(select(Platform).where(Platform.issuer == issuer, Platform.client_id == client_id))
+        created = row is None
+        if created:
+            row = Platform(issuer=issuer, client_id=client_id)
+            db.session.add(row)
+        row.auth_login_url, row.auth_token_url, row.key_set_url = auth_login_url, auth_token_url, key_set_url
+        row.auth_audience = auth_audience
+        if deployment_id and all(d.deployment_id != deployment_id for d in row.deployments):
+            row.deployments.append(Deployment(deployment_id=deployment_id))
+        db.session.commit()
+    except IntegrityError as exc:  # the same registration stored by a concurrent request
+        db.session.rollback()
+        raise RegistrationConflict(f"{issuer} / {client_id} was being registered at the same moment; "
+                                   "start the registration again") from exc
+    except Exception:
+        db.session.rollback()
+        raise
+    store.forget_cached()
+    return row, created
+
+
+def adopt_deployment(registration: PlatformRegistration, deployment_id: str) -> None:
+    """Give a registration without deployments the deployment of its first launch, in the
+    caller's transaction (the launch's: both are kept, or neither)."""
+    row = db.session.scalar(
+        select(Platform).where(Platform.issuer == registration.issuer, Platform.client_id == registration.client_id)
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(Deployment(platform_id=row.id, deployment_id=deployment_id))
+    except IntegrityError:
+        pass  # a concurrent first launch with the same deployment added it already

@@ -1,10 +1,14 @@
-"""HTTP endpoints of LTI 1.3: /lti/login, /lti/launch and /.well-known/jwks.json.
+"""HTTP endpoints of LTI 1.3: /lti/login, /lti/launch, /lti/register and /.well-known/jwks.json.
 
 Views parse the request and hand over to login.py, launch.py and launches.py; a refused launch
 raises `LaunchError`, which errors.py turns into a readable page with its status. Two of them
 are not refusals but a page that lets the browser finish the launch: `PlatformStorageNeeded`
 (read the binding back from LTI platform storage) and `ResubmitNeeded` (post the launch to the
 tool again, same-site, so the browser sends its state cookie).
+
+`/lti/register` is LTI Dynamic Registration (dynamic_registration.py): GET checks the
+platform's configuration and asks the administrator to confirm; the confirmation POSTs back and
+registers. A refused registration raises `RegistrationError`, answered here with its own page.
 """
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
 from ..rooms.tickets import issue_page_ticket
-from ..web import browser_cookie_attributes
+from ..web import allow_any_framer, browser_cookie_attributes, wants_json
+from . import dynamic_registration as registration
 from .claims import DEEP_LINKING_REQUEST
-from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
+from .errors import LaunchError, PlatformStorageNeeded, RegistrationError, ResubmitNeeded
 from .launch import RESUBMITTED, is_framed, validate_launch
 from .launches import record_launch
 from .login import origin_of, start_login, state_cookie_name, storage_key
+from .platform_config import fetch_configuration
 
 log = logging.getLogger(__name__)
 bp = Blueprint("lti", __name__)
@@ -79,6 +85,43 @@ def launch():
     response = redirect(url_for("rooms.show", room_id=recorded.room.id, t=ticket), code=303)
     response.delete_cookie(state_cookie_name(validated.state), path="/lti/", **browser_cookie_attributes())
     return response
+
+
+@bp.route("/lti/register", methods=["GET", "POST"])
+def register():
+    allow_any_framer()  # the platform's administration page frames it (web.allow_any_framer)
+    values = request.form if request.method == "POST" else request.args
+    url, token = values.get("openid_configuration", ""), values.get("registration_token")
+    config = current_app.config
+    if request.method == "POST":
+        registered = registration.register_tool(url, token, current_app.extensions["registrations"], config)
+        return render_template(
+            "lti/registered.html",
+            registered=registered,
+            platform_name=registration.product_name(registered.product),
+            next_step=registration.next_step(registered.product),
+        )
+    platform = fetch_configuration(url, registration.check_token(token), config)
+    return render_template(
+        "lti/register.html",
+        platform=platform,
+        platform_name=registration.product_name(platform.product),
+        preview=registration.preview(platform, config["TOOL_BASE_URL"]),
+        tool_url=config["TOOL_BASE_URL"],
+        openid_configuration=url,
+        registration_token=token,
+    )
+
+
+@bp.errorhandler(RegistrationError)
+def render_registration_error(error: RegistrationError):
+    log.warning("registration refused (%s): %s", error.status, error.reason)
+    if wants_json():
+        return jsonify({"error": error.message, "platform_message": error.platform_message}), error.status
+    return render_template(
+        "lti/register_error.html", message=error.message, platform_message=error.platform_message,
+        status=error.status,
+    ), error.status
 
 
 @bp.route("/.well-known/jwks.json")

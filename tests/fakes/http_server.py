@@ -23,12 +23,14 @@ class LaterApp:
 
 
 class ServedApp:
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.02):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.02,
+                 request_handler=None):
         self.app = app
         # serve_forever's poll interval bounds how long stop() takes (the default is 0.5 s).
         self.poll_interval = poll_interval
         self.host = host
-        self._server = make_server(host, port, app, threaded=True)
+        # request_handler: the tool's own request log (access_log.QuietRequestHandler), say.
+        self._server = make_server(host, port, app, threaded=True, request_handler=request_handler)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None

@@ -3,12 +3,16 @@
 It serves, over real HTTP on a loopback port, everything a tool talks to: the OIDC authorization
 endpoint, the JWKS, the OAuth2 token endpoint, Assignment and Grade Services, Names and Role
 Provisioning Services and the deep-linking return page, with Moodle's paths, payload shapes and
-rules (60-second id_tokens, one-second score timestamps, short NRPS role names, ...).
+rules (60-second id_tokens, one-second score timestamps, short NRPS role names, ...), and the
+OpenID configuration with LTI Dynamic Registration (tests/fakes/lti_registration.py) — as
+Moodle 4.5 does, or as Canvas or Brightspace do with `FakePlatform(product="canvas")`.
 
     with FakePlatform(tool_base_url=tool.url, tool_jwks=tool.url + "/.well-known/jwks.json") as lms:
         fields = lms.login_initiation(user="student")   # what Moodle POSTs to the tool's login URL
         form = lms.authorize(tool_redirect_location)   # the browser following the tool's 302
         forged = lms.token_alg_none(user="admin")      # attacks for negative tests
+        params = lms.start_registration()              # dynamic registration: the tool's URL's query
+        lms.activate(client_id)                        # the administrator enables the new tool
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Flask, Response, request
 
 from tests.fakes.http_server import ServedApp
+from tests.fakes.lti_registration import PATHS, RegistrationDesk
 
 MOODLE_CLIENT_ID = "0HhnTZLx91sBpA2"
 
@@ -407,7 +412,11 @@ class FakePlatform:
     """Moodle 4.5 as an LTI 1.3 platform, served on 127.0.0.1 for one test."""
 
     def __init__(self, tool_base_url: str = "http://localhost", client_id: str = MOODLE_CLIENT_ID,
-                 deployment_id: str = "1", tool_jwks=None, signing_key: SigningKey | None = None):
+                 deployment_id: str = "1", tool_jwks=None, signing_key: SigningKey | None = None,
+                 product: str = "moodle"):
+        # "moodle", or "canvas" / "brightspace": their paths, OpenID configuration and dynamic
+        # registration (tests/fakes/lti_registration.py); launches and services stay Moodle's.
+        self.product = product
         self.tool_base_url = tool_base_url  # also sets the tool's login and launch URLs
         self.client_id = client_id
         self.deployment_id = deployment_id  # in Moodle also the tool type id (`type_id=`)
@@ -449,12 +458,17 @@ class FakePlatform:
         self.activity_page: Callable[[dict], bytes | str] | None = None
         self._lock = threading.RLock()
 
+        self.registration_desk = RegistrationDesk(self)
         self._server = ServedApp(self._build_app())
         self.issuer = self.url = self._server.url
-        self.auth_login_url = self.issuer + "/mod/lti/auth.php"
-        self.auth_token_url = self.issuer + "/mod/lti/token.php"
-        self.key_set_url = self.issuer + "/mod/lti/certs.php"
-        self.openid_configuration_url = self.issuer + "/mod/lti/openid-configuration.php"
+        paths = PATHS[product]
+        self.auth_login_url = self.issuer + paths["auth"]
+        self.auth_token_url = self.issuer + paths["token"]
+        self.key_set_url = self.issuer + paths["jwks"]
+        self.openid_configuration_url = self.registration_desk.configuration_url()
+        # The aud the token endpoint wants in client assertions: Brightspace names its own in the
+        # OpenID configuration (authorization_server); Moodle and Canvas take the token URL.
+        self.token_audience = self.issuer + "/d2l/auth/token" if product == "brightspace" else None
 
     @property
     def tool_base_url(self) -> str:
@@ -494,6 +508,32 @@ class FakePlatform:
         }
 
     def openid_configuration(self) -> dict:
+        """The OpenID configuration this product serves (Moodle: openid_configuration.json)."""
+        return self.registration_desk.configuration()
+
+    def start_registration(self, **kwargs) -> dict:
+        """What the platform adds to the tool's registration URL when an administrator pastes
+        it: `openid_configuration` and (not Brightspace) `registration_token`."""
+        return self.registration_desk.start(**kwargs)
+
+    def activate(self, client_id: str) -> str:
+        """The administrator enables a dynamically registered tool and teachers use it: from now
+        on launches and services are this tool's (client id, deployment, redirect URIs, keys,
+        scopes granted). Canvas creates the deployment now; returns the deployment id."""
+        tool = self.registration_desk.tools[client_id]
+        if tool.deployment_id is None:
+            tool.deployment_id = (f"{secrets.randbelow(900) + 100}:{secrets.token_hex(20)}" if self.product == "canvas"
+                                  else secrets.token_hex(16))
+        tool.state = "configured"
+        self.client_id, self.deployment_id = tool.client_id, tool.deployment_id
+        self.redirect_uris = list(tool.request["redirect_uris"])
+        self.tool_login_url = tool.request["initiate_login_uri"]
+        self.default_target_link_uri = tool.configuration.get("target_link_uri") or self.default_target_link_uri
+        self.tool_jwks = tool.request["jwks_uri"]
+        self.permitted_scopes = list(tool.scopes)
+        return tool.deployment_id
+
+    def moodle_openid_configuration(self) -> dict:
         """Moodle's openid-configuration.php answer (openid_configuration.json) for this issuer."""
         return {
             "issuer": self.issuer,
@@ -865,11 +905,13 @@ class FakePlatform:
         app = Flask(f"fake_lti_platform_{id(self)}")
         app.before_request(self._log_request)
         app.register_error_handler(ServiceRefusal, self._refusal_answer)
+        desk = self.registration_desk
         routes = [
-            ("/mod/lti/certs.php", self._jwks_endpoint, ["GET"]),
-            ("/mod/lti/openid-configuration.php", self._openid_configuration_endpoint, ["GET"]),
-            ("/mod/lti/auth.php", self._authorization_endpoint, ["GET", "POST"]),
-            ("/mod/lti/token.php", self._token_endpoint, ["POST"]),
+            *((paths["jwks"], self._jwks_endpoint, ["GET"]) for paths in PATHS.values()),
+            *((paths["auth"], self._authorization_endpoint, ["GET", "POST"]) for paths in PATHS.values()),
+            *((paths["token"], self._token_endpoint, ["POST"]) for paths in PATHS.values()),
+            *((paths["configuration"], desk.configuration_endpoint, ["GET"]) for paths in PATHS.values()),
+            *((paths["registration"], desk.endpoint, ["POST"]) for paths in PATHS.values()),
             ("/mod/lti/contentitem_return.php", self._deep_link_return_endpoint, ["POST"]),
             ("/mod/lti/view.php", self._activity_page_endpoint, ["GET"]),
             ("/mod/lti/services.php/<course_id>/lineitems", self._lineitems_endpoint,
@@ -884,7 +926,8 @@ class FakePlatform:
              self._memberships_endpoint, ["GET"]),
         ]
         for rule, view, methods in routes:
-            app.add_url_rule(rule, view.__name__, self._serialised(view), methods=methods)
+            endpoint = f"{view.__name__}:{rule}"
+            app.add_url_rule(rule, endpoint, self._serialised(view), methods=methods)
         return app
 
     def _serialised(self, view):
@@ -928,9 +971,6 @@ class FakePlatform:
         self.jwks_requests += 1
         self._take_failure("jwks")
         return _json_answer(self.jwks())
-
-    def _openid_configuration_endpoint(self):
-        return _json_answer(self.openid_configuration())
 
     # ----------------------------------------------------------------- OIDC auth
     def _authorization_endpoint(self):
@@ -1027,7 +1067,8 @@ class FakePlatform:
             raise OAuthError("invalid_client", "no tool with this client id (assertion sub)")
         if header.get("alg") != "RS256":
             raise OAuthError("invalid_client", "client_assertion must be signed with RS256")
-        claims = self._decode_tool_jwt(assertion, header, [self.auth_token_url, self.issuer])
+        audiences = [self.token_audience] if self.token_audience else [self.auth_token_url, self.issuer]
+        claims = self._decode_tool_jwt(assertion, header, audiences)
         if claims["iss"] != self.client_id:
             raise OAuthError("invalid_client", "assertion iss must be the client id")
         if claims["jti"] in self.used_jtis:
