@@ -138,6 +138,7 @@ CHECKS = [
     ((AGS_ENDPOINT,), _object_problem),
     ((AGS_ENDPOINT, "lineitem"), url_problem),
     ((AGS_ENDPOINT, "lineitems"), url_problem),
+    ((AGS_ENDPOINT, "scope"), lambda value: _strings_problem(value, _role_problem)),
     ((NRPS,), _object_problem),
     ((NRPS, "context_memberships_url"), url_problem),
 ]
@@ -239,6 +240,12 @@ class LaunchClaims:
     @property
     def ags(self) -> dict:
         return _dict(self.raw.get(AGS_ENDPOINT))
+
+    @property
+    def ags_scopes(self) -> list[str] | None:
+        """The AGS scopes the platform says it grants (the claim's `scope`); None: not said."""
+        scopes = self.ags.get("scope")
+        return [s for s in scopes if isinstance(s, str)][:20] if isinstance(scopes, list) else None
 
     @property
     def memberships_url(self) -> str:

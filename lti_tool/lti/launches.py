@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import select
@@ -20,9 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..logsafe import quoted
 from ..models import Course, Enrolment, ResourceLink, Room, User, utcnow
-from ..providers import provider_names
-from ..providers.base import RoomSettings
 from ..rooms.service import new_meeting_id
+from ..rooms.setup import room_setup
 from .claims import LaunchClaims, clean_display, url_problem
 from .launch import ValidatedLaunch, consume_login
 from .roles import room_role
@@ -98,29 +97,23 @@ def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
     link.title = title or link.title or ""
     link.lineitem_url = claims.ags.get("lineitem") or link.lineitem_url
     link.lineitems_url = claims.ags.get("lineitems") or link.lineitems_url
+    if claims.ags_scopes is not None:
+        link.ags_scopes = claims.ags_scopes
     return link
 
 
-def choose_provider(claims: LaunchClaims) -> str:
-    wanted = claims.provider.strip().lower()
-    if wanted in provider_names():
-        return wanted
-    if wanted:
-        log.warning("ignoring unknown custom provider %s; using VIDEO_PROVIDER", quoted(wanted))
-    return current_app.config["VIDEO_PROVIDER"]
-
-
 def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Room:
+    """The link's room; on its first launch, made as the link's custom parameters say
+    (rooms/setup.py: provider, first schedule, settings, grading)."""
+    room = db.session.scalar(select(Room).where(Room.resource_link_id == link.id))
+    if room is not None:
+        return room
     title = link.title or course.title or "Live class"
+    setup = room_setup(claims.custom, current_app.config["VIDEO_PROVIDER"])
     room, _ = _get_or_create(
         Room,
         {"resource_link_id": link.id},
-        {
-            "provider": choose_provider(claims),
-            "meeting_id": new_meeting_id(),
-            "name": _fit(Room, "name", title),
-            "settings": asdict(RoomSettings()),
-        },
+        {"meeting_id": new_meeting_id(), "name": _fit(Room, "name", title), **setup.room_values()},
     )
     return room
 
