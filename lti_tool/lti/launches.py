@@ -23,8 +23,9 @@ from ..models import Course, Enrolment, ResourceLink, Room, User, utcnow
 from ..rooms.service import new_meeting_id
 from ..rooms.setup import room_setup
 from .claims import LaunchClaims, clean_display, url_problem
+from .errors import LaunchError
 from .launch import ValidatedLaunch, consume_login
-from .roles import room_role
+from .roles import MODERATOR, room_role
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,22 @@ def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Ro
         {"meeting_id": new_meeting_id(), "name": _fit(Room, "name", title), **setup.room_values()},
     )
     return room
+
+
+def check_review(claims: LaunchClaims) -> None:
+    """A submission review: teachers review anyone's attendance, others only their own."""
+    if room_role(claims.roles) != MODERATOR and claims.for_user_id != claims.sub:
+        raise LaunchError(
+            f"submission review of {quoted(claims.for_user_id)} asked by non-teacher {quoted(claims.sub)}",
+            "You can only review your own attendance.",
+            403,
+        )
+
+
+def reviewed_person(claims: LaunchClaims) -> User | None:
+    """The person a submission review is about, when the tool knows them (they launched the
+    activity, or the course roster names them)."""
+    return db.session.scalar(select(User).where(User.issuer == claims.issuer, User.sub == claims.for_user_id))
 
 
 def own_return_url(claims: LaunchClaims) -> str | None:

@@ -42,7 +42,7 @@ SETTING_FIELDS = {field.name: field for field in fields(RoomSettings)}
 class RoomSetup:
     """What a room starts with."""
 
-    provider: str
+    provider: str | None  # None (deep linking only): VIDEO_PROVIDER decides at the first launch
     settings: RoomSettings
     graded: bool = True
     score_maximum: float = SCORE_MAXIMUM
@@ -164,7 +164,7 @@ def custom_parameters(setup: RoomSetup, settings: tuple[str, ...]) -> dict[str, 
     """The custom parameters that give a new room this set-up (deep linking's content item);
     `settings`: the RoomSettings fields to write. Every value is text, as LTI requires. The
     schedule start keeps the UTC offset it was given (the teacher's own time zone)."""
-    custom = {"provider": setup.provider}
+    custom = {"provider": setup.provider} if setup.provider else {}
     if setup.schedule_start is not None:
         custom["schedule_start"] = setup.schedule_start.isoformat(timespec="minutes")
         custom["schedule_weeks"] = str(setup.schedule_weeks or 1)
