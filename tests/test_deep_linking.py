@@ -171,6 +171,16 @@ def test_without_a_script_the_time_is_read_as_utc_and_the_page_says_so(live):
     assert claims[CLAIM_DL_CONTENT_ITEMS][0]["custom"]["schedule_start"] == "2027-06-01T18:30+00:00"
 
 
+def test_a_time_zone_the_tool_does_not_know_is_not_silently_read_as_utc(live):
+    setup = SetUp(live)
+    answer = setup.submit(title="Far away", date="2027-03-01", time="09:00", timezone="Mars/Olympus_Mons")
+    assert answer.status_code == 400 and "does not know the time zone" in answer.text
+    assert setup.fields(answer)["timezone"] == "UTC" and "<strong data-timezone-name>UTC</strong>" in answer.text
+    again = setup.submit(page=answer)
+    _, claims = verified_response(live, returned_jwt(again)[1])
+    assert claims[CLAIM_DL_CONTENT_ITEMS][0]["custom"]["schedule_start"] == "2027-03-01T09:00+00:00"
+
+
 def test_grades_land_in_the_activitys_own_column_without_the_tool_making_one(live):
     platform = live.platform
     answer = SetUp(live).submit(title="Graded seminar", provider="bbb", points="10")

@@ -25,7 +25,7 @@ import secrets
 import time
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as clock
 from functools import lru_cache
 
@@ -180,10 +180,9 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def time_zone(name: str) -> zoneinfo.ZoneInfo:
-    """The browser's IANA time zone, or UTC when the page's script could not say (no script,
-    an unknown name): the form says which one it used."""
-    return zoneinfo.ZoneInfo(name if name in _time_zones() else "UTC")
+def time_zone(name: str) -> tzinfo:
+    """The browser's IANA time zone; UTC when the page's script could not say (no script)."""
+    return zoneinfo.ZoneInfo(name) if name in _time_zones() else UTC
 
 
 def _whole(values: dict, name: str, low: int, high: int, errors: dict, what: str) -> int | None:
@@ -206,6 +205,11 @@ def _schedule(values: dict, errors: dict) -> dict:
     """The first session from the date, time and time zone fields; none when both are empty."""
     if not values["date"] and not values["time"]:
         return {}
+    if values["timezone"] not in ("", "UTC") and values["timezone"] not in _time_zones():
+        # Not silently UTC: the page said the browser's zone. Shown again, it says UTC.
+        errors["time"] = (f"The tool does not know the time zone {values['timezone']}: the time will be read as "
+                          "UTC. Check it and send the form again.")
+        values["timezone"] = "UTC"
     day = _parsed(date.fromisoformat, values, "date", errors, "Give the date of the first session (YYYY-MM-DD).")
     at = _parsed(clock.fromisoformat, values, "time", errors, "Give the time the first session starts (HH:MM).")
     minutes = _whole(values, "minutes", 1, room_setup.MAX_SESSION_MINUTES, errors, "The length")
