@@ -248,7 +248,9 @@ def test_a_student_asking_to_select_content_is_refused_and_nothing_is_written(li
     ({"deep_link_return_url": None}, 400, "did not say where"),
     ({"deep_link_return_url": "javascript:alert(document.domain)"}, 400, "cannot use"),
     ({"accept_types": "ltiResourceLink"}, 400, "cannot use"),
-], ids=["no-resource-links", "no-usable-target", "no-return-url", "script-return-url", "types-not-a-list"])
+    ({"data": "state\x00with a NUL"}, 400, "cannot use"),
+], ids=["no-resource-links", "no-usable-target", "no-return-url", "script-return-url", "types-not-a-list",
+        "unstorable-data"])
 def test_requests_the_tool_cannot_answer_are_refused_readably(live, settings, status, says):
     setup = SetUp(live, deep_linking=settings)
     assert setup.page.status_code == status and says in setup.page.text

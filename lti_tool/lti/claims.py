@@ -114,6 +114,7 @@ def _strings_problem(value, each=_text_problem) -> str | None:
 
 
 def _role_problem(value) -> str | None:
+    """A string stored as it is (a role, a scope, deep linking's data): no NUL, no surrogates."""
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
     return "holds NUL or an unpaired surrogate" if _UNSTORABLE.search(value) else None
@@ -161,7 +162,8 @@ CHECKS = [
     ((DEEP_LINKING_SETTINGS, "accept_types"), _strings_problem),
     ((DEEP_LINKING_SETTINGS, "accept_presentation_document_targets"), _strings_problem),
     ((DEEP_LINKING_SETTINGS, "accept_multiple"), _bool_problem),
-    ((DEEP_LINKING_SETTINGS, "data"), _text_problem),
+    # Kept until the answer and echoed in it as it came: refused, never cleaned.
+    ((DEEP_LINKING_SETTINGS, "data"), _role_problem),
     ((DEEP_LINKING_SETTINGS, "title"), _text_problem),
 ]
 
