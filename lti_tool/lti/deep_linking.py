@@ -160,9 +160,10 @@ def provider_options() -> dict[str, str]:
 
 def form_defaults(pending: DeepLinkRequest) -> dict:
     """The form as it first shows: the platform's title, the room settings' defaults."""
-    defaults = RoomSettings()
+    defaults, options = RoomSettings(), provider_options()
+    provider = current_app.config["VIDEO_PROVIDER"]
     values = {"title": pending.title or "Live class", "minutes": "60", "weeks": "1", "grading": True,
-              "points": "100", "provider": current_app.config["VIDEO_PROVIDER"]}
+              "points": "100", "provider": provider if provider in options or not options else next(iter(options))}
     values.update({name: getattr(defaults, name) for name in FORM_SETTINGS})
     return values
 

@@ -1,5 +1,7 @@
-"""What a validated resource-link launch records: the user, the course, the resource link, its
-room (made on the first launch) and the user's enrolment with the role the launch gave them.
+"""What a validated launch of a resource link (a resource link request, or a submission review)
+records: the user, the course, the resource link (with the AGS scopes its launch granted), its
+room (made on the first launch as the link's custom parameters say: rooms/setup.py) and the
+user's enrolment with the role the launch gave them.
 
 Everything happens in one transaction together with spending the login's state and nonce, so
 a launch is either recorded whole or not at all. Two first launches of the same link at the
