@@ -41,6 +41,8 @@ TUNABLES = (
             "How long the room ticket in a page's forms stays valid (it never appears in a URL)."),
     Setting("PAGE_TICKET_SECONDS", "600", NUMBER,
             "How long a page ticket in a URL stays valid (opening a room page; reloads within it)."),
+    Setting("DEEP_LINK_FORM_SECONDS", "3600", NUMBER,
+            "How long a teacher's deep-linking set-up form may be answered (it is spent by its answer)."),
     Setting("PROVIDER_TIMEOUT_SECONDS", "10", NUMBER, "Timeout of one call to a video server."),
     Setting("WAITING_REFRESH_SECONDS", "15", NUMBER,
             "How often a waiting page reloads itself when script is off (with script it polls)."),

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -118,6 +119,31 @@ class LoginState(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class DeepLinkRequest(db.Model):
+    """A teacher's deep-linking request between the launch and the set-up form's answer.
+
+    The form carries a signed token naming this row (lti/deep_linking.py); answering spends it
+    (`used_at`), so one request yields at most one signed response, and only to the return URL,
+    deployment and `data` its own launch brought.
+    """
+
+    __tablename__ = "deep_link_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    context_id: Mapped[str] = mapped_column(String(255), default="")
+    sub: Mapped[str] = mapped_column(String(255))
+    return_url: Mapped[str] = mapped_column(String(1024))
+    # The request's `data` claim, echoed in the response; None when the request had none.
+    data: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class UsedNonce(db.Model):
     """Every nonce a launch has consumed: the unique key makes replays fail on any worker."""
 
@@ -185,6 +211,9 @@ class ResourceLink(db.Model):
     lineitems_url: Mapped[str | None] = mapped_column(String(1024))
     # The line item the tool found or created when the platform sent none with the launch.
     tool_lineitem_url: Mapped[str | None] = mapped_column(String(1024))
+    # The AGS scopes the latest launch said the platform grants (its AGS claim's `scope`); None
+    # when no launch said (then the tool tries what it needs, as before).
+    ags_scopes: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     course: Mapped[Course] = relationship()
@@ -218,6 +247,14 @@ class Room(db.Model):
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Attendance grading policy (grades/policy.py GradePolicy), chosen by the teacher.
     grading: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Whether attendance grades go to the gradebook at all, and out of how many points.
+    graded: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    score_maximum: Mapped[float] = mapped_column(db.Float, default=100.0, server_default="100")
+    # The first schedule the link's custom parameters gave the room (rooms/setup.py): the first
+    # session's start in UTC, each session's length and how many weekly sessions.
+    schedule_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    schedule_minutes: Mapped[int | None] = mapped_column(Integer)
+    schedule_weeks: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resource_link: Mapped[ResourceLink] = relationship(back_populates="room")

@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 import warnings
+from html.parser import HTMLParser
 from urllib.parse import urlencode
 
 import jwt
@@ -166,3 +167,31 @@ class LaunchAttempt:
         for table in RECORDS:
             assert after[table] == self.before[table], f"{table} was written"
         assert after["login_states"] == self.before["login_states"], "the state was spent"
+
+
+class _Forms(HTMLParser):
+    """Every form of a page: its id, action and the values a browser would send as they stand."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "form":
+            self.forms.append({"id": attributes.get("id"), "action": attributes.get("action"), "fields": {}})
+        elif tag == "input" and self.forms and attributes.get("name"):
+            kind = attributes.get("type", "text")
+            if kind in ("checkbox", "radio") and "checked" not in attributes:
+                return
+            default = "on" if kind == "checkbox" else ""
+            self.forms[-1]["fields"][attributes["name"]] = attributes.get("value") or default
+
+
+def page_form(html: str, form_id: str | None = None) -> tuple[str, dict]:
+    """(action, fields) of a page's form (the first, or the one with this id), as a browser
+    would send it without changes: hidden fields, text, ticked boxes and chosen radios."""
+    parser = _Forms()
+    parser.feed(html)
+    form = next(f for f in parser.forms if form_id is None or f["id"] == form_id)
+    return form["action"], dict(form["fields"])

@@ -177,6 +177,10 @@ BAD_REQUESTS = {
     "non-utf8-path": ("GET", "/rooms/%ff%fe", {}),
     "jwks-by-post": ("POST", "/.well-known/jwks.json", {}),
     "webhook-junk": ("POST", "/webhooks/bbb", {"data": b"\xff\xfe{not json", "content_type": "application/json"}),
+    "deep-link-empty": ("POST", "/lti/deep-link", {}),
+    "deep-link-junk-token": ("POST", "/lti/deep-link", {"data": {"dl": "\x00junk", "title": "x" * 5000}}),
+    "deep-link-by-get": ("GET", "/lti/deep-link", {}),
+    "review-without-ticket": ("GET", "/rooms/1/review", {"query_string": {"student": "\x00"}}),
 }
 
 

@@ -22,17 +22,23 @@ from tests.fakes.http_server import ServedApp
 from tests.fakes.lti_platform import (
     CLAIM_AGS,
     CLAIM_CUSTOM,
+    CLAIM_DL_CONTENT_ITEMS,
+    CLAIM_DL_DATA,
     CLAIM_DL_SETTINGS,
+    CLAIM_FOR_USER,
     CLAIM_ROLES,
     DEEP_LINKING_REQUEST,
+    GRADE_SYNC_ONLY_SCOPES,
     LINEITEM,
     LINEITEM_CONTAINER,
     MEMBERSHIP_CONTAINER,
     RESULT_CONTAINER,
+    SCOPE_LINEITEM,
     SCOPE_LINEITEM_READ,
     SCOPE_NRPS,
     SCOPE_SCORE,
     SCORE,
+    SUBMISSION_REVIEW_REQUEST,
     TOOL_SCOPES,
     AuthorizationRefused,
     FakePlatform,
@@ -585,18 +591,147 @@ def test_launch_works_with_a_flask_test_client():
 def test_deep_linking_response_is_verified_and_recorded(platform):
     claims = launch_claims(platform, message_type=DEEP_LINKING_REQUEST)
     return_url = claims[CLAIM_DL_SETTINGS]["deep_link_return_url"]
-    response = fixture("deep_linking_response_sent.json")["decoded"][1]
-    now = int(time.time())
-    response.update({"iss": platform.client_id, "aud": [platform.issuer], "iat": now,
-                     "exp": now + 600})
-    signed = jwt.encode(response, TOOL_KEY.private_pem, algorithm="RS256",
-                        headers={"kid": TOOL_KEY.kid})
-    assert requests.post(return_url, data={"JWT": signed}).status_code == 200
-    assert platform.deep_link_responses[0]["https://purl.imsglobal.org/spec/lti-dl/claim/"
-                                           "content_items"][0]["type"] == "ltiResourceLink"
+    response = dl_response(platform)
     forged = jwt.encode(response, SigningKey().private_pem, algorithm="RS256",
                         headers={"kid": TOOL_KEY.kid})
     assert requests.post(return_url, data={"JWT": forged}).status_code == 400
+    assert requests.post(return_url, data={"JWT": signed(response)}).status_code == 200
+    assert platform.deep_link_responses[0][CLAIM_DL_CONTENT_ITEMS][0]["type"] == "ltiResourceLink"
+
+
+# --------------------------------------------------------------------------- deep linking
+def dl_response(lms: FakePlatform, **changes) -> dict:
+    """The response Moodle accepted (deep_linking_response_sent.json), made fresh for `lms`."""
+    response = fixture("deep_linking_response_sent.json")["decoded"][1]
+    now = int(time.time())
+    response.update({"iss": lms.client_id, "aud": [lms.issuer], "iat": now, "exp": now + 600,
+                     "nonce": uuid.uuid4().hex})
+    response[CLAIM_DL_CONTENT_ITEMS][0]["url"] = lms.default_target_link_uri
+    return {name: value for name, value in {**response, **changes}.items() if value is not None}
+
+
+def signed(claims: dict, key: SigningKey = TOOL_KEY) -> str:
+    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
+
+
+def select_content(lms: FakePlatform, **login) -> str:
+    """The teacher presses "Select content": the return URL of the request Moodle sent."""
+    return launch_claims(lms, message_type=DEEP_LINKING_REQUEST, **login)[CLAIM_DL_SETTINGS][
+        "deep_link_return_url"]
+
+
+def test_select_content_from_the_course_adds_the_activity_with_its_own_grade_item(platform):
+    return_url = select_content(platform)
+    item = {"type": "ltiResourceLink", "title": "Weekly seminar", "url": platform.default_target_link_uri,
+            "custom": {"schedule_weeks": "3"},
+            "lineItem": {"scoreMaximum": 10, "label": "Attendance", "resourceId": "r1", "tag": "attendance",
+                         "submissionReview": {"reviewableStatus": ["Completed"]}}}
+    answer = requests.post(return_url, data={"JWT": signed(dl_response(platform, **{CLAIM_DL_CONTENT_ITEMS: [item]}))})
+    assert answer.status_code == 200 and "Activity added" in answer.text
+    (link,) = platform.created_activities
+    assert (link.title, link.custom) == ("Weekly seminar", {"schedule_weeks": "3"})
+    line_item = next(i for i in platform.line_items.values() if i.resource_link_id == link.id)
+    assert (line_item.label, line_item.score_maximum, line_item.resource_id, line_item.tag) == (
+        "Weekly seminar", 10.0, "r1", "attendance")
+    assert line_item.coupled and line_item.submission_review == {"reviewableStatus": ["Completed"]}
+    claims = launch_claims(platform, resource_link_id=link.id)
+    assert claims[CLAIM_AGS]["lineitem"] == platform.lineitem_url(line_item.id)
+    assert claims[CLAIM_CUSTOM]["schedule_weeks"] == "3"
+
+
+def test_select_content_from_the_activity_form_fills_the_form_until_it_is_saved(platform):
+    return_url = select_content(platform, entry="activity_form")
+    answer = requests.post(return_url, data={"JWT": signed(dl_response(platform))})
+    assert answer.status_code == 200 and "save the activity form" in answer.text
+    assert platform.created_activities == [] and len(platform.pending_activity_forms) == 1
+    link = platform.save_activity_form()
+    assert link.title == "Harness deep-linked activity" and link.custom == {"dl_resource": "quiz-42"}
+
+
+def test_the_activity_form_request_has_moodles_title_and_empty_text(platform):
+    claims = launch_claims(platform, message_type=DEEP_LINKING_REQUEST, entry="activity_form")
+    captured = fixture("id_token_teacher_deeplink_from_activity_form.json")["payload"]
+    assert key_shape(claims) == key_shape(captured)
+    settings, moodle = claims[CLAIM_DL_SETTINGS], captured[CLAIM_DL_SETTINGS]
+    assert (settings["title"], settings["text"]) == (moodle["title"], moodle["text"])
+
+
+@pytest.mark.parametrize("accept_grades, graded", [("never", False), ("delegate", True), ("always", True)])
+def test_the_line_item_counts_as_the_administrator_accepts_grades(platform, accept_grades, graded):
+    platform.accept_grades = accept_grades
+    answer = requests.post(select_content(platform), data={"JWT": signed(dl_response(platform))})
+    assert answer.status_code == 200
+    (link,) = platform.created_activities
+    assert any(i.resource_link_id == link.id for i in platform.line_items.values()) is graded
+
+
+def test_deep_linking_data_must_come_back_as_it_was_sent(platform):
+    return_url = select_content(platform, deep_linking={"data": "opaque-42"})
+    refused = requests.post(return_url, data={"JWT": signed(dl_response(platform))})
+    assert refused.status_code == 400 and "data" in refused.text
+    echoed = dl_response(platform, **{CLAIM_DL_DATA: "opaque-42"})
+    assert requests.post(return_url, data={"JWT": signed(echoed)}).status_code == 200
+
+
+@pytest.mark.parametrize("change", [
+    {"aud": ["https://elsewhere.example"]},
+    {"iss": "someone-else"},
+    {"nonce": None},
+    {"exp": int(time.time()) - 60},
+    {"https://purl.imsglobal.org/spec/lti/claim/deployment_id": "2"},
+    {"https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiResourceLinkRequest"},
+    {CLAIM_DL_DATA: "never-sent"},
+    {CLAIM_DL_CONTENT_ITEMS: [{"type": "ltiResourceLink", "custom": {"weeks": 3}}]},
+    {CLAIM_DL_CONTENT_ITEMS: [{"type": "ltiResourceLink", "lineItem": {"label": "x"}}]},
+    {CLAIM_DL_CONTENT_ITEMS: [{"type": "ltiResourceLink", "url": "https://evil.example/lti/launch"}]},
+    {CLAIM_DL_CONTENT_ITEMS: [{"type": "file"}]},
+], ids=["aud", "iss", "no-nonce", "expired", "deployment", "message-type", "data-never-sent", "custom-number",
+        "line-item-without-maximum", "foreign-url", "type-not-accepted"])
+def test_deep_linking_responses_moodle_or_the_specification_refuse(platform, change):
+    return_url = select_content(platform)
+    answer = requests.post(return_url, data={"JWT": signed(dl_response(platform, **change))})
+    assert answer.status_code == 400, answer.text
+    assert platform.created_activities == [] and platform.deep_link_responses == []
+
+
+def test_a_deep_linking_response_is_accepted_once_and_only_with_the_teachers_sesskey(platform):
+    return_url = select_content(platform)
+    select_content(platform)  # a second open selection, which a replay could otherwise answer
+    response = signed(dl_response(platform))
+    wrong_sesskey = return_url.replace(platform.sesskey, "stolen0000")
+    assert requests.post(wrong_sesskey, data={"JWT": response}).status_code == 403
+    assert requests.post(return_url, data={"JWT": response}).status_code == 200
+    replayed = requests.post(return_url, data={"JWT": response})
+    assert replayed.status_code == 400 and "replayed" in replayed.text
+    assert len(platform.created_activities) == 1
+
+
+# --------------------------------------------------------------------------- grade sync only
+def test_grade_sync_only_grants_no_line_item_scope_in_launches_or_tokens(platform):
+    platform.grade_sync_only()
+    claims = launch_claims(platform)
+    assert SCOPE_LINEITEM not in claims[CLAIM_AGS]["scope"] and SCOPE_SCORE in claims[CLAIM_AGS]["scope"]
+    assert claims[CLAIM_AGS]["lineitem"] and claims[CLAIM_AGS]["lineitems"]
+    answer = request_token(platform, [SCOPE_LINEITEM, SCOPE_SCORE])
+    assert answer.json()["scope"] == SCOPE_SCORE
+    assert request_token(platform, [SCOPE_LINEITEM]).json()["error"] == "invalid_scope"
+    assert set(GRADE_SYNC_ONLY_SCOPES) - {SCOPE_NRPS} == set(claims[CLAIM_AGS]["scope"])
+
+
+def test_without_grade_services_a_launch_has_no_ags_claim(platform):
+    platform.permitted_scopes = [SCOPE_NRPS]
+    assert CLAIM_AGS not in launch_claims(platform)
+
+
+# --------------------------------------------------------------------------- submission review
+def test_submission_review_is_offered_only_for_a_line_item_with_a_submission_review(platform):
+    with pytest.raises(ValueError):
+        platform.login_initiation(message_type=SUBMISSION_REVIEW_REQUEST, for_user="student")
+    platform.line_items["2"].submission_review = {}
+    claims = launch_claims(platform, message_type=SUBMISSION_REVIEW_REQUEST, for_user="student")
+    assert claims["https://purl.imsglobal.org/spec/lti/claim/message_type"] == SUBMISSION_REVIEW_REQUEST
+    assert claims[CLAIM_FOR_USER] == {"user_id": "4"} and claims["sub"] == "3"
+    assert claims["https://purl.imsglobal.org/spec/lti/claim/resource_link"]["id"] == "1"
 
 
 def test_requests_are_logged(platform):

@@ -204,3 +204,24 @@ def test_worker_process_killed_mid_delivery_then_another_delivers(live, tmp_path
     assert {d[1] for d in deliveries(live)} == {"delivered"}
     book = platform.gradebook
     assert (book["4"]["grade"], book["5"]["grade"], book["6"]["grade"]) == (100.0, 75.0, 0.0)
+
+
+def test_grading_turned_off_in_the_tool_drops_waiting_grades_and_turned_on_sends_them(live):
+    platform = live.platform
+    platform.down = True
+    teacher, _ = hour_long_class(live)
+    live.run_worker(passes=1)
+    assert deliveries(live, status="pending")
+    policy = {"present_threshold_percent": "0", "late_grace_minutes": "0", "absent_gets_zero": "on",
+              "graded_shown": "1"}
+    assert teacher.post("/grading", **policy).status_code == 303  # the box unticked: off
+    assert deliveries(live, status="pending") == [] and deliveries(live, status="failed") == []
+    page = teacher.get("/attendance").text
+    assert "Grading is off" in page and 'id="send-grades"' not in page
+    platform.down = False
+    make_due(live)
+    live.run_worker()
+    assert platform.scores == []
+    teacher.post("/grading", **policy, graded="on")
+    live.run_worker()
+    assert len(scores_for(platform, "4")) == 1 and len(scores_for(platform, "5")) == 1

@@ -366,13 +366,17 @@ def test_empty_roles_claim_is_an_attendee(app, attempt):
     assert response.status_code == 303
 
 
-def test_deep_linking_request_is_refused_readably_for_now(app, lms):
+def test_deep_linking_request_answers_the_set_up_form_and_spends_the_login(app, lms):
     client = app.test_client()
     form = lms.start_login(client, as_="teacher", message_type="LtiDeepLinkingRequest")
     before = row_counts(app)
     response = client.post("/lti/launch", data=form)
-    assert response.status_code == 400 and "deep linking" in response.get_data(as_text=True)
-    assert row_counts(app) == before
+    assert response.status_code == 200 and 'id="deep-link-form"' in response.get_data(as_text=True)
+    after = row_counts(app)
+    assert after["login_states"] == before["login_states"] - 1 and after["used_nonces"] == before["used_nonces"] + 1
+    assert after["deep_link_requests"] == 1
+    assert {t: after[t] for t in RECORDS if t != "used_nonces"} == {t: before[t] for t in RECORDS if t != "used_nonces"}
+    assert client.post("/lti/launch", data=form).status_code == 403, "the same request cannot open a second form"
 
 
 # --- platform keys ----------------------------------------------------------------------------

@@ -49,3 +49,27 @@ def test_run_ids_are_carried_over_from_bbb_create_times_and_payloads(tmp_path):
     assert run_id == internal_id and started.startswith("2024-05-09 13:35:28")
     assert json.loads(stored)["connection"] == "w_tab1"
     engine.dispose()
+
+
+def test_rooms_from_before_deep_linking_keep_sending_grades_out_of_100(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x", "KEYS_DIR": str(tmp_path / "keys"),
+                      "TOOL_CONFIG": str(tmp_path / "none.json")})
+    with app.app_context():
+        upgrade(directory=MIGRATIONS, revision="d91e4c7b2a10")
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(text("INSERT INTO courses "
+                        "(id, issuer, client_id, deployment_id, context_id, label, title, created_at) "
+                        "VALUES (1, 'i', 'c', 'd', 'x', '', '', '2026-01-01')"))
+        db.execute(text("INSERT INTO resource_links (id, course_id, resource_link_id, title, created_at) "
+                        "VALUES (1, 1, 'r', '', '2026-01-01')"))
+        db.execute(text("INSERT INTO rooms (id, resource_link_id, provider, meeting_id, name, settings, running, "
+                        "grading, created_at) VALUES (1, 1, 'bbb', 'm-1', 'R', '{}', 0, '{}', '2026-01-01')"))
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+    with engine.connect() as db:
+        room = db.execute(text("SELECT graded, score_maximum, schedule_start, schedule_weeks FROM rooms")).one()
+        scopes = db.execute(text("SELECT ags_scopes FROM resource_links")).scalar()
+    assert tuple(room) == (1, 100.0, None, None) and scopes is None
+    engine.dispose()

@@ -8,13 +8,15 @@ server; its server's webhooks speak for its rooms only.
 from __future__ import annotations
 
 import pytest
+import requests
 from sqlalchemy import select, text
 
 from lti_tool.extensions import db
 from lti_tool.models import Platform, Room, User
 from tests.conftest import TOOL_BASE_URL, launch_at, run_cli
 from tests.fakes.bbb_server import FakeBigBlueButton
-from tests.support import MINUTE, post_bbb_events, scores_for
+from tests.fakes.lti_platform import DEEP_LINKING_REQUEST
+from tests.support import MINUTE, page_form, post_bbb_events, scores_for
 
 OTHER_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -128,3 +130,12 @@ def test_the_classroom_page_may_connect_to_a_platforms_own_livekit_server(live, 
 
 def test_tool_base_url_fixture_is_plain_http():
     assert TOOL_BASE_URL.startswith("http://")
+
+
+def test_the_set_up_form_offers_the_platforms_own_video_service_first(live, second_school):
+    run_cli(live.app, "platform", "set", "--issuer", second_school.issuer, "--client-id", second_school.client_id,
+            "VIDEO_PROVIDER=livekit")
+    theirs = second_school.launch(requests.Session(), user="teacher", message_type=DEEP_LINKING_REQUEST)
+    ours = live.platform.launch(requests.Session(), user="teacher", message_type=DEEP_LINKING_REQUEST)
+    assert page_form(theirs.text, "deep-link-form")[1]["provider"] == "livekit"
+    assert page_form(ours.text, "deep-link-form")[1]["provider"] == "bbb"

@@ -101,3 +101,45 @@ def grade_rows(room: Room) -> list[PersonGradeRow]:
             )
         )
     return rows
+
+
+@dataclass
+class ClassAttendance:
+    """One class of the room as one person attended it (intervals empty: absent)."""
+
+    session: ClassSession
+    intervals: list[tuple[datetime, datetime | None]]
+    minutes: float
+    share_percent: float | None
+
+
+@dataclass
+class PersonReport:
+    """A person's attendance in a room: every class, their grade, and its delivery."""
+
+    user: User
+    classes: list[ClassAttendance]
+    grade: PersonGradeRow | None  # None: not graded here (a teacher)
+
+
+def room_person(room: Room, public_id: str) -> User | None:
+    """Someone graded in this room (launched it as a student, or on the course roster), by the
+    id video servers know them by; None for anyone else."""
+    return next((user for user in graded_people(room) if user.public_id == public_id), None) if public_id else None
+
+
+def person_report(room: Room, user: User) -> PersonReport:
+    reports = {report.session.id: report for report in session_reports(room, user.public_id)}
+    sessions = db.session.scalars(
+        select(ClassSession).where(ClassSession.room_id == room.id).order_by(ClassSession.started_at)
+    ).all()
+    classes = []
+    for session in sessions:
+        attended = reports[session.id].people[0] if reports.get(session.id) and reports[session.id].people else None
+        if attended is None:
+            share = 0.0 if session.ended_at else None
+            classes.append(ClassAttendance(session, [], 0.0, share))
+        else:
+            classes.append(ClassAttendance(session, attended.intervals, attended.minutes, attended.share_percent))
+    grade = next((row for row in grade_rows(room) if row.user.id == user.id), None)
+    return PersonReport(user=user, classes=classes, grade=grade)

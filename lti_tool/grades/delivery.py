@@ -21,7 +21,9 @@ from sqlalchemy import or_, select, update
 
 from ..extensions import db
 from ..logsafe import quoted
+from ..lti.platform_services import PlatformServiceError
 from ..models import ResourceLink, ScoreDelivery, utcnow
+from .gradebook import Gradebook
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +107,13 @@ def _score_body(delivery: ScoreDelivery, timestamp) -> dict:
 
 
 def lineitem_for(link: ResourceLink, registration) -> str | None:
-    """The launch's line item, or one the tool found or created for this resource link."""
-    if link.lineitem_url:
-        return link.lineitem_url
-    if link.tool_lineitem_url:
-        return link.tool_lineitem_url
-    if not link.lineitems_url:
+    """The launch's line item, or one the tool found or made for this resource link earlier,
+    or else one it finds or makes now — only where the platform grants the line-item scope
+    (never under "grade sync only"). None when there is nowhere to grade."""
+    gradebook = Gradebook.of(link)
+    if gradebook.column:
+        return gradebook.column
+    if not gradebook.may_create_columns:
         return None
     url = _services().find_or_create_lineitem(
         registration,
@@ -119,7 +122,7 @@ def lineitem_for(link: ResourceLink, registration) -> str | None:
         resource_id=f"live-class-{link.id}",
         tag="attendance",
         label=f"{link.title or 'Live class'} — attendance",
-        score_maximum=100,
+        score_maximum=link.room.score_maximum if link.room else 100,
     )
     link.tool_lineitem_url = url
     db.session.commit()
@@ -142,19 +145,22 @@ def deliver(delivery: ScoreDelivery) -> None:
     if _superseded(delivery):
         _finish(delivery, "superseded")
         return
+    link = delivery.resource_link
+    if link.room is not None and not link.room.graded:
+        _finish(delivery, "superseded")  # grading was turned off after it was queued
+        return
     registration = current_app.extensions["registrations"].find(delivery.issuer, delivery.client_id)
     if registration is None:
         _fail(delivery, "the platform is no longer registered with the tool")
         return
-    from ..lti.platform_services import PlatformServiceError
-
+    problem = Gradebook.of(link).problem()
+    if problem:  # no token is asked for what the platform does not grant
+        _fail(delivery, problem)
+        return
     try:
-        lineitem = lineitem_for(delivery.resource_link, registration)
+        lineitem = lineitem_for(link, registration)
     except PlatformServiceError as exc:
         (_retry if exc.retryable else _fail)(delivery, f"line item: {exc}")
-        return
-    if lineitem is None:
-        _fail(delivery, "the platform offers no gradebook (Assignment and Grade Services) for this activity")
         return
     for _ in range(2):  # a 409 gets one immediate second try with a later timestamp
         timestamp = _next_timestamp(delivery)

@@ -1,8 +1,9 @@
 """How attendance becomes a grade (documented in docs/attendance-and-grades.md).
 
 Default: each ended class session counts the share of its duration the student was present;
-the grade is the average share over the room's ended sessions, as a percentage (scoreMaximum
-100 — platforms rescale it to the line item's maximum, Moodle included). Options per room:
+the grade is the average share over the room's ended sessions, out of the room's points
+(`rooms.score_maximum`: 100 unless deep linking chose others; platforms rescale a score to
+their line item's maximum anyway, Moodle included). Options per room:
 - `present_threshold_percent`: attending at least this share of a session counts as the whole
   session (0 = off: the share itself counts);
 - `late_grace_minutes`: joining within this many minutes of the start counts from the start;
@@ -87,3 +88,29 @@ def describe(sessions: list[SessionAttendance]) -> str:
         return f"Attended {present} of {total} minutes"
     attended = sum(1 for s in sessions if s.seconds_present > 0)
     return f"Attended {present} of {total} minutes over {len(sessions)} classes ({attended} attended)"
+
+
+def grade_text(score: float, maximum: float = SCORE_MAXIMUM) -> str:
+    """A grade as pages show it: 99.83% out of 100, else "7.5 of 10 points"."""
+    if maximum == SCORE_MAXIMUM:
+        return f"{plain_number(score)}%"
+    return f"{plain_number(score)} of {plain_number(maximum)} points"
+
+
+def explain(policy: GradePolicy, score_maximum: float = SCORE_MAXIMUM, graded: bool = True) -> list[str]:
+    """The policy in words, for the people it grades."""
+    out_of = "as a percentage" if score_maximum == SCORE_MAXIMUM else f"out of {plain_number(score_maximum)} points"
+    sentences = [
+        "Each ended class counts the share of its length the student was present; the grade is the "
+        f"average of those shares over all the ended classes of this activity, {out_of}."
+    ]
+    if policy.present_threshold_percent:
+        threshold = policy.present_threshold_percent
+        sentences.append(f"Attending at least {threshold}% of a class counts as the whole class.")
+    if policy.late_grace_minutes:
+        sentences.append(f"Joining within {policy.late_grace_minutes} minutes of the start counts from the start.")
+    sentences.append("Students who attended no class get 0." if policy.absent_gets_zero
+                     else "Students who attended no class get no grade.")
+    if not graded:
+        sentences.append("Grading is off for this activity: no grade is sent to the gradebook.")
+    return sentences

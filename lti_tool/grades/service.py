@@ -16,7 +16,7 @@ from ..extensions import db
 from ..lti.roles import ATTENDEE, room_role
 from ..models import AttendanceInterval, ClassSession, Enrolment, Room, RosterMember, ScoreDelivery, User, utcnow
 from .delivery import retry_failed
-from .policy import SCORE_MAXIMUM, GradePolicy, SessionAttendance, describe, session_attendance
+from .policy import GradePolicy, SessionAttendance, describe, session_attendance
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def room_grades(room: Room) -> list[PersonGrade]:
         if not sessions or (not attended and not policy.absent_gets_zero):
             score = None
         else:
-            score = round(SCORE_MAXIMUM * sum(s.share for s in per_session) / len(per_session), 2)
+            score = round(room.score_maximum * sum(s.share for s in per_session) / len(per_session), 2)
         comment = describe(per_session) if sessions else ""
         grades.append(PersonGrade(user=user, sessions=per_session, score=score, comment=comment))
     return grades
@@ -108,7 +108,10 @@ def _latest_delivery(link_id: int, user_id: int) -> ScoreDelivery | None:
 
 
 def queue_room_scores(room: Room, force: bool = False) -> int:
-    """Write pending deliveries for every changed score (every score when `force`)."""
+    """Write pending deliveries for every changed score (every score when `force`); none while
+    the room's grading is off."""
+    if not room.graded:
+        return 0
     link = room.resource_link
     course = link.course
     queued = 0
@@ -136,7 +139,7 @@ def queue_room_scores(room: Room, force: bool = False) -> int:
                 client_id=course.client_id,
                 sub=grade.user.sub,
                 score_given=grade.score,
-                score_maximum=SCORE_MAXIMUM,
+                score_maximum=room.score_maximum,
                 activity_progress="Completed",
                 grading_progress="FullyGraded",
                 comment=grade.comment,
@@ -150,18 +153,38 @@ def queue_room_scores(room: Room, force: bool = False) -> int:
     return queued
 
 
-def save_policy(room: Room, policy: GradePolicy) -> int:
-    """The teacher's grading policy for the room; the scores it changes are queued with it, in
-    one transaction. Returns how many were queued."""
+def save_policy(room: Room, policy: GradePolicy, graded: bool | None = None) -> int:
+    """The teacher's grading policy for the room (and whether grades go to the gradebook at
+    all); the scores it changes are queued with it, in one transaction. Grading turned off
+    drops the grades still waiting to be sent. Returns how many were queued."""
     room.grading = policy.to_dict()
+    if graded is not None and graded != room.graded:
+        room.graded = graded
+        if not graded:
+            cancel_waiting(room)
     queued = queue_room_scores(room)
     db.session.commit()
     return queued
 
 
+def cancel_waiting(room: Room) -> int:
+    """Grades of this room not delivered yet are not to be sent (grading turned off)."""
+    result = db.session.execute(
+        update(ScoreDelivery)
+        .where(ScoreDelivery.resource_link_id == room.resource_link_id,
+               ScoreDelivery.status.in_(("pending", "failed")))
+        .values(status="superseded", locked_until=None)
+    )
+    log.info("room %s: grading off, %d waiting grade(s) dropped", room.id, result.rowcount)
+    return result.rowcount
+
+
 def send_now(room: Room) -> int:
     """The teacher's "send grades now": failed deliveries go back in the queue and changed
-    scores are queued, in one transaction. Returns how many grades will be sent."""
+    scores are queued, in one transaction. Returns how many grades will be sent (none while
+    grading is off)."""
+    if not room.graded:
+        return 0
     retried = retry_failed(room.resource_link_id)
     queued = queue_room_scores(room)
     db.session.commit()

@@ -28,11 +28,20 @@ LAUNCH_PRESENTATION = LTI + "launch_presentation"
 CUSTOM = LTI + "custom"
 AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+FOR_USER = LTI + "for_user"
+DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+DEEP_LINKING_SETTINGS = DL + "deep_linking_settings"
+DL_CONTENT_ITEMS = DL + "content_items"
+DL_DATA = DL + "data"
 
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
 DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
-KNOWN_MESSAGE_TYPES = {RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST}
+DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"
+SUBMISSION_REVIEW_REQUEST = "LtiSubmissionReviewRequest"
+KNOWN_MESSAGE_TYPES = {RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST, SUBMISSION_REVIEW_REQUEST}
+# Messages that launch one resource link (its room): they need resource_link.id and a
+# target_link_uri on this tool.
+LINK_MESSAGE_TYPES = {RESOURCE_LINK_REQUEST, SUBMISSION_REVIEW_REQUEST}
 
 
 # The identifier columns (users.sub, courses.context_id, resource_links.resource_link_id, …)
@@ -89,6 +98,10 @@ def url_problem(value) -> str | None:
     return None
 
 
+def _bool_problem(value) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, not {type(value).__name__}"
+
+
 def _object_problem(value) -> str | None:
     return None if isinstance(value, dict) else f"must be an object, not {type(value).__name__}"
 
@@ -101,6 +114,7 @@ def _strings_problem(value, each=_text_problem) -> str | None:
 
 
 def _role_problem(value) -> str | None:
+    """A string stored as it is (a role, a scope, deep linking's data): no NUL, no surrogates."""
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
     return "holds NUL or an unpaired surrogate" if _UNSTORABLE.search(value) else None
@@ -138,8 +152,19 @@ CHECKS = [
     ((AGS_ENDPOINT,), _object_problem),
     ((AGS_ENDPOINT, "lineitem"), url_problem),
     ((AGS_ENDPOINT, "lineitems"), url_problem),
+    ((AGS_ENDPOINT, "scope"), lambda value: _strings_problem(value, _role_problem)),
     ((NRPS,), _object_problem),
     ((NRPS, "context_memberships_url"), url_problem),
+    ((FOR_USER,), _object_problem),
+    ((FOR_USER, "user_id"), _identifier_problem),
+    ((DEEP_LINKING_SETTINGS,), _object_problem),
+    ((DEEP_LINKING_SETTINGS, "deep_link_return_url"), url_problem),
+    ((DEEP_LINKING_SETTINGS, "accept_types"), _strings_problem),
+    ((DEEP_LINKING_SETTINGS, "accept_presentation_document_targets"), _strings_problem),
+    ((DEEP_LINKING_SETTINGS, "accept_multiple"), _bool_problem),
+    # Kept until the answer and echoed in it as it came: refused, never cleaned.
+    ((DEEP_LINKING_SETTINGS, "data"), _role_problem),
+    ((DEEP_LINKING_SETTINGS, "title"), _text_problem),
 ]
 
 
@@ -241,5 +266,20 @@ class LaunchClaims:
         return _dict(self.raw.get(AGS_ENDPOINT))
 
     @property
+    def ags_scopes(self) -> list[str] | None:
+        """The AGS scopes the platform says it grants (the claim's `scope`); None: not said."""
+        scopes = self.ags.get("scope")
+        return [s for s in scopes if isinstance(s, str)][:20] if isinstance(scopes, list) else None
+
+    @property
     def memberships_url(self) -> str:
         return _dict(self.raw.get(NRPS)).get("context_memberships_url") or ""
+
+    @property
+    def for_user_id(self) -> str:
+        """Submission review: the `sub` of the person whose submission is reviewed."""
+        return _dict(self.raw.get(FOR_USER)).get("user_id") or ""
+
+    @property
+    def deep_linking_settings(self) -> dict:
+        return _dict(self.raw.get(DEEP_LINKING_SETTINGS))

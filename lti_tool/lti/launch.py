@@ -162,7 +162,7 @@ def _check_target(launch: C.LaunchClaims, base_url: str) -> None:
     """The login checked the target_link_uri it was given; the signed claim must agree that the
     launch is meant for this tool (required for resource links, checked whenever present)."""
     target = launch.raw.get(C.TARGET_LINK_URI)
-    if target is None and launch.message_type != C.RESOURCE_LINK_REQUEST:
+    if target is None and launch.message_type not in C.LINK_MESSAGE_TYPES:
         return
     if not same_origin(target, base_url):
         raise _refuse(
@@ -190,8 +190,10 @@ def _check_lti_claims(launch: C.LaunchClaims, registration: PlatformRegistration
         raise _refuse("id_token has no roles claim")
     if not launch.sub:
         raise _refuse("anonymous launch (no sub): the tool needs to know who joins")
-    if launch.message_type == C.RESOURCE_LINK_REQUEST and not launch.resource_link.get("id"):
-        raise _refuse("resource link launch without resource_link.id")
+    if launch.message_type in C.LINK_MESSAGE_TYPES and not launch.resource_link.get("id"):
+        raise _refuse(f"{launch.message_type} without resource_link.id")
+    if launch.message_type == C.SUBMISSION_REVIEW_REQUEST and not launch.for_user_id:
+        raise _refuse("submission review without for_user.user_id")
 
 
 def _adopts_deployment(launch: C.LaunchClaims, registration: PlatformRegistration, store: RegistrationStore) -> bool:

@@ -1,5 +1,7 @@
-"""What a validated resource-link launch records: the user, the course, the resource link, its
-room (made on the first launch) and the user's enrolment with the role the launch gave them.
+"""What a validated launch of a resource link (a resource link request, or a submission review)
+records: the user, the course, the resource link (with the AGS scopes its launch granted), its
+room (made on the first launch as the link's custom parameters say: rooms/setup.py) and the
+user's enrolment with the role the launch gave them.
 
 Everything happens in one transaction together with spending the login's state and nonce, so
 a launch is either recorded whole or not at all. Two first launches of the same link at the
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import select
@@ -21,13 +23,14 @@ from ..extensions import db
 from ..logsafe import quoted
 from ..models import Course, Enrolment, ResourceLink, Room, User, utcnow
 from ..providers import provider_names
-from ..providers.base import RoomSettings
 from ..rooms.service import new_meeting_id
+from ..rooms.setup import room_setup
 from .claims import LaunchClaims, clean_display, url_problem
+from .errors import LaunchError
 from .launch import ValidatedLaunch, consume_login
 from .platform_settings import settings_for
 from .registrations import adopt_deployment
-from .roles import room_role
+from .roles import MODERATOR, room_role
 
 log = logging.getLogger(__name__)
 
@@ -100,34 +103,48 @@ def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
     link.title = title or link.title or ""
     link.lineitem_url = claims.ags.get("lineitem") or link.lineitem_url
     link.lineitems_url = claims.ags.get("lineitems") or link.lineitems_url
+    if claims.ags_scopes is not None:
+        link.ags_scopes = claims.ags_scopes
     return link
 
 
-def choose_provider(claims: LaunchClaims, client_id: str) -> str:
-    """The activity's `provider` custom parameter, else the platform's own VIDEO_PROVIDER, else
-    the environment's."""
-    wanted = claims.provider.strip().lower()
-    if wanted in provider_names():
-        return wanted
-    if wanted:
-        log.warning("ignoring unknown custom provider %s; using VIDEO_PROVIDER", quoted(wanted))
-    platform_choice = settings_for(claims.issuer, client_id).get("VIDEO_PROVIDER", "").strip().lower()
+def platform_default_provider(issuer: str, client_id: str) -> str:
+    """The provider of a platform's new rooms: its own VIDEO_PROVIDER, else the environment's
+    (a link's `provider` custom parameter still wins: rooms/setup.py)."""
+    platform_choice = settings_for(issuer, client_id).get("VIDEO_PROVIDER", "").strip().lower()
     return platform_choice if platform_choice in provider_names() else current_app.config["VIDEO_PROVIDER"]
 
 
 def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Room:
+    """The link's room; on its first launch, made as the link's custom parameters say
+    (rooms/setup.py: provider, first schedule, settings, grading)."""
+    room = db.session.scalar(select(Room).where(Room.resource_link_id == link.id))
+    if room is not None:
+        return room
     title = link.title or course.title or "Live class"
+    setup = room_setup(claims.custom, platform_default_provider(claims.issuer, course.client_id))
     room, _ = _get_or_create(
         Room,
         {"resource_link_id": link.id},
-        {
-            "provider": choose_provider(claims, course.client_id),
-            "meeting_id": new_meeting_id(),
-            "name": _fit(Room, "name", title),
-            "settings": asdict(RoomSettings()),
-        },
+        {"meeting_id": new_meeting_id(), "name": _fit(Room, "name", title), **setup.room_values()},
     )
     return room
+
+
+def check_review(claims: LaunchClaims) -> None:
+    """A submission review: teachers review anyone's attendance, others only their own."""
+    if room_role(claims.roles) != MODERATOR and claims.for_user_id != claims.sub:
+        raise LaunchError(
+            f"submission review of {quoted(claims.for_user_id)} asked by non-teacher {quoted(claims.sub)}",
+            "You can only review your own attendance.",
+            403,
+        )
+
+
+def reviewed_person(claims: LaunchClaims) -> User | None:
+    """The person a submission review is about, when the tool knows them (they launched the
+    activity, or the course roster names them)."""
+    return db.session.scalar(select(User).where(User.issuer == claims.issuer, User.sub == claims.for_user_id))
 
 
 def own_return_url(claims: LaunchClaims) -> str | None:

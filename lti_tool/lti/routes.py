@@ -1,6 +1,9 @@
-"""HTTP endpoints of LTI 1.3: /lti/login, /lti/launch, /lti/register and /.well-known/jwks.json.
+"""HTTP endpoints of LTI 1.3: /lti/login, /lti/launch, /lti/deep-link, /lti/register and
+/.well-known/jwks.json.
 
-Views parse the request and hand over to login.py, launch.py and launches.py; a refused launch
+Views parse the request and hand over to login.py, launch.py, launches.py and deep_linking.py
+(a deep-linking request answers the set-up form; a submission review opens the reviewed
+person's attendance; other launches open the room page); a refused launch
 raises `LaunchError`, which errors.py turns into a readable page with its status. Two of them
 are not refusals but a page that lets the browser finish the launch: `PlatformStorageNeeded`
 (read the binding back from LTI platform storage) and `ResubmitNeeded` (post the launch to the
@@ -19,13 +22,16 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
+from ..logsafe import quoted
+from ..rooms.access import check_origin
 from ..rooms.tickets import issue_page_ticket
 from ..web import allow_any_framer, browser_cookie_attributes, wants_json
+from . import deep_linking
 from . import dynamic_registration as registration
-from .claims import DEEP_LINKING_REQUEST
+from .claims import DEEP_LINKING_REQUEST, SUBMISSION_REVIEW_REQUEST
 from .errors import LaunchError, PlatformStorageNeeded, RegistrationError, ResubmitNeeded
 from .launch import RESUBMITTED, is_framed, validate_launch
-from .launches import record_launch
+from .launches import check_review, record_launch, reviewed_person
 from .login import origin_of, start_login, state_cookie_name, storage_key
 from .platform_config import fetch_configuration
 
@@ -73,18 +79,51 @@ def launch():
         fetch_dest=request.headers.get("Sec-Fetch-Dest", ""),
     )
     if validated.claims.message_type == DEEP_LINKING_REQUEST:
-        raise LaunchError(
-            "deep linking request: not supported in this version",
-            "Choosing content through deep linking is not available yet. "
-            "Add the live class as an activity directly.",
-            400,
-        )
-    recorded = record_launch(validated)
-    ticket = issue_page_ticket(recorded.enrolment.id, recorded.room.id)
-    # One redirect to a GET page, so the waiting page can refresh itself.
-    response = redirect(url_for("rooms.show", room_id=recorded.room.id, t=ticket), code=303)
+        # The set-up form is this POST's answer: its token stays out of every URL.
+        pending = deep_linking.start(validated)
+        response = make_response(_deep_link_form(pending, deep_linking.form_defaults(pending), {}))
+    else:
+        response = _open_room(validated)
     response.delete_cookie(state_cookie_name(validated.state), path="/lti/", **browser_cookie_attributes())
     return response
+
+
+def _open_room(validated):
+    """A launch of one resource link: its room page, or for a submission review the reviewed
+    person's attendance. One redirect to a GET page, so the waiting page can refresh itself."""
+    claims = validated.claims
+    reviewing = claims.message_type == SUBMISSION_REVIEW_REQUEST
+    if reviewing:
+        check_review(claims)
+    recorded = record_launch(validated)
+    ticket = issue_page_ticket(recorded.enrolment.id, recorded.room.id)
+    if reviewing:
+        student = reviewed_person(claims)
+        return redirect(url_for("rooms.review", room_id=recorded.room.id, t=ticket,
+                                student=student.public_id if student else ""), code=303)
+    return redirect(url_for("rooms.show", room_id=recorded.room.id, t=ticket), code=303)
+
+
+def _deep_link_form(pending, values: dict, errors: dict):
+    return render_template(
+        "lti/deep_link_form.html", token=deep_linking.form_token(pending), values=values, errors=errors,
+        providers=deep_linking.provider_options(pending), settings=deep_linking.FORM_SETTINGS,
+    )
+
+
+@bp.route("/lti/deep-link", methods=["POST"])
+def deep_link_answer():
+    """The set-up form's answer: the signed LtiDeepLinkingResponse, posted to the platform by
+    the browser (a self-submitting form)."""
+    check_origin()
+    pending = deep_linking.open_request(request.form.get("dl"))
+    choices, errors, values = deep_linking.parse_choices(pending, request.form)
+    if errors:
+        log.info("deep-link form %s refused: %s", pending.id, quoted(errors, 400))
+        return _deep_link_form(pending, values, errors), 400
+    response_jwt = deep_linking.answer(pending, choices)
+    return render_template("lti/deep_link_return.html", return_url=pending.return_url, response_jwt=response_jwt,
+                           title=choices.title)
 
 
 @bp.route("/lti/register", methods=["GET", "POST"])

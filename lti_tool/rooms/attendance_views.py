@@ -1,5 +1,6 @@
-"""Attendance pages: the teacher's report (sessions, people, scores, delivery), the CSV export,
-"send grades now", retrying failed deliveries and the grading policy; a student's own record.
+"""Attendance pages: the teacher's report (sessions, people, scores, delivery, what the
+platform's gradebook allows), the CSV export, "send grades now", retrying failed deliveries and
+the grading policy; one person's record (submission review); a student's own record.
 
 Everything a student may see here is their own; the rest needs the teacher role of the
 person's own launch (rooms/access.py).
@@ -11,9 +12,10 @@ import io
 
 from flask import Response, g, redirect, render_template, request
 
-from ..attendance.report import grade_rows, session_reports
-from ..exceptions import InvalidInput
-from ..grades.policy import GradePolicy, parse_policy
+from ..attendance.report import grade_rows, person_report, room_person, session_reports
+from ..exceptions import AccessDenied, InvalidInput
+from ..grades.gradebook import ENABLE_COLUMNS, Gradebook
+from ..grades.policy import GradePolicy, explain, parse_policy
 from ..grades.service import save_policy, send_now
 from ..logsafe import quoted
 from .access import RoomAccess, page_url, room_view
@@ -32,11 +34,35 @@ def attendance(access: RoomAccess):
     reports = session_reports(room, None if access.is_moderator else user.public_id)
     rows = grade_rows(room)
     mine = None if access.is_moderator else next((row for row in rows if row.user.id == user.id), None)
+    policy = GradePolicy.from_dict(room.grading)
     return render_template(
         "rooms/attendance.html",
         room=room, user=user, is_moderator=access.is_moderator, reports=reports,
         grades=rows if access.is_moderator else [], mine=mine,
-        policy=GradePolicy.from_dict(room.grading), ticket=g.ticket, notice=request.args.get("notice"),
+        policy=policy, explained=explain(policy, room.score_maximum, room.graded),
+        gradebook=Gradebook.of(room.resource_link), enable_columns=ENABLE_COLUMNS,
+        ticket=g.ticket, notice=request.args.get("notice"),
+    )
+
+
+@bp.get("/<int:room_id>/review")
+@room_view()
+def review(access: RoomAccess):
+    """One person's attendance (the platform's submission review): a teacher reviews any
+    student of the room, a student only themselves."""
+    room, wanted = access.room, request.args.get("student", "")
+    if access.is_moderator:
+        person = room_person(room, wanted)
+    elif wanted and wanted != access.user.public_id:
+        raise AccessDenied(f"student review of {quoted(wanted, 40)} by another student",
+                           "You can only review your own attendance.")
+    else:
+        person = access.user
+    policy = GradePolicy.from_dict(room.grading)
+    return render_template(
+        "rooms/review.html", room=room, user=access.user, is_moderator=access.is_moderator, ticket=g.ticket,
+        report=person_report(room, person) if person else None,
+        explained=explain(policy, room.score_maximum, room.graded),
     )
 
 
@@ -91,5 +117,9 @@ def save_grading(access: RoomAccess):
         raise InvalidInput(
             f"bad grading policy: {quoted(str(exc))}", str(exc)[:1].upper() + str(exc)[1:] + "."
         ) from exc
-    queued = save_policy(access.room, policy)
+    # The checkbox counts only from the form that shows it (an unticked box sends nothing).
+    graded = request.form.get("graded") in ("on", "true", "1") if request.form.get("graded_shown") else None
+    queued = save_policy(access.room, policy, graded=graded)
+    if not access.room.graded:
+        return _back("Grading saved; grading is off, so no grade is sent to the gradebook.")
     return _back(f"Grading saved; {queued} grade(s) changed and queued.")

@@ -1,14 +1,14 @@
 """video settings per platform: one tool serving several institutions, each with its own video server
 
 Revision ID: f6b2d1ef0a02
-Revises: d91e4c7b2a10
+Revises: e5a1c0de9901
 Create Date: 2026-12-04 19:10:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'f6b2d1ef0a02'
-down_revision = 'd91e4c7b2a10'
+down_revision = 'e5a1c0de9901'
 branch_labels = None
 depends_on = None
 
