@@ -108,6 +108,25 @@ def hour_long_class(live):
     return teacher, run
 
 
+def grades_given_up(live) -> None:
+    """An hour-long class whose grades the platform never takes: the platform is down through
+    every retry (each backoff let pass at once), so every delivery ends failed. The platform
+    stays down; the caller brings it back."""
+    from sqlalchemy import update
+
+    from lti_tool.grades import delivery
+    from lti_tool.models import ScoreDelivery
+
+    live.platform.down = True
+    hour_long_class(live)
+    for _ in range(delivery.MAX_ATTEMPTS + 1):
+        live.run_worker(passes=1)
+        with live.app.app_context():
+            db.session.execute(update(ScoreDelivery).where(ScoreDelivery.status == "pending")
+                               .values(next_attempt_at=ScoreDelivery.created_at))
+            db.session.commit()
+
+
 def post_analytics(live, body) -> requests.Response:
     return requests.post(live.url + "/webhooks/bbb/analytics", data=json.dumps(body).encode(), timeout=10,
                          headers={"Content-Type": "application/json", "Authorization": f"Bearer {analytics_token()}"})

@@ -16,7 +16,7 @@ from lti_tool.extensions import db
 from lti_tool.models import Platform, ScoreDelivery
 from tests.conftest import launch_at, run_cli, tool_overrides
 from tests.fakes.lti_platform import INSTRUCTOR
-from tests.support import hour_long_class, post_bbb_events
+from tests.support import grades_given_up, post_bbb_events
 
 TOKEN = "operator-token-" + "x" * 40
 
@@ -206,16 +206,7 @@ def test_server_health_names_a_refused_secret_and_an_unreachable_server(live, se
 
 
 def test_failed_deliveries_are_listed_and_sent_again(live):
-    from lti_tool.grades import delivery
-
-    live.platform.down = True
-    hour_long_class(live)
-    for _ in range(delivery.MAX_ATTEMPTS + 1):
-        live.run_worker(passes=1)
-        with live.app.app_context():
-            db.session.execute(update(ScoreDelivery).where(ScoreDelivery.status == "pending")
-                               .values(next_attempt_at=ScoreDelivery.created_at))
-            db.session.commit()
+    grades_given_up(live)
     admin = administrator_from(live.launch("admin"))
     page = admin.page.text
     # Sam (4) and student5 were in the class; the roster (and so student6) never came.

@@ -6,12 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import update
 
-from lti_tool.extensions import db
-from lti_tool.models import ScoreDelivery
 from tests.browser_support import ROOM_URL, Problems, course_page, expect
-from tests.support import hour_long_class
+from tests.support import grades_given_up
 
 TOKEN = "operator-token-" + "b" * 40
 PHONE = {"viewport": {"width": 375, "height": 667}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
@@ -30,19 +27,6 @@ def moodle(live):
     return live
 
 
-def fail_every_delivery(live) -> None:
-    from lti_tool.grades import delivery
-
-    live.platform.down = True
-    hour_long_class(live)
-    for _ in range(delivery.MAX_ATTEMPTS + 1):
-        live.run_worker(passes=1)
-        with live.app.app_context():
-            db.session.execute(update(ScoreDelivery).where(ScoreDelivery.status == "pending")
-                               .values(next_attempt_at=ScoreDelivery.created_at))
-            db.session.commit()
-
-
 def test_a_platform_administrator_opens_administration_inside_moodles_frame(browser, moodle):
     context = browser.new_context()
     context.set_default_timeout(15_000)
@@ -58,7 +42,7 @@ def test_a_platform_administrator_opens_administration_inside_moodles_frame(brow
     expect(frame.locator("#servers")).to_contain_text("Accepted")
     expect(frame.locator("#no-failures")).to_be_visible()
     # Grades fail while the page is open: it shows them without a reload.
-    fail_every_delivery(moodle)
+    grades_given_up(moodle)
     expect(frame.locator("#failed-total")).to_have_text("2", timeout=20_000)
     moodle.platform.down = False
     frame.get_by_role("button", name="Send the failed grades again").click()
