@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     JSON,
@@ -255,6 +255,10 @@ class Room(db.Model):
     schedule_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     schedule_minutes: Mapped[int | None] = mapped_column(Integer)
     schedule_weeks: Mapped[int | None] = mapped_column(Integer)
+    # Students may enter a scheduled class this many minutes before its start (schedule/).
+    early_join_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    # The IANA time zone the teacher last scheduled in (e-mails write times in it); None: UTC.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resource_link: Mapped[ResourceLink] = relationship(back_populates="room")
@@ -286,6 +290,114 @@ class Enrolment(db.Model):
 
     user: Mapped[User] = relationship()
     resource_link: Mapped[ResourceLink] = relationship()
+
+
+# --- timetable ----------------------------------------------------------------------------------
+class Occasion(db.Model):
+    """One scheduled class of a room: a one-off, or one week of a series (`series_id`).
+
+    `uid` is the occasion's iCalendar UID, stable across moves; `sequence` counts the changes
+    calendars must see (a move, a cancellation). A cancelled occasion stays, with its reason,
+    so students and calendars learn of it; it never counts against anyone.
+    """
+
+    __tablename__ = "occasions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    series_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    uid: Mapped[str] = mapped_column(String(128), unique=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    minutes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled, cancelled
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it moved or was cancelled
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    room: Mapped[Room] = relationship()
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.minutes)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+
+class CalendarFeed(db.Model):
+    """A person's secret calendar address: for one room (`room_id`) or all their rooms (None).
+
+    The address carries an HMAC of the row and its `generation` (calendars/): nothing secret is
+    stored, and a reset (generation + 1) makes every older address stop working.
+    """
+
+    __tablename__ = "calendar_feeds"
+    __table_args__ = (UniqueConstraint("user_id", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(32))  # "room:<id>" or "person"
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScheduleNotice(db.Model):
+    """Something the room's people are to be told by e-mail: occasions scheduled, moved or
+    cancelled, one about to start, one live. Written in the transaction of the change (one row,
+    so a page never waits for a roster); the worker expands it into `EmailMessage`s."""
+
+    __tablename__ = "schedule_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    occasion_id: Mapped[int | None] = mapped_column(ForeignKey("occasions.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # scheduled, moved, cancelled, soon, live
+    # The same notice is written once: "soon:<occasion uid>:<sequence>", "live:<room>:<run>", …
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expanded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class ReminderOptOut(db.Model):
+    """A person who asked for no more e-mails about one room (by the platform's id of them, so
+    roster members who never launched the tool can opt out from the e-mail's link too)."""
+
+    __tablename__ = "reminder_opt_outs"
+    __table_args__ = (UniqueConstraint("room_id", "issuer", "sub"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(255))
+    sub: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailMessage(db.Model):
+    """The mail outbox: one message to one person, sent and retried by the worker like grades
+    (a lease in `locked_until`; `dedupe_key` makes a notice's expansion safe to repeat)."""
+
+    __tablename__ = "email_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_notices.id", ondelete="SET NULL"))
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    dedupe_key: Mapped[str] = mapped_column(String(512), unique=True)
+    to_address: Mapped[str] = mapped_column(String(320))
+    to_name: Mapped[str] = mapped_column(String(255), default="")
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # --- attendance ---------------------------------------------------------------------------------

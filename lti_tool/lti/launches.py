@@ -25,6 +25,7 @@ from ..models import Course, Enrolment, ResourceLink, Room, User, utcnow
 from ..providers import provider_names
 from ..rooms.service import new_meeting_id
 from ..rooms.setup import room_setup
+from ..schedule.service import schedule_first
 from .claims import LaunchClaims, clean_display, url_problem
 from .errors import LaunchError
 from .launch import ValidatedLaunch, consume_login
@@ -123,11 +124,14 @@ def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Ro
         return room
     title = link.title or course.title or "Live class"
     setup = room_setup(claims.custom, platform_default_provider(claims.issuer, course.client_id))
-    room, _ = _get_or_create(
+    room, created = _get_or_create(
         Room,
         {"resource_link_id": link.id},
         {"meeting_id": new_meeting_id(), "name": _fit(Room, "name", title), **setup.room_values()},
     )
+    if created:  # only the launch that made the room gives it its first timetable
+        db.session.flush()
+        schedule_first(room)
     return room
 
 

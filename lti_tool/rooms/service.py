@@ -22,6 +22,7 @@ from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room, User, fits, utcnow
 from ..providers import is_ready, provider_for
 from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
+from ..schedule.service import open_occasion
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +167,23 @@ def is_open(room: Room) -> bool:
     return room.started_since_last_end or room.running
 
 
-def may_join_now(room: Room, role: str) -> bool:
+def may_start(room: Room, role: str) -> bool:
+    """May this person start the meeting themselves? Teachers at any time (an unscheduled
+    class counts as its own occasion); students when they need not wait for a teacher, or
+    within a scheduled occasion's entry window (from the room's early-entry minutes before its
+    start to its end: a scheduled class opens by itself)."""
     if role == MODERATOR or not room_settings(room).wait_for_moderator:
         return True
-    return is_open(room)
+    occasion = open_occasion(room)
+    if occasion is None:
+        return False
+    # A class the teacher ended stays ended: a stale Join must not open it again.
+    opened_at = occasion.starts_at - timedelta(minutes=room.early_join_minutes or 0)
+    return room.ended_at is None or room.ended_at < opened_at
+
+
+def may_join_now(room: Room, role: str) -> bool:
+    return may_start(room, role) or is_open(room)
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -179,7 +193,7 @@ def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
     (`NotOpenYet` otherwise). Returns what the provider needs to let them join."""
     provider = provider_of(room)
     spec = meeting_spec(room)
-    if role == MODERATOR or not room_settings(room).wait_for_moderator:
+    if may_start(room, role):
         status = provider.start_meeting(spec)
         room.run_id = status.run_id or room.run_id
         room.running = status.running
