@@ -1,32 +1,19 @@
-"""What the attendance pages and the CSV export show: per session, who came, when, how long;
+"""What the attendance pages and the CSV export show: occasion by occasion (schedule/), who came,
+when, how long, and whether they were present, late, left early or absent against the roster;
 per person, the room's score and where its delivery to the gradebook stands."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from ..extensions import db
-from ..grades.policy import GradePolicy, session_attendance
-from ..grades.service import graded_people, room_grades
-from ..models import AttendanceInterval, ClassSession, Enrolment, Room, ScoreDelivery, User
-
-
-@dataclass
-class PersonInSession:
-    name: str
-    external_id: str
-    role: str
-    intervals: list[tuple[datetime, datetime | None]]
-    minutes: float
-    share_percent: float | None
-
-
-@dataclass
-class SessionReport:
-    session: ClassSession
-    people: list[PersonInSession] = field(default_factory=list)
+from ..grades.occasions import CountedOccasion, all_occasions
+from ..grades.policy import GradePolicy, occasion_attendance
+from ..grades.service import graded_people, intervals_by_user, room_grades
+from ..models import Enrolment, Room, ScoreDelivery, User
+from ..schedule import timetable
 
 
 @dataclass
@@ -50,32 +37,88 @@ def _names(room: Room) -> dict[str, tuple[str, str]]:
     return names
 
 
-def session_reports(room: Room, only_external_id: str | None = None) -> list[SessionReport]:
+@dataclass
+class PersonAtOccasion:
+    """One person at one occasion, as the teacher's page shows them."""
+
+    name: str
+    external_id: str
+    role: str  # moderator, attendee, unknown
+    intervals: list[tuple[datetime, datetime | None]]
+    minutes: float
+    share_percent: float | None  # None: not graded there (running, not held, a teacher)
+    status: str  # present, late, left early, late and left early, absent, here now, not here yet, not held
+
+
+@dataclass
+class OccasionReport:
+    counted: CountedOccasion
+    people: list[PersonAtOccasion] = field(default_factory=list)
+
+    @property
+    def occasion(self):
+        return self.counted.occasion
+
+    @property
+    def state(self) -> str:
+        return self.counted.state
+
+    @property
+    def came(self) -> int:
+        """Students who came (the teacher's "14 of 20 came")."""
+        return sum(1 for p in self.people if p.role == "attendee" and p.intervals)
+
+    @property
+    def expected(self) -> int:
+        return sum(1 for p in self.people if p.role == "attendee")
+
+
+SHOWN_STATES = (timetable.ENDED, timetable.LIVE, timetable.MISSED, timetable.CANCELLED)
+
+
+def _person_at(counted: CountedOccasion, intervals: list, policy: GradePolicy, graded: bool) -> tuple:
+    """(minutes, share percent, status) of one person at one occasion."""
+    if counted.state == timetable.LIVE:
+        now = datetime.now(UTC)
+        minutes = sum(((end or now) - start).total_seconds() for start, end in intervals) / 60
+        return round(minutes, 1), None, "here now" if any(end is None for _, end in intervals) else (
+            "came" if intervals else "not here yet")
+    if counted.state == timetable.MISSED:
+        return 0.0, (100.0 if policy.unheld_counts_as_attended and graded else None), "not held"
+    if counted.state != timetable.ENDED:
+        return 0.0, None, ""
+    result = occasion_attendance(counted.windows, intervals, policy)
+    share = round(result.share * 100, 1) if graded else None
+    return round(result.seconds_present / 60, 1), share, result.status
+
+
+def occasion_reports(room: Room, only: User | None = None) -> list[OccasionReport]:
+    """The room's occasions that have happened, are happening, or were cancelled or missed,
+    newest first, with everyone graded here (the roster) and whoever else came; `only`: just
+    that person's row."""
     policy = GradePolicy.from_dict(room.grading)
     names = _names(room)
-    sessions = db.session.scalars(
-        select(ClassSession).where(ClassSession.room_id == room.id).order_by(ClassSession.started_at.desc())
-    ).all()
+    graded_ids = {user.public_id for user in graded_people(room)}
+    wanted = {only.public_id} if only else None
+    occasions = [o for o in all_occasions(room) if o.state in SHOWN_STATES and not (
+        o.state == timetable.CANCELLED and o.starts_at > datetime.now(UTC))]
+    intervals = intervals_by_user([s for o in occasions for s in o.sessions])
     reports = []
-    for session in sessions:
-        report = SessionReport(session=session)
-        query = select(AttendanceInterval).where(AttendanceInterval.session_id == session.id)
-        if only_external_id:
-            query = query.where(AttendanceInterval.external_user_id == only_external_id)
-        by_person: dict[str, list] = {}
-        for row in db.session.scalars(query.order_by(AttendanceInterval.joined_at)):
-            by_person.setdefault(row.external_user_id, []).append((row.joined_at, row.left_at))
-        for external_id, intervals in by_person.items():
+    for counted in reversed(occasions):
+        session_ids = {s.id for s in counted.sessions}
+        present = {ext for (sid, ext) in intervals if sid in session_ids}
+        people_ids = (graded_ids | present) if wanted is None else wanted
+        report = OccasionReport(counted)
+        if counted.state == timetable.CANCELLED:
+            reports.append(report)  # nobody is expected at a cancelled class
+            continue
+        for external_id in people_ids:
+            theirs = sorted((i for s in counted.sessions for i in intervals.get((s.id, external_id), [])),
+                            key=lambda interval: interval[0])
             name, role = names.get(external_id, (f"Unknown participant {external_id[:8]}", "unknown"))
-            share = None
-            minutes = sum(
-                ((end or session.ended_at or datetime.now(start.tzinfo)) - start).total_seconds()
-                for start, end in intervals
-            ) / 60
-            if session.ended_at and session.started_at:
-                result = session_attendance(session.started_at, session.ended_at, intervals, policy)
-                share, minutes = round(result.share * 100, 1), result.seconds_present / 60
-            report.people.append(PersonInSession(name, external_id, role, intervals, round(minutes, 1), share))
+            role = "attendee" if external_id in graded_ids else role
+            minutes, share, status = _person_at(counted, theirs, policy, role == "attendee")
+            report.people.append(PersonAtOccasion(name, external_id, role, theirs, minutes, share, status))
         report.people.sort(key=lambda p: (p.role != "moderator", p.name))
         reports.append(report)
     return reports
@@ -104,21 +147,11 @@ def grade_rows(room: Room) -> list[PersonGradeRow]:
 
 
 @dataclass
-class ClassAttendance:
-    """One class of the room as one person attended it (intervals empty: absent)."""
-
-    session: ClassSession
-    intervals: list[tuple[datetime, datetime | None]]
-    minutes: float
-    share_percent: float | None
-
-
-@dataclass
 class PersonReport:
-    """A person's attendance in a room: every class, their grade, and its delivery."""
+    """A person's attendance in a room: every occasion, their grade, and its delivery."""
 
     user: User
-    classes: list[ClassAttendance]
+    classes: list[tuple[OccasionReport, PersonAtOccasion]]  # oldest first
     grade: PersonGradeRow | None  # None: not graded here (a teacher)
 
 
@@ -129,17 +162,6 @@ def room_person(room: Room, public_id: str) -> User | None:
 
 
 def person_report(room: Room, user: User) -> PersonReport:
-    reports = {report.session.id: report for report in session_reports(room, user.public_id)}
-    sessions = db.session.scalars(
-        select(ClassSession).where(ClassSession.room_id == room.id).order_by(ClassSession.started_at)
-    ).all()
-    classes = []
-    for session in sessions:
-        attended = reports[session.id].people[0] if reports.get(session.id) and reports[session.id].people else None
-        if attended is None:
-            share = 0.0 if session.ended_at else None
-            classes.append(ClassAttendance(session, [], 0.0, share))
-        else:
-            classes.append(ClassAttendance(session, attended.intervals, attended.minutes, attended.share_percent))
+    classes = [(report, report.people[0]) for report in reversed(occasion_reports(room, user)) if report.people]
     grade = next((row for row in grade_rows(room) if row.user.id == user.id), None)
     return PersonReport(user=user, classes=classes, grade=grade)

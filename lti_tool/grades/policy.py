@@ -1,13 +1,22 @@
 """How attendance becomes a grade (documented in docs/attendance-and-grades.md).
 
-Default: each ended class session counts the share of its duration the student was present;
-the grade is the average share over the room's ended sessions, out of the room's points
+Grades count *occasions* (schedule/: a scheduled class with the meeting runs matched to it, or
+an unscheduled run on its own), not meetings. Each ended occasion counts the share of its
+*counted time* the student was present: for a scheduled occasion, the runs' time within the
+scheduled start and end (a class the teacher opened early or let overrun asks nothing extra; one
+the teacher started late or ended early asks only what ran); for an unscheduled one, the runs as
+they ran. The grade is the average share over the counted occasions, out of the room's points
 (`rooms.score_maximum`: 100 unless deep linking chose others; platforms rescale a score to
-their line item's maximum anyway, Moodle included). Options per room:
-- `present_threshold_percent`: attending at least this share of a session counts as the whole
-  session (0 = off: the share itself counts);
-- `late_grace_minutes`: joining within this many minutes of the start counts from the start;
-- `absent_gets_zero`: a student who attended no session gets 0 (on) or no grade at all (off).
+their line item's maximum anyway, Moodle included). Cancelled occasions never count. Options
+per room:
+- `present_threshold_percent`: attending at least this share of an occasion counts as the whole
+  occasion (0 = off: the share itself counts);
+- `late_grace_minutes`: joining within this many minutes of the counted start counts from the
+  start; later is *late* (and leaving more than this before the end is *left early*; both with
+  at least a minute's tolerance);
+- `absent_gets_zero`: a student who attended no occasion gets 0 (on) or no grade at all (off);
+- `unheld_counts_as_attended`: a scheduled occasion whose time passed without the class running
+  counts as attended by everyone (on) or not at all (off, the default).
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ class GradePolicy:
     present_threshold_percent: int = 0
     late_grace_minutes: int = 0
     absent_gets_zero: bool = True
+    unheld_counts_as_attended: bool = False
 
     @classmethod
     def from_dict(cls, data: dict | None) -> GradePolicy:
@@ -44,6 +54,7 @@ def parse_policy(form) -> GradePolicy:
         present_threshold_percent=whole("present_threshold_percent", 0, 100),
         late_grace_minutes=whole("late_grace_minutes", 0, 240),
         absent_gets_zero=form.get("absent_gets_zero") in ("on", "true", "1"),
+        unheld_counts_as_attended=form.get("unheld_counts_as_attended") in ("on", "true", "1"),
     )
 
 
@@ -54,22 +65,83 @@ class SessionAttendance:
     share: float  # 0..1 after the policy
 
 
-def session_attendance(
-    started: datetime, ended: datetime, intervals: list[tuple[datetime, datetime | None]], policy: GradePolicy
-) -> SessionAttendance:
-    total = max(0.0, (ended - started).total_seconds())
-    grace_end = started + timedelta(minutes=policy.late_grace_minutes)
-    present = 0.0
-    for index, (start, end) in enumerate(sorted(intervals)):
-        end = min(end or ended, ended)
-        if index == 0 and policy.late_grace_minutes and start <= grace_end:
-            start = started  # a late join within the grace counts from the start
-        present += max(0.0, (end - max(start, started)).total_seconds())
-    present = min(present, total)
+@dataclass(frozen=True)
+class OccasionAttendance(SessionAttendance):
+    """One person at one occasion: the share, and what the teacher's page says of it."""
+
+    late: bool = False
+    left_early: bool = False
+    unheld: bool = False  # a scheduled occasion that did not run, counted as attended
+
+    @property
+    def status(self) -> str:
+        """present, late, left early, late and left early, or absent."""
+        if self.unheld:
+            return "not held"
+        if self.seconds_present <= 0:
+            return "absent"
+        words = [word for word, true in (("late", self.late), ("left early", self.left_early)) if true]
+        return " and ".join(words) if words else "present"
+
+
+Window = tuple[datetime, datetime]
+Interval = tuple[datetime, datetime | None]
+TOLERANCE = timedelta(minutes=1)  # "late" and "left early" never for a few seconds
+
+
+def _merged(intervals: list[Interval], until: datetime) -> list[Window]:
+    """A person's intervals with open ends closed at `until`, overlaps merged."""
+    merged: list[list[datetime]] = []
+    for start, end in sorted((s, min(e or until, until)) for s, e in intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        elif end > start:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def _overlap(windows: list[Window], intervals: list[Window]) -> float:
+    return sum(
+        max(0.0, (min(we, ie) - max(ws, is_)).total_seconds())
+        for ws, we in windows for is_, ie in intervals
+    )
+
+
+def occasion_attendance(windows: list[Window], intervals: list[Interval], policy: GradePolicy) -> OccasionAttendance:
+    """One person's attendance at one occasion whose counted time is `windows` (sorted, apart)."""
+    if not windows:
+        return OccasionAttendance(0.0, 0.0, 0.0)
+    start, end = windows[0][0], windows[-1][1]
+    total = sum((e - s).total_seconds() for s, e in windows)
+    merged = _merged(intervals, end)
+    grace = timedelta(minutes=policy.late_grace_minutes)
+    index = next((i for i, (s, e) in enumerate(merged) if e > start), None)
+    first = merged[index][0] if index is not None else None
+    if first is not None and policy.late_grace_minutes and first <= start + grace:
+        merged[index] = (min(first, start), merged[index][1])  # a join within the grace counts from the start
+    present = min(_overlap(windows, merged), total)
     share = present / total if total else 0.0
     if policy.present_threshold_percent and share * 100 >= policy.present_threshold_percent:
         share = 1.0
-    return SessionAttendance(seconds_present=present, seconds_total=total, share=share)
+    tolerance = max(grace, TOLERANCE)
+    last = max((e for s, e in merged if s < end), default=None)
+    return OccasionAttendance(
+        seconds_present=present, seconds_total=total, share=share,
+        late=present > 0 and first is not None and first > start + tolerance,
+        left_early=present > 0 and last is not None and last < end - tolerance,
+    )
+
+
+def session_attendance(
+    started: datetime, ended: datetime, intervals: list[Interval], policy: GradePolicy
+) -> OccasionAttendance:
+    """One run counted as it ran (an unscheduled occasion of one run)."""
+    return occasion_attendance([(started, ended)] if ended > started else [], intervals, policy)
+
+
+def attended_by_all() -> OccasionAttendance:
+    """A scheduled occasion that never ran, when the policy counts those as attended."""
+    return OccasionAttendance(seconds_present=0.0, seconds_total=0.0, share=1.0, unheld=True)
 
 
 def plain_number(value: float, places: int = 2) -> str:
@@ -84,10 +156,12 @@ def describe(sessions: list[SessionAttendance]) -> str:
     of a minute: a whole-minute round would say 60 of 60 beside a grade of 99.8)."""
     present = plain_number(sum(s.seconds_present for s in sessions) / 60, 1)
     total = plain_number(sum(s.seconds_total for s in sessions) / 60, 1)
-    if len(sessions) == 1:
+    unheld = sum(1 for s in sessions if getattr(s, "unheld", False))
+    also = f"; {unheld} not held, counted as attended" if unheld else ""
+    if len(sessions) == 1 and not unheld:
         return f"Attended {present} of {total} minutes"
     attended = sum(1 for s in sessions if s.seconds_present > 0)
-    return f"Attended {present} of {total} minutes over {len(sessions)} classes ({attended} attended)"
+    return f"Attended {present} of {total} minutes over {len(sessions)} classes ({attended} attended{also})"
 
 
 def grade_text(score: float, maximum: float = SCORE_MAXIMUM) -> str:
@@ -102,13 +176,20 @@ def explain(policy: GradePolicy, score_maximum: float = SCORE_MAXIMUM, graded: b
     out_of = "as a percentage" if score_maximum == SCORE_MAXIMUM else f"out of {plain_number(score_maximum)} points"
     sentences = [
         "Each ended class counts the share of its length the student was present; the grade is the "
-        f"average of those shares over all the ended classes of this activity, {out_of}."
+        f"average of those shares over all the ended classes of this activity, {out_of}.",
+        "A scheduled class counts its scheduled time only (from the scheduled start, or from when "
+        "the class really began if later, to the scheduled end, or to when it really ended if "
+        "earlier); a class started outside the timetable counts as a class of its own.",
+        "Cancelled classes never count." + (
+            " Scheduled classes that did not take place count as attended by everyone."
+            if policy.unheld_counts_as_attended else " Scheduled classes that did not take place do not count."),
     ]
     if policy.present_threshold_percent:
         threshold = policy.present_threshold_percent
         sentences.append(f"Attending at least {threshold}% of a class counts as the whole class.")
     if policy.late_grace_minutes:
-        sentences.append(f"Joining within {policy.late_grace_minutes} minutes of the start counts from the start.")
+        sentences.append(f"Joining within {policy.late_grace_minutes} minutes of the start counts from the start; "
+                         "joining later is marked late.")
     sentences.append("Students who attended no class get 0." if policy.absent_gets_zero
                      else "Students who attended no class get no grade.")
     if not graded:

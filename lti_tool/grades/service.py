@@ -16,7 +16,8 @@ from ..extensions import db
 from ..lti.roles import ATTENDEE, room_role
 from ..models import AttendanceInterval, ClassSession, Enrolment, Room, RosterMember, ScoreDelivery, User, utcnow
 from .delivery import retry_failed
-from .policy import GradePolicy, SessionAttendance, describe, session_attendance
+from .occasions import CountedOccasion, graded_occasions
+from .policy import GradePolicy, SessionAttendance, attended_by_all, describe, occasion_attendance
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +28,6 @@ class PersonGrade:
     sessions: list[SessionAttendance]
     score: float | None  # None: no grade (absent, and the policy does not give absentees 0)
     comment: str
-
-
-def ended_sessions(room: Room) -> list[ClassSession]:
-    return db.session.scalars(
-        select(ClassSession)
-        .where(
-            ClassSession.room_id == room.id, ClassSession.ended_at.is_not(None), ClassSession.started_at.is_not(None)
-        )
-        .order_by(ClassSession.started_at)
-    ).all()
 
 
 def graded_people(room: Room) -> list[User]:
@@ -64,7 +55,7 @@ def graded_people(room: Room) -> list[User]:
     return sorted(people.values(), key=lambda u: (u.family_name or u.display_name, u.given_name))
 
 
-def _intervals_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], list]:
+def intervals_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], list]:
     rows = db.session.scalars(
         select(AttendanceInterval).where(AttendanceInterval.session_id.in_([s.id for s in sessions]))
     ).all() if sessions else []
@@ -74,23 +65,30 @@ def _intervals_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], li
     return grouped
 
 
+def attendance_at(counted: CountedOccasion, intervals: dict, external_id: str, policy: GradePolicy):
+    """One person at one counted occasion (`intervals` from `intervals_by_user`)."""
+    if not counted.windows:
+        return attended_by_all()
+    theirs = [i for session in counted.sessions for i in intervals.get((session.id, external_id), [])]
+    return occasion_attendance(counted.windows, theirs, policy)
+
+
 def room_grades(room: Room) -> list[PersonGrade]:
+    """Everyone graded here with their score: the average share over the counted occasions
+    (grades/occasions.py), out of the room's points."""
     policy = GradePolicy.from_dict(room.grading)
-    sessions = ended_sessions(room)
-    intervals = _intervals_by_user(sessions)
+    occasions = graded_occasions(room, policy)
+    intervals = intervals_by_user([s for o in occasions for s in o.sessions])
     grades = []
     for user in graded_people(room):
-        per_session = [
-            session_attendance(s.started_at, s.ended_at, intervals.get((s.id, user.public_id), []), policy)
-            for s in sessions
-        ]
-        attended = any(s.seconds_present > 0 for s in per_session)
-        if not sessions or (not attended and not policy.absent_gets_zero):
+        per_occasion = [attendance_at(o, intervals, user.public_id, policy) for o in occasions]
+        attended = any(a.seconds_present > 0 for a in per_occasion)
+        if not occasions or (not attended and not policy.absent_gets_zero):
             score = None
         else:
-            score = round(room.score_maximum * sum(s.share for s in per_session) / len(per_session), 2)
-        comment = describe(per_session) if sessions else ""
-        grades.append(PersonGrade(user=user, sessions=per_session, score=score, comment=comment))
+            score = round(room.score_maximum * sum(a.share for a in per_occasion) / len(per_occasion), 2)
+        comment = describe(per_occasion) if occasions else ""
+        grades.append(PersonGrade(user=user, sessions=per_occasion, score=score, comment=comment))
     return grades
 
 

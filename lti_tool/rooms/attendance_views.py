@@ -12,7 +12,7 @@ import io
 
 from flask import Response, g, redirect, render_template, request
 
-from ..attendance.report import grade_rows, person_report, room_person, session_reports
+from ..attendance.report import grade_rows, occasion_reports, person_report, room_person
 from ..exceptions import AccessDenied, InvalidInput
 from ..grades.gradebook import ENABLE_COLUMNS, Gradebook
 from ..grades.policy import GradePolicy, explain, parse_policy
@@ -22,7 +22,7 @@ from .access import RoomAccess, page_url, room_view
 from .blueprint import bp
 
 CSV_COLUMNS = ["session_start", "session_end", "name", "participant_id", "role", "joined", "left", "minutes",
-               "share_percent"]
+               "share_percent", "scheduled_start", "status"]
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV Injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -31,7 +31,7 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 @room_view()
 def attendance(access: RoomAccess):
     room, user = access.room, access.user
-    reports = session_reports(room, None if access.is_moderator else user.public_id)
+    reports = occasion_reports(room, None if access.is_moderator else user)
     rows = grade_rows(room)
     mine = None if access.is_moderator else next((row for row in rows if row.user.id == user.id), None)
     policy = GradePolicy.from_dict(room.grading)
@@ -72,13 +72,18 @@ def attendance_csv(access: RoomAccess):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for report in session_reports(access.room):
+    for report in occasion_reports(access.room):
+        sessions = report.counted.sessions
+        began = _iso(sessions[0].started_at) if sessions else ""
+        ended = _iso(sessions[-1].ended_at) if sessions else ""
+        scheduled = _iso(report.occasion.starts_at) if report.occasion else ""
         for person in report.people:
-            for joined, left in person.intervals:
+            share = "" if person.share_percent is None else person.share_percent
+            # One row per stretch of presence; an absent student gets one row saying so.
+            for joined, left in person.intervals or [(None, None)]:
                 writer.writerow(spreadsheet_safe([
-                    _iso(report.session.started_at), _iso(report.session.ended_at), person.name,
-                    person.external_id, person.role, _iso(joined), _iso(left), person.minutes,
-                    "" if person.share_percent is None else person.share_percent,
+                    began, ended, person.name, person.external_id, person.role, _iso(joined), _iso(left),
+                    person.minutes, share, scheduled, person.status,
                 ]))
     filename = f"attendance-room-{access.room.id}.csv"
     return Response(out.getvalue(), mimetype="text/csv",
