@@ -2,10 +2,12 @@
 
 Some secrets can only travel in a URL, because the other side decides so: the page ticket of a
 room page (`?t=`), bbb-webhooks' `checksum`, the end callback's `sig`, LTI Dynamic
-Registration's `registration_token`. Access logs keep URLs for months, so on the tool's own
-routes (`/rooms/`, `/webhooks/`, `/lti/`) every query value is written as `…`: the log still
-shows which parameters came, never their values. The Referer header gets the same treatment
-(the tool's pages send their own address, page ticket included, to the tool's own routes).
+Registration's `registration_token`, and a calendar address's token (in its path: `/calendar/<feed
+id>.<mac>.ics`). Access logs keep URLs for months, so on the tool's own routes (`/rooms/`,
+`/webhooks/`, `/lti/`, `/calendar/`) every query value is written as `…`, and a calendar
+address's mac too: the log still shows which parameters came (and which feed), never their
+values. The Referer header gets the same treatment (the tool's pages send their own address,
+page ticket included, to the tool's own routes).
 
     gunicorn: `gunicorn.conf.py` at the project root sets `logger_class` to `GunicornLogger`;
     `flask --app wsgi serve`: uses `QuietRequestHandler`.
@@ -15,17 +17,30 @@ a format that leaves query strings out.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from werkzeug.serving import WSGIRequestHandler
 
-SENSITIVE_PREFIXES = ("/rooms/", "/webhooks/", "/lti/")
+SENSITIVE_PREFIXES = ("/rooms/", "/webhooks/", "/lti/", "/calendar/")
 HIDDEN = "…"
+# A calendar address carries its credential in the path (`/calendar/<feed id>.<mac>.ics`, for
+# calendar applications that drop query strings): the mac is hidden, the feed id stays.
+CALENDAR_TOKEN = re.compile(r"(/calendar/[0-9]+)\.[A-Za-z0-9_-]+")
+
+
+def redact_path(path: str) -> str:
+    """A path (or URL) with a calendar address's mac hidden: `/calendar/12.….ics`."""
+    return CALENDAR_TOKEN.sub(rf"\1.{HIDDEN}", path) if "/calendar/" in path else path
 
 
 def redact_target(target: str) -> str:
-    """A request target (`/path?query`) or URL with the query values of sensitive routes hidden."""
-    if not target or "?" not in target:
+    """A request target (`/path?query`) or URL with the query values of sensitive routes hidden
+    (and a calendar address's mac)."""
+    if not target:
+        return target
+    target = redact_path(target)
+    if "?" not in target:
         return target
     parts = urlsplit(target)
     if not parts.path.startswith(SENSITIVE_PREFIXES):
@@ -64,6 +79,8 @@ class GunicornLogger(_GunicornLogger):
                     atoms[name] = redact_target(atoms[name])
             if "{query_string}e" in atoms:
                 atoms["{query_string}e"] = atoms["q"]
+            if atoms.get("U"):
+                atoms["U"] = redact_path(atoms["U"])
         for name in ("f", "{referer}i", "{http_referer}e"):
             if name in atoms:
                 atoms[name] = redact_target(atoms[name])

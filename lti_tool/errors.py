@@ -15,6 +15,7 @@ import logging
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .access_log import redact_path
 from .exceptions import ToolError
 from .logsafe import quoted
 from .providers.base import ProviderError
@@ -41,8 +42,13 @@ def answer(status: int, message: str):
     return render_template("errors/error.html", message=message, status=status), status
 
 
+def _logged_path() -> str:
+    """The request's path for a log line: quoted, a calendar address's mac hidden."""
+    return quoted(redact_path(request.path))
+
+
 def handle_tool_error(error: ToolError):
-    log.warning("%s %s refused (%s): %s", request.method, quoted(request.path), error.status, error.reason)
+    log.warning("%s %s refused (%s): %s", request.method, _logged_path(), error.status, error.reason)
     return answer(error.status, error.message)
 
 
@@ -54,12 +60,12 @@ def handle_provider_error(error: ProviderError):
 def handle_http_exception(error: HTTPException):
     status = error.code or 500
     if status >= 400 and status != 404:
-        log.info("%s %s -> %s: %s", request.method, quoted(request.path), status, quoted(error.description))
+        log.info("%s %s -> %s: %s", request.method, _logged_path(), status, quoted(error.description))
     return answer(status, FRIENDLY.get(status, error.description or "Error"))
 
 
 def handle_unexpected(error: Exception):
-    log.exception("unexpected error on %s %s", request.method, quoted(request.path))
+    log.exception("unexpected error on %s %s", request.method, _logged_path())
     return answer(500, SOMETHING_WRONG)
 
 

@@ -192,6 +192,10 @@ class Course(db.Model):
     label: Mapped[str] = mapped_column(String(255), default="")
     title: Mapped[str] = mapped_column(String(512), default="")
     memberships_url: Mapped[str | None] = mapped_column(String(1024))
+    # The platform's product as its latest launch here said (the tool_platform claim's
+    # `product_family_code`, lower case: "moodle", "canvas", …); None: never said. The calendars'
+    # join link opens a Moodle activity directly (calendars/feeds.py).
+    product_family: Mapped[str | None] = mapped_column(String(64))
     # When the roster (NRPS) was last fetched; None = needs fetching before grading absentees.
     roster_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -29,6 +29,7 @@ CUSTOM = LTI + "custom"
 AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 FOR_USER = LTI + "for_user"
+TOOL_PLATFORM = LTI + "tool_platform"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 DEEP_LINKING_SETTINGS = DL + "deep_linking_settings"
 DL_CONTENT_ITEMS = DL + "content_items"
@@ -274,6 +275,13 @@ class LaunchClaims:
     @property
     def memberships_url(self) -> str:
         return _dict(self.raw.get(NRPS)).get("context_memberships_url") or ""
+
+    @property
+    def product_family(self) -> str:
+        """The platform's product (tool_platform's `product_family_code`: "moodle", "canvas", …),
+        lower case; "" when the launch does not say (or says it as something else than text)."""
+        code = _dict(self.raw.get(TOOL_PLATFORM)).get("product_family_code")
+        return clean_display(code).lower()[:64] if isinstance(code, str) else ""
 
     @property
     def for_user_id(self) -> str:

@@ -93,6 +93,7 @@ def _record_course(claims: LaunchClaims, client_id: str) -> Course:
     course.label = _fit(Course, "label", clean_display(context.get("label"))) or course.label or ""
     course.title = _fit(Course, "title", clean_display(context.get("title"))) or course.title or ""
     course.memberships_url = claims.memberships_url or course.memberships_url
+    course.product_family = claims.product_family or course.product_family
     return course
 
 
