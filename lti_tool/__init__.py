@@ -79,13 +79,14 @@ def _attach_services(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import admin, cli, errors, rooms, web
+    from . import admin, cli, errors, reminders, rooms, web
     from .health import bp as health_bp
     from .lti.routes import bp as lti_bp
 
     app.register_blueprint(lti_bp)
     rooms.register(app)
     admin.register(app)
+    reminders.register(app)
     app.register_blueprint(health_bp)
     web.init_app(app)
     errors.init_app(app)
