@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .providers import load_packages
+from .reminders.smtp import mail_problems
 from .settings import NUMBER, Setting
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +79,16 @@ TUNABLES = (
                  "the platforms' administrators get in, through a launch."),
     Setting("ADMIN_REFRESH_SECONDS", "60", NUMBER,
             "How often an open administration page brings its server health, failures and backlog up to date."),
+    Setting("SMTP_URL", "",
+            help="The mail server reminders are sent through (docs/reminders.md): smtp://[user:password@]host[:port] "
+                 "(plain, no TLS; credentials only to a loopback host), smtp+starttls://… (STARTTLS required, "
+                 "port 587), smtps://… (TLS from the first byte, port 465); user and password percent-encoded. "
+                 "Empty: no e-mail at all, nothing queued."),
+    Setting("MAIL_FROM", "",
+            help="The From of reminders, e.g. `Live class <noreply@school.example>`; empty: "
+                 "`Live class <noreply@HOST>` with the host of TOOL_BASE_URL."),
+    Setting("REMINDER_MINUTES_BEFORE", "30", NUMBER,
+            "How long before a scheduled class its \"starts soon\" e-mail goes out (0: none)."),
     Setting("PROVIDER_PACKAGES", BUILT_IN_PROVIDERS,
             help="The video provider packages the tool loads (import paths, space-separated)."),
 )
@@ -116,6 +128,11 @@ def _normalise_database_url(url: str) -> str:
     return url
 
 
+def default_mail_from(tool_base_url: str) -> str:
+    host = urlsplit(tool_base_url).hostname or "localhost"
+    return f"Live class <noreply@{host}>"
+
+
 def all_settings(provider_packages: str | None = None) -> tuple[Setting, ...]:
     """The core's settings and those of the provider packages (the built-in ones by default)."""
     packages, _ = load_packages(provider_packages or BUILT_IN_PROVIDERS)
@@ -140,6 +157,7 @@ def load_config(overrides: dict | None = None) -> dict:
     values.update(_read(overrides, [s for package in packages for s in package.settings]))
     values["DATABASE_URL"] = _normalise_database_url(values["DATABASE_URL"])
     values["TOOL_BASE_URL"] = values["TOOL_BASE_URL"].rstrip("/")
+    values["MAIL_FROM"] = values["MAIL_FROM"] or default_mail_from(values["TOOL_BASE_URL"])
     for name in ("TOOL_CONFIG", "KEYS_DIR"):
         values[name] = str(PROJECT_ROOT / values[name])  # an absolute path stays as it is
     config = {
@@ -170,5 +188,6 @@ def validate_config(config: dict) -> list[str]:
         # A short token could be guessed through the sign-in form; the value is never repeated.
         problems.append(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long "
                         "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    problems += mail_problems(config)
     return problems
 

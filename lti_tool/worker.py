@@ -1,5 +1,6 @@
 """The background worker: deliveries, rosters, the polling safety net, stuck events, end
-callbacks to confirm, and the pruning of events for meetings the tool does not know.
+callbacks to confirm, the pruning of events for meetings the tool does not know, and the
+reminders' e-mails (where SMTP_URL is set).
 
 `flask --app wsgi worker` runs it in its own process (as many as you like, on any machine);
 the embedded server (`flask --app wsgi serve`) runs one in a thread. Each pass is short and
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 IDLE_SLEEP_SECONDS = 0.5  # a queued score is picked up within about a second
 ROSTER_RETRY_SECONDS = 60
 PRUNE_EVERY_SECONDS = 3600  # pruning is one cheap DELETE, but there is no hurry either
+SOON_EVERY_SECONDS = 30  # "starts soon" notices: one indexed query per worker at most this often
 
 
 class Worker:
@@ -32,13 +34,14 @@ class Worker:
         self._last_poll = 0.0
         self._last_prune = None  # monotonic time of this worker's last pruning; None: prune at once
         self._roster_failures: dict[int, float] = {}
+        self._last_soon = None  # monotonic time of this worker's last look for classes starting soon
 
     def run_once(self) -> int:
         """One pass; returns how much work it did (0 = idle)."""
         with self.app.app_context():
             try:
                 return (self._deliver() + self._apply_stuck_events() + self._provider_tasks()
-                        + self._refresh_rosters() + self._poll() + self._prune())
+                        + self._refresh_rosters() + self._poll() + self._prune() + self._mail())
             finally:
                 db.session.remove()
 
@@ -85,12 +88,25 @@ class Worker:
             log.info("pruned %d event(s) of unknown meetings received before %s", deleted, cutoff.isoformat())
         return 0  # periodic housekeeping, like polling: no reason to skip the idle sleep
 
-    def _refresh_rosters(self) -> int:
+    def _mail(self) -> int:
+        """Reminders (docs/reminders.md): "starts soon" notices at most every SOON_EVERY_SECONDS,
+        the rosters their recipients need, notices into messages, due messages sent."""
+        if not self.app.config.get("SMTP_URL"):
+            return 0
+        from .reminders import delivery, recipients, service
+
+        if self._last_soon is None or time.monotonic() - self._last_soon >= SOON_EVERY_SECONDS:
+            self._last_soon = time.monotonic()
+            service.write_soon_notices()
+        self._refresh_rosters(recipients.courses_awaiting_roster())
+        return service.expand_notices() + delivery.send_due()
+
+    def _refresh_rosters(self, courses=None) -> int:
         from .attendance.roster import courses_needing_roster, refresh_roster
         from .lti.platform_services import PlatformServiceError
 
         done = 0
-        for course in courses_needing_roster():
+        for course in courses_needing_roster() if courses is None else courses:
             if time.monotonic() - self._roster_failures.get(course.id, -1e9) < ROSTER_RETRY_SECONDS:
                 continue
             try:

@@ -22,7 +22,7 @@ from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room, User, fits, utcnow
 from ..providers import is_ready, provider_for
 from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
-from ..schedule.service import open_occasion
+from ..schedule.service import notify, open_occasion
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,8 @@ def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
         room.running = status.running
         if role == MODERATOR:
             room.started_at = utcnow()
+            # Students are e-mailed (reminders/; nothing while mail is off): once per run.
+            notify(room, "live", f"live:{room.id}:{room.run_id or room.ended_at}", open_occasion(room))
         db.session.commit()
         log.info("room %s: %s %s joined, meeting started", room.id, role, user.id)
     elif not is_open(room):

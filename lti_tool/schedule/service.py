@@ -141,7 +141,10 @@ def next_occasion(room: Room, now: datetime | None = None) -> Occasion | None:
 # --- notices ------------------------------------------------------------------------------------
 def notify(room: Room, kind: str, dedupe_key: str, occasion: Occasion | None = None, **details) -> None:
     """Record that people are to be told (reminders/ e-mails it where mail is set up). The
-    same `dedupe_key` twice is one notice: a retried request or a second worker adds nothing."""
+    same `dedupe_key` twice is one notice: a retried request or a second worker adds nothing.
+    Nothing is written while mail is not set up (SMTP_URL empty: docs/reminders.md)."""
+    if not current_app.config.get("SMTP_URL"):
+        return
     if db.session.scalar(select(ScheduleNotice.id).where(ScheduleNotice.dedupe_key == dedupe_key)):
         return
     try:
