@@ -173,6 +173,8 @@ def test_student_before_the_window_waits_and_is_told_when_to_come(app, lms):
     assert f"The class opens at <time datetime=\"{later:%Y-%m-%dT%H:%M:%SZ}\" data-local=\"time\">" in page
     enter = later - timedelta(minutes=10)
     assert f"you can enter from <time datetime=\"{enter:%Y-%m-%dT%H:%M:%SZ}\"" in page
+    # The page fetches itself again when the entry window opens (static/timetable.js).
+    assert f'data-refresh-at="{enter:%Y-%m-%dT%H:%M:%SZ}"' in page
 
 
 def _room_list(page: str) -> dict[int, str]:
