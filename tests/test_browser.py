@@ -203,7 +203,7 @@ def test_room_and_waiting_pages_fit_a_phone_screen(people, live):
     assert width <= client, f"room page scrolls sideways: {width} > {client}"
     room.screenshot(path="/tmp/room-phone.png", full_page=True)
 
-    room.locator("summary").tap()  # the settings stay inside the screen too
+    room.get_by_role("region", name="Room settings").locator("summary").tap()  # the settings stay inside the screen too
     expect(room.locator("#s-welcome")).to_be_visible()
     width, client = no_horizontal_scroll(room)
     assert width <= client, f"room settings scroll sideways: {width} > {client}"

@@ -112,6 +112,16 @@ def page_url(endpoint: str, access: RoomAccess | None = None, **values) -> str:
     return url_for(endpoint, room_id=access.room.id, t=ticket, **values)
 
 
+def room_ticket_for(enrolment: Enrolment, room: Room) -> str:
+    """The room ticket of another of the same person's rooms, for a link to it on a page of
+    theirs (the course view, "My classes"): the link is an `_open.html` form posting it to
+    that room's `/open`, which answers with that room's page and a fresh page ticket. The
+    caller passes one of the person's own enrolments only."""
+    if enrolment.resource_link_id != room.resource_link_id:
+        raise ValueError("the enrolment is not in this room")
+    return issue_ticket(enrolment.id, room.id)
+
+
 def room_view(teacher: bool = False, json: bool = False):
     """The access rule of a room view `view(access, **kwargs)` served at `/<int:room_id>/…`
     (`json`: the view speaks JSON only, and so do its refusals)."""

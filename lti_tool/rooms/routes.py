@@ -13,6 +13,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request
 from ..exceptions import InvalidInput
 from ..logsafe import quoted
 from ..lti.roles import is_site_administrator
+from ..schedule import dashboard
 from ..web import browser_cookie_attributes
 from . import service
 from .access import RoomAccess, page_url, room_view
@@ -22,7 +23,9 @@ from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 log = logging.getLogger(__name__)
 
 # Pages a room ticket may open through POST /rooms/<id>/open (links between the tool's pages).
-OPENABLE_PAGES = {"room": "rooms.show", "attendance": "rooms.attendance"}
+OPENABLE_PAGES = {
+    "room": "rooms.show", "attendance": "rooms.attendance", "course": "rooms.course", "mine": "rooms.mine",
+}
 
 
 def leave_cookie_name(room_id: int) -> str:
@@ -49,6 +52,7 @@ def show(access: RoomAccess):
         is_platform_admin=is_site_administrator(access.enrolment.lti_roles or []),
         refresh_url=page_url("rooms.show"),
         refresh_seconds=current_app.config["WAITING_REFRESH_SECONDS"],
+        schedule=dashboard.page_schedule(room, access.user, access.is_moderator),
     )
 
 
