@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from ..extensions import db
+from ..grades.occasions import counted_windows
+from ..grades.policy import GradePolicy, occasion_attendance
 from ..grades.service import graded_people
 from ..lti.roles import MODERATOR
 from ..models import AttendanceInterval, Enrolment, Occasion, ResourceLink, Room, User, utcnow
@@ -37,7 +39,8 @@ class OccasionView:
     state: str  # timetable.UPCOMING, OPEN, LIVE, ENDED, MISSED, CANCELLED
     live_since: datetime | None = None
     came: int | None = None  # teacher: how many of the graded people came
-    my_minutes: int | None = None  # student: their own minutes (None: absent)
+    my_minutes: int | None = None  # student: their own counted minutes (None: absent)
+    my_status: str = ""  # student: present, late, left early, … (grades.policy OccasionAttendance)
 
     @property
     def minutes(self) -> int | None:
@@ -112,14 +115,6 @@ def _rows_of(line: OccasionTimeline, presence: dict) -> list[AttendanceInterval]
     return [row for run in line.runs for row in presence.get(run.key, [])]
 
 
-def _own_minutes(rows: list[AttendanceInterval], user: User, now: datetime) -> int | None:
-    mine = [row for row in rows if _is(row, user)]
-    if not mine:
-        return None
-    seconds = sum(((row.left_at or now) - row.joined_at).total_seconds() for row in mine)
-    return max(0, round(seconds / 60))
-
-
 def _next_boundary(rt: RoomTimetable) -> datetime | None:
     """When the page's timetable next changes without anyone acting: an occasion's entry
     window opens, it starts, or it ends."""
@@ -164,15 +159,27 @@ def teacher_schedule(room: Room, now: datetime | None = None) -> RoomSchedule:
     return schedule
 
 
+def _own_attendance(view: OccasionView, rt: RoomTimetable, line: OccasionTimeline, rows: list, user: User,
+                    policy: GradePolicy) -> None:
+    """A student's own minutes and status at an ended occasion, counted as their grade counts
+    them (grades/occasions.py): the attendance page and this list say the same."""
+    mine = [(row.joined_at, row.left_at) for row in rows if _is(row, user)]
+    if not mine:
+        return
+    result = occasion_attendance(counted_windows(line, rt.sessions_of(line)), mine, policy)
+    view.my_minutes, view.my_status = round(result.seconds_present / 60), result.status
+
+
 def student_schedule(room: Room, user: User, now: datetime | None = None) -> RoomSchedule:
     """The timetable as one student sees it: past classes with their own attendance only."""
     rt, schedule = _schedule(room, now)
     presence = _presence(rt)
+    policy = GradePolicy.from_dict(room.grading)
     past = rt.past()
     for line in past[:PAST_SHOWN]:
         view = _view(rt, line)
         if line.ran:
-            view.my_minutes = _own_minutes(_rows_of(line, presence), user, rt.now)
+            _own_attendance(view, rt, line, _rows_of(line, presence), user, policy)
         schedule.past.append(view)
     schedule.more_past = max(0, len(past) - PAST_SHOWN)
     return schedule
