@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..extensions import db
 from ..grades.occasions import counted_windows
@@ -94,13 +94,18 @@ def _view(rt: RoomTimetable, line: OccasionTimeline) -> OccasionView:
     return view
 
 
-def _presence(rt: RoomTimetable) -> dict[int, list[AttendanceInterval]]:
-    """Every attendance interval of the room's runs, by run (class session) id."""
-    if not rt.sessions:
+def _presence(lines: list[OccasionTimeline], user: User | None = None) -> dict[int, list[AttendanceInterval]]:
+    """The attendance intervals of these occasions' runs (only `user`'s when given: a student's
+    page never loads the class's), by run (class session) id. Bounded by the occasions shown,
+    not by the room's whole history."""
+    session_ids = [run.key for line in lines for run in line.runs]
+    if not session_ids:
         return {}
-    rows = db.session.scalars(
-        select(AttendanceInterval).where(AttendanceInterval.session_id.in_(list(rt.sessions)))
-    ).all()
+    query = select(AttendanceInterval).where(AttendanceInterval.session_id.in_(session_ids))
+    if user is not None:
+        query = query.where(or_(AttendanceInterval.external_user_id == user.public_id,
+                                AttendanceInterval.user_id == user.id))
+    rows = db.session.scalars(query).all()
     grouped = defaultdict(list)
     for row in rows:
         grouped[row.session_id].append(row)
@@ -147,13 +152,15 @@ def teacher_schedule(room: Room, now: datetime | None = None) -> RoomSchedule:
     rt, schedule = _schedule(room, now)
     people = graded_people(room)
     schedule.roster_size = len(people)
-    presence = _presence(rt)
     past = rt.past()
+    presence = _presence(past[:PAST_SHOWN])
     for line in past[:PAST_SHOWN]:
         view = _view(rt, line)
         if line.ran:
             rows = _rows_of(line, presence)
-            view.came = sum(1 for person in people if any(_is(row, person) for row in rows))
+            came_ids = {row.external_user_id for row in rows}
+            came_users = {row.user_id for row in rows}
+            view.came = sum(1 for person in people if person.public_id in came_ids or person.id in came_users)
         schedule.past.append(view)
     schedule.more_past = max(0, len(past) - PAST_SHOWN)
     return schedule
@@ -173,9 +180,9 @@ def _own_attendance(view: OccasionView, rt: RoomTimetable, line: OccasionTimelin
 def student_schedule(room: Room, user: User, now: datetime | None = None) -> RoomSchedule:
     """The timetable as one student sees it: past classes with their own attendance only."""
     rt, schedule = _schedule(room, now)
-    presence = _presence(rt)
     policy = GradePolicy.from_dict(room.grading)
     past = rt.past()
+    presence = _presence(past[:PAST_SHOWN], user)
     for line in past[:PAST_SHOWN]:
         view = _view(rt, line)
         if line.ran:
