@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -92,6 +93,9 @@ def main():
     parser.add_argument("--students", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--polls", type=int, default=5, help="status polls per waiting student")
+    parser.add_argument("--scheduled", action="store_true",
+                        help="the activity has a timetable (a weekly series of 12 from two hours ahead): "
+                             "pages show it and every status poll asks whether a class is open for entry")
     args = parser.parse_args()
 
     database_url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
@@ -116,6 +120,10 @@ def main():
     server.start()
     logging_off()
 
+    if args.scheduled:
+        start = (datetime.now(UTC) + timedelta(hours=2)).replace(second=0, microsecond=0)
+        platform.resource_links["1"].custom.update(
+            {"schedule_start": start.isoformat(), "schedule_minutes": "60", "schedule_weeks": "12"})
     results = []
     # Warm-up: the teacher's launch (first launch makes the room) and the JWKS fetch.
     _, teacher, room_path, teacher_ticket = launch(platform, tool_url, "teacher")
@@ -152,7 +160,7 @@ def main():
     results.append({**summary("student joins (302 to BBB)", durations, wall),
                     "creates_by_students": bbb.count("create") - creates_before})
 
-    print(json.dumps({"database": database_url.split(":")[0], "students": args.students,
+    print(json.dumps({"database": database_url.split(":")[0], "students": args.students, "scheduled": args.scheduled,
                       "concurrency": args.concurrency, "results": results}, indent=2))
     server.stop()
     bbb.stop()

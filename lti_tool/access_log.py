@@ -24,13 +24,13 @@ from werkzeug.serving import WSGIRequestHandler
 
 SENSITIVE_PREFIXES = ("/rooms/", "/webhooks/", "/lti/", "/calendar/")
 HIDDEN = "…"
-# A calendar address carries its credential in the path (`/calendar/<feed id>.<mac>.ics`, for
-# calendar applications that drop query strings): the mac is hidden, the feed id stays.
-CALENDAR_TOKEN = re.compile(r"(/calendar/[0-9]+)\.[A-Za-z0-9_-]+")
+# A calendar address carries its credential in the path (`/calendar/<user id>.<room id>.<mac>.ics`,
+# for calendar applications that drop query strings): the mac is hidden, the ids stay.
+CALENDAR_TOKEN = re.compile(r"(/calendar/[0-9]+(?:\.[0-9]+)?)\.[A-Za-z0-9_-]+")
 
 
 def redact_path(path: str) -> str:
-    """A path (or URL) with a calendar address's mac hidden: `/calendar/12.….ics`."""
+    """A path (or URL) with a calendar address's mac hidden: `/calendar/12.3.….ics`."""
     return CALENDAR_TOKEN.sub(rf"\1.{HIDDEN}", path) if "/calendar/" in path else path
 
 

@@ -16,6 +16,7 @@ from lti_tool.access_log import redact_target
 from lti_tool.extensions import db
 from lti_tool.models import Course, Occasion
 from lti_tool.schedule import service as schedule
+from tests.conftest import row_counts
 
 SERIES = {"schedule_start": "2030-03-04T09:00+01:00", "schedule_minutes": "90", "schedule_weeks": "3"}
 FIRST = datetime(2030, 3, 4, 8, 0, tzinfo=UTC)
@@ -134,6 +135,7 @@ def test_personal_feed_holds_the_occasions_of_the_persons_rooms_only(live):
 
 def test_reset_makes_the_old_address_stop_working(live, teacher):
     page = teacher.get().text
+    assert row_counts(live.app)["calendar_feeds"] == 0  # showing the addresses writes nothing
     old_room, old_person = href_of(page, "calendar"), href_of(page, "calendar-person")
     old_open = str(events_of(requests.get(old_room, timeout=10))[0]["URL"])
 
@@ -153,6 +155,7 @@ def test_reset_makes_the_old_address_stop_working(live, teacher):
 
     teacher.post("/calendar/reset", feed="person")
     assert requests.get(old_person, timeout=10).status_code == 404
+    assert row_counts(live.app)["calendar_feeds"] == 2  # one row per address that was reset
 
 
 def test_reset_needs_the_room_ticket(live, teacher):
@@ -175,16 +178,17 @@ def test_students_feed_works_and_forged_addresses_are_not_found(live, teacher, c
     assert len(events_of(requests.get(student_feed, timeout=10))) == 3
 
     token = student_feed.rsplit("/", 1)[1].removesuffix(".ics")
-    feed_id, mac = token.split(".")
+    user_id, room_id, mac = token.split(".")
     teacher_id = teacher_feed.rsplit("/", 1)[1].split(".")[0]
     flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")
-    for bad in (f"{feed_id}.{flipped}", f"{teacher_id}.{mac}", f"99999.{mac}", "abc", f"{feed_id}.{mac}x",
-                f"{feed_id}.{mac[:20]}"):
+    mine = f"{user_id}.{room_id}"
+    for bad in (f"{mine}.{flipped}", f"{teacher_id}.{room_id}.{mac}", f"{user_id}.0.{mac}", f"99999.{room_id}.{mac}",
+                "abc", f"{mine}.{mac}x", f"{mine}.{mac[:20]}", f"{user_id}.{mac}"):
         answer = requests.get(f"{live.url}/calendar/{bad}.ics", timeout=10)
         assert answer.status_code == 404, bad
         assert answer.headers["Content-Type"].startswith("text/plain") and "BEGIN:VCALENDAR" not in answer.text
     tool_log = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("lti_tool"))
-    assert "refused" in tool_log and f"feed {feed_id} does not match" in tool_log
+    assert "refused" in tool_log and f"room:{room_id} of user {user_id} does not match" in tool_log
     assert mac not in tool_log and mac[:20] not in tool_log and flipped not in tool_log
 
 
@@ -223,9 +227,11 @@ def test_the_room_feed_of_a_room_without_a_timetable_is_an_empty_calendar(live):
 
 
 @pytest.mark.parametrize("target, expected", [
-    ("/calendar/12.AbC-_x9.ics", "/calendar/12.….ics"),
-    ("/calendar/12.AbC-_x9/open/7", "/calendar/12.…/open/7"),
-    ("http://tool.example/calendar/3.zz.ics?x=1", "http://tool.example/calendar/3.….ics?x=…"),
+    ("/calendar/12.4.AbC-_x9.ics", "/calendar/12.4.….ics"),
+    ("/calendar/12.0.AbC-_x9/open/7", "/calendar/12.0.…/open/7"),
+    ("/calendar/12.4.999.ics", "/calendar/12.4.….ics"),
+    ("/calendar/12.AbC-_x9.ics", "/calendar/12.….ics"),  # malformed: still nothing of it logged
+    ("http://tool.example/calendar/3.1.zz.ics?x=1", "http://tool.example/calendar/3.1.….ics?x=…"),
 ])
 def test_access_logs_hide_a_calendar_addresss_mac(target, expected):
     assert redact_target(target) == expected

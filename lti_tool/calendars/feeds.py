@@ -1,10 +1,12 @@
 """A person's secret calendar addresses, and what each one holds.
 
-A `CalendarFeed` row is one address: a room's (scope "room:<id>") or the person's own (scope
-"person": every room they have an enrolment in). The address carries the token
-`<feed id>.<mac>`, the mac an HMAC-SHA256 of (feed id, user id, scope, generation) under a key
-derived from SECRET_KEY: nothing secret is stored, a token is checked with one primary-key read
-and `hmac.compare_digest`, and a reset (generation + 1) makes every older address stop working.
+An address is a room's feed (scope "room:<id>") or the person's own (scope "person": every room
+they have an enrolment in). It carries the token `<user id>.<room id, 0 for the personal
+feed>.<mac>`, the mac an HMAC-SHA256 of (user id, scope, generation) under a key derived from
+SECRET_KEY: nothing secret is stored, and a token is checked with one read and
+`hmac.compare_digest`. A `CalendarFeed` row exists only once an address has been reset: it holds
+the generation (1 without a row), so a reset (generation + 1) makes every older address stop
+working, and showing a room page never writes (a class of students arriving at once costs reads).
 
 Calendar applications fetch the address without a cookie or a ticket, so the address is the
 whole credential, and it only ever reads: it shows a timetable and links to the activity in the
@@ -39,7 +41,7 @@ MAX_PERSON_ROOMS = 100  # the rooms of the person's most recently launched enrol
 MAX_PERSON_EVENTS = 500  # the earliest occasions from PERSON_FEED_PAST ago on
 PERSON_FEED_PAST = timedelta(days=90)
 
-_TOKEN = re.compile(r"([0-9]{1,18})\.([A-Za-z0-9_-]{43})")
+_TOKEN = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})\.([A-Za-z0-9_-]{43})")
 
 
 class FeedNotFound(LookupError):
@@ -74,59 +76,72 @@ def _key() -> bytes:
 
 
 def _mac(feed: CalendarFeed) -> str:
-    message = f"{feed.id}:{feed.user_id}:{feed.scope}:{feed.generation}".encode()
+    message = f"{feed.user_id}:{feed.scope}:{feed.generation}".encode()
     digest = hmac.new(_key(), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def token_of(feed: CalendarFeed) -> str:
-    return f"{feed.id}.{_mac(feed)}"
+    return f"{feed.user_id}.{feed.room_id or 0}.{_mac(feed)}"
 
 
 def shown_token(token: str) -> str:
-    """What a log line may show of a token: the feed id, never the mac."""
-    feed_id = token.partition(".")[0]
-    return (feed_id if feed_id.isdigit() and len(feed_id) <= 18 else "?") + ".…"
+    """What a log line may show of a token: the person and room ids, never the mac."""
+    user_id, _, rest = token.partition(".")
+    room_id = rest.partition(".")[0]
+    ids = [part if part.isdigit() and len(part) <= 18 else "?" for part in (user_id, room_id)]
+    return ".".join(ids) + ".…"
+
+
+def _scope(room_id: int | None) -> str:
+    return room_scope(room_id) if room_id else PERSON
+
+
+def _feeds(user_id: int, room_ids: list[int | None]) -> list[CalendarFeed]:
+    """The person's feeds of these rooms (None: the personal one), in one read: the stored row
+    where an address was reset, else an unsaved generation-1 feed (nothing is written)."""
+    scopes = {_scope(room_id): room_id for room_id in room_ids}
+    stored = {feed.scope: feed for feed in db.session.scalars(
+        select(CalendarFeed).where(CalendarFeed.user_id == user_id, CalendarFeed.scope.in_(list(scopes))))}
+    return [stored.get(scope) or CalendarFeed(user_id=user_id, room_id=room_id, scope=scope, generation=1)
+            for scope, room_id in scopes.items()]
 
 
 def feed_by_token(token: str) -> CalendarFeed:
     match = _TOKEN.fullmatch(token or "")
     if match is None:
         raise FeedNotFound("malformed calendar token")
-    feed = db.session.get(CalendarFeed, int(match.group(1)))
-    if feed is None:
-        raise FeedNotFound("no such calendar feed")
-    if not hmac.compare_digest(_mac(feed).encode(), match.group(2).encode()):
-        raise FeedNotFound(f"calendar token of feed {feed.id} does not match (reset, or forged)")
+    user_id, room_id = int(match.group(1)), int(match.group(2)) or None
+    if db.session.get(User, user_id) is None:
+        raise FeedNotFound("no such person")
+    feed = _feeds(user_id, [room_id])[0]
+    if not hmac.compare_digest(_mac(feed).encode(), match.group(3).encode()):
+        raise FeedNotFound(f"calendar token of {feed.scope} of user {user_id} does not match (reset, or forged)")
     return feed
 
 
-def feed_for(user: User, room: Room | None = None) -> CalendarFeed:
-    """The person's feed of this room (or their personal one), made on first use. A page GET
-    may make it: the insert runs in a savepoint, and a concurrent first use is found by the
-    unique key (user, scope)."""
-    scope = room_scope(room.id) if room is not None else PERSON
-    keys = {"user_id": user.id, "scope": scope}
-    feed = db.session.scalar(select(CalendarFeed).filter_by(**keys))
-    if feed is not None:
-        return feed
-    try:
-        with db.session.begin_nested():
-            feed = CalendarFeed(**keys, room_id=room.id if room is not None else None, generation=1)
-            db.session.add(feed)
-    except IntegrityError:  # made by a concurrent request: the savepoint alone is rolled back
-        return db.session.scalar(select(CalendarFeed).filter_by(**keys))
-    db.session.commit()
-    return feed
+def feeds_for(user: User, room: Room) -> tuple[CalendarFeed, CalendarFeed]:
+    """The person's feed of this room and their personal feed, for the room page."""
+    room_feed, person_feed = _feeds(user.id, [room.id, None])
+    return room_feed, person_feed
 
 
 def reset_feed(user: User, room: Room | None = None) -> CalendarFeed:
-    """A new address for this feed: every earlier one stops working at once."""
-    feed = feed_for(user, room)
+    """A new address for this feed: every earlier one stops working at once. The row is made on
+    the first reset (in a savepoint: a concurrent first reset is found by the unique key)."""
+    scope = _scope(room.id if room is not None else None)
+    feed = db.session.scalar(select(CalendarFeed).filter_by(user_id=user.id, scope=scope))
+    if feed is None:
+        try:
+            with db.session.begin_nested():
+                feed = CalendarFeed(user_id=user.id, scope=scope, room_id=room.id if room else None, generation=1)
+                db.session.add(feed)
+        except IntegrityError:
+            feed = db.session.scalar(select(CalendarFeed).filter_by(user_id=user.id, scope=scope))
     feed.generation += 1
     feed.reset_at = utcnow()
     db.session.commit()
-    log.info("calendar feed %s (%s) of user %s reset to generation %s", feed.id, feed.scope, user.id, feed.generation)
+    log.info("calendar feed %s of user %s reset to generation %s", feed.scope, user.id, feed.generation)
     return feed
 
 
@@ -140,7 +155,7 @@ def _enrolled(feed: CalendarFeed, room: Room) -> bool:
 def _room_of(feed: CalendarFeed) -> Room:
     room = db.session.get(Room, feed.room_id) if feed.room_id is not None else None
     if room is None or not _enrolled(feed, room):
-        raise FeedNotFound(f"calendar feed {feed.id}: its person is no longer in its room")
+        raise FeedNotFound(f"calendar feed {feed.scope} of user {feed.user_id}: its person is no longer in its room")
     return room
 
 
@@ -179,11 +194,12 @@ def entry_in_feed(feed: CalendarFeed, occasion_id: int) -> FeedEntry:
     """One occasion of this feed (the join link of its event), or FeedNotFound."""
     occasion = db.session.get(Occasion, occasion_id)
     if occasion is None:
-        raise FeedNotFound(f"calendar feed {feed.id}: no occasion {occasion_id}")
+        raise FeedNotFound(f"calendar feed {feed.scope} of user {feed.user_id}: no occasion {occasion_id}")
     room = occasion.room
     in_scope = room.id == feed.room_id if feed.scope != PERSON else True
     if not in_scope or not _enrolled(feed, room):
-        raise FeedNotFound(f"calendar feed {feed.id}: occasion {occasion_id} is not one of its rooms'")
+        raise FeedNotFound(
+            f"calendar feed {feed.scope} of user {feed.user_id}: occasion {occasion_id} is not one of its rooms'")
     return FeedEntry(occasion, room, room.resource_link.course)
 
 

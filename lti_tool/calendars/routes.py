@@ -3,7 +3,7 @@ reset of an address from the room page.
 
 `GET /calendar/<token>.ics` and `GET /calendar/<token>/open/<occasion>` need no cookie and no
 ticket (calendar applications and their users' browsers fetch them): the token is checked by
-calendars/feeds.py, and a bad one answers 404 with a short text and a log line naming the feed id
+calendars/feeds.py, and a bad one answers 404 with a short text and a log line naming the person and room ids
 only. `POST /rooms/<id>/calendar/reset` goes through the room pages' one access rule
 (`@room_view`). The room page's partial (templates/rooms/_calendar.html) asks `calendar_links`.
 """
@@ -58,7 +58,7 @@ def feed(token: str):
     response.headers["Content-Disposition"] = 'inline; filename="calendar.ics"'
     response.headers["X-Robots-Tag"] = "noindex"
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
-    log.info("calendar feed %s (%s) served: %d event(s)", found.id, found.scope, len(contents.entries))
+    log.info("calendar feed %s of user %s served: %d event(s)", found.scope, found.user_id, len(contents.entries))
     return response.make_conditional(request)
 
 
@@ -94,8 +94,8 @@ class CalendarLinks:
 
 
 def calendar_links(room: Room, user: User) -> CalendarLinks:
-    """The person's two calendar addresses, for the room page (made on first use)."""
-    room_feed, person_feed = feeds.feed_for(user, room), feeds.feed_for(user)
+    """The person's two calendar addresses, for the room page (one read, no write)."""
+    room_feed, person_feed = feeds.feeds_for(user, room)
     return CalendarLinks(
         room=_absolute(url_for("calendars.feed", token=feeds.token_of(room_feed))),
         person=_absolute(url_for("calendars.feed", token=feeds.token_of(person_feed))),
