@@ -261,6 +261,9 @@ class Room(db.Model):
     schedule_weeks: Mapped[int | None] = mapped_column(Integer)
     # Students may enter a scheduled class this many minutes before its start (schedule/).
     early_join_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
+    # When a teacher last ended the class for everyone: a scheduled class's entry window closes
+    # then (`ended_at` also moves when the server reports the meeting gone, for any reason).
+    ended_by_teacher_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The IANA time zone the teacher last scheduled in (e-mails write times in it); None: UTC.
     time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

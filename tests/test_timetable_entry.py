@@ -58,3 +58,14 @@ def test_the_teacher_starts_an_unscheduled_class_at_any_time(lms, app, bbb):
     teacher = _schedule(lms, timedelta(days=3))
     answer = teacher.join()
     assert answer.status_code == 302 and "role=MODERATOR" in answer.headers["Location"]
+
+
+def test_a_cancelled_class_closes_for_entry_at_once(lms, app):
+    teacher = _schedule(lms, timedelta(minutes=5))
+    student = lms.launch("student")
+    assert student.status().get_json()["open"] is True  # the window is open (and now remembered)
+    with app.app_context():
+        room = db.session.get(Room, teacher.room_id)
+        schedule.cancel_occasion(room, schedule.occasions_of(room)[0].id, "Teacher ill")
+    assert student.status().get_json() == {"open": False}
+    assert 'id="join"' not in student.page().get_data(as_text=True)

@@ -19,7 +19,7 @@ from ..extensions import db
 from ..logsafe import quoted
 from ..lti.platform_settings import settings_for
 from ..lti.roles import MODERATOR
-from ..models import Enrolment, Room, User, fits, utcnow
+from ..models import Enrolment, Occasion, Room, User, fits, utcnow
 from ..providers import is_ready, provider_for
 from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
 from ..schedule.service import notify, open_occasion
@@ -167,23 +167,33 @@ def is_open(room: Room) -> bool:
     return room.started_since_last_end or room.running
 
 
-def may_start(room: Room, role: str) -> bool:
-    """May this person start the meeting themselves? Teachers at any time (an unscheduled
-    class counts as its own occasion); students when they need not wait for a teacher, or
-    within a scheduled occasion's entry window (from the room's early-entry minutes before its
-    start to its end: a scheduled class opens by itself)."""
-    if role == MODERATOR or not room_settings(room).wait_for_moderator:
-        return True
-    occasion = open_occasion(room)
-    if occasion is None:
+def scheduled_entry_open(room: Room) -> bool:
+    """Is a scheduled occasion open for students to enter on their own (from the room's
+    early-entry minutes before its start to its end: a scheduled class opens by itself)? Not
+    once a teacher has ended it: a stale Join must not open it again."""
+    slot = open_occasion(room)
+    if slot is None:
         return False
-    # A class the teacher ended stays ended: a stale Join must not open it again.
-    opened_at = occasion.starts_at - timedelta(minutes=room.early_join_minutes or 0)
-    return room.ended_at is None or room.ended_at < opened_at
+    opened_at = slot.starts_at - timedelta(minutes=room.early_join_minutes or 0)
+    return room.ended_by_teacher_at is None or room.ended_by_teacher_at < opened_at
 
 
 def may_join_now(room: Room, role: str) -> bool:
-    return may_start(room, role) or is_open(room)
+    """Teachers always; students when they need not wait for a teacher, when the class is open,
+    or within a scheduled occasion's entry window. Cheapest first: a crowd polling a running
+    class never reads the timetable."""
+    if role == MODERATOR or not room_settings(room).wait_for_moderator:
+        return True
+    return is_open(room) or scheduled_entry_open(room)
+
+
+def _starts_meeting(room: Room, role: str) -> bool:
+    """Does this person's join start (create) the meeting? Teachers always (an unscheduled class
+    counts as its own occasion); students when they need not wait for a teacher, or when they
+    enter a scheduled class that is not open yet — once it is, they simply join."""
+    if role == MODERATOR or not room_settings(room).wait_for_moderator:
+        return True
+    return not is_open(room) and scheduled_entry_open(room)
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -193,14 +203,16 @@ def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
     (`NotOpenYet` otherwise). Returns what the provider needs to let them join."""
     provider = provider_of(room)
     spec = meeting_spec(room)
-    if may_start(room, role):
+    if _starts_meeting(room, role):
         status = provider.start_meeting(spec)
         room.run_id = status.run_id or room.run_id
         room.running = status.running
         if role == MODERATOR:
             room.started_at = utcnow()
             # Students are e-mailed (reminders/; nothing while mail is off): once per run.
-            notify(room, "live", f"live:{room.id}:{room.run_id or room.ended_at}", open_occasion(room))
+            slot = open_occasion(room)
+            notify(room, "live", f"live:{room.id}:{room.run_id or room.ended_at}",
+                   db.session.get(Occasion, slot.key) if slot else None)
         db.session.commit()
         log.info("room %s: %s %s joined, meeting started", room.id, role, user.id)
     elif not is_open(room):
@@ -230,7 +242,7 @@ def own_return_url(room_id: int, leave_ticket) -> str | None:
 
 def end_class(room: Room, user: User) -> None:
     provider_of(room).end_meeting(room.meeting_id)
-    room.ended_at = utcnow()
+    room.ended_at = room.ended_by_teacher_at = utcnow()
     room.running = False
     db.session.commit()
     log.info("room %s: ended by user %s", room.id, user.id)

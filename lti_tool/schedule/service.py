@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -109,21 +110,48 @@ def has_timetable(room: Room) -> bool:
     return db.session.scalar(select(Occasion.id).where(Occasion.room_id == room.id).limit(1)) is not None
 
 
-def open_occasion(room: Room, now: datetime | None = None) -> Occasion | None:
-    """The scheduled occasion students may enter on their own right now (from the room's
-    early-entry minutes before its start to its end); one indexed query, as waiting students
-    ask this often."""
-    now = now or utcnow()
-    candidates = db.session.scalars(
+# Waiting students ask on every status poll whether a scheduled class is open for entry: each
+# process keeps the room's nearby occasions for ENTRY_CACHE_SECONDS (the room's running state is
+# up to ROOM_STATE_CHECK_SECONDS old the same way), and its own changes to a timetable clear them.
+# Another process's change reaches this one within those seconds.
+ENTRY_CACHE_SECONDS = 5.0
+LOOKAHEAD = timedelta(minutes=1)  # longer than the cache lives: no opening is ever missed
+
+
+def _nearby() -> dict[int, tuple[float, int, list[Slot]]]:
+    """This app's copies: room id -> (expires, early minutes, slots)."""
+    return current_app.extensions.setdefault("timetable_entry_windows", {})
+
+
+def forget_entry_windows(room_id: int) -> None:
+    _nearby().pop(room_id, None)
+
+
+def _nearby_slots(room: Room, now: datetime, cached: bool) -> list[Slot]:
+    entry = _nearby().get(room.id)
+    if cached and entry and entry[0] > time.monotonic() and entry[1] == room.early_join_minutes:
+        return entry[2]
+    rows = db.session.scalars(
         select(Occasion).where(
             Occasion.room_id == room.id,
             Occasion.status == "scheduled",
-            Occasion.starts_at <= now + early(room),
+            Occasion.starts_at <= now + early(room) + LOOKAHEAD,
             Occasion.starts_at > now - timedelta(minutes=MAX_MINUTES),
         )
     ).all()
-    slot = timetable.open_slot([slot_of(o) for o in candidates], now, early(room))
-    return next(o for o in candidates if o.id == slot.key) if slot else None
+    slots = [slot_of(o) for o in rows]
+    if cached:
+        _nearby()[room.id] = (time.monotonic() + ENTRY_CACHE_SECONDS, room.early_join_minutes, slots)
+    return slots
+
+
+def open_occasion(room: Room, now: datetime | None = None) -> Slot | None:
+    """The scheduled occasion students may enter on their own right now (from the room's
+    early-entry minutes before its start to its end), if any. Without `now`: the current time,
+    from this process's short-lived copy of the room's nearby occasions."""
+    cached = now is None
+    now = now or utcnow()
+    return timetable.open_slot(_nearby_slots(room, now, cached), now, early(room))
 
 
 def next_occasion(room: Room, now: datetime | None = None) -> Occasion | None:
@@ -199,6 +227,7 @@ def schedule_first(room: Room) -> list[Occasion]:
     minutes = room.schedule_minutes or DEFAULT_MINUTES
     made = _add(room, timetable.weekly_starts(room.schedule_start, weeks), minutes)
     _notify_change(room, "scheduled", made)
+    forget_entry_windows(room.id)
     log.info("room %s: %d class(es) scheduled from the link's custom parameters", room.id, len(made))
     return made
 
@@ -221,6 +250,7 @@ def add_series(room: Room, first: datetime, minutes: int, weeks: int, zone_name:
     made = _add(room, timetable.weekly_starts(first, weeks, zone), minutes)
     _notify_change(room, "scheduled", made)
     db.session.commit()
+    forget_entry_windows(room.id)
     log.info("room %s: %d class(es) added from %s", room.id, len(made), first.isoformat())
     return made
 
@@ -248,6 +278,7 @@ def move_occasion(room: Room, occasion_id: int, new_start: datetime, minutes: in
     occasion.sequence += 1
     _notify_change(room, "moved", [occasion], occasion.reason, previous_start=previous.isoformat())
     db.session.commit()
+    forget_entry_windows(room.id)
     log.info("room %s: class %s moved from %s to %s", room.id, occasion.id, previous.isoformat(), new_start.isoformat())
     return occasion
 
@@ -270,6 +301,7 @@ def cancel_occasion(room: Room, occasion_id: int, reason: str = "", rest_of_seri
         each.sequence += 1
     _notify_change(room, "cancelled", chosen, _clean_reason(reason))
     db.session.commit()
+    forget_entry_windows(room.id)
     log.info("room %s: %d class(es) cancelled from %s (reason %s)", room.id, len(chosen),
              occasion.starts_at.isoformat(), quoted(reason, 80))
     return chosen

@@ -1,4 +1,4 @@
-"""timetable: occasions, early join and time zone per room, calendar feeds, reminder notices, opt-outs and the mail outbox
+"""timetable: occasions, early join, teacher end and time zone per room, calendar feeds, reminder notices, opt-outs and the mail outbox
 
 Revision ID: a7c3e9d15b20
 Revises: f6b2d1ef0a02
@@ -17,6 +17,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('rooms', schema=None) as batch_op:
         batch_op.add_column(sa.Column('early_join_minutes', sa.Integer(), server_default='10', nullable=False))
+        batch_op.add_column(sa.Column('ended_by_teacher_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('time_zone', sa.String(length=64), nullable=True))
     op.create_table(
         'occasions',
@@ -118,4 +119,5 @@ def downgrade():
     op.drop_table('occasions')
     with op.batch_alter_table('rooms', schema=None) as batch_op:
         batch_op.drop_column('time_zone')
+        batch_op.drop_column('ended_by_teacher_at')
         batch_op.drop_column('early_join_minutes')
