@@ -69,3 +69,12 @@ def test_a_cancelled_class_closes_for_entry_at_once(lms, app):
         schedule.cancel_occasion(room, schedule.occasions_of(room)[0].id, "Teacher ill")
     assert student.status().get_json() == {"open": False}
     assert 'id="join"' not in student.page().get_data(as_text=True)
+
+
+def test_students_entering_an_open_scheduled_class_do_not_create_it_again(lms, app, bbb):
+    _schedule(lms, timedelta(minutes=3))
+    first, second, third = (lms.launch(name) for name in ("student", "student5", "student6"))
+    assert first.join().status_code == 302
+    assert bbb.count("create") == 1
+    assert second.join().status_code == 302 and third.join().status_code == 302
+    assert bbb.count("create") == 1  # they joined the class the first one opened

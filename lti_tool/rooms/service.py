@@ -207,6 +207,10 @@ def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
         status = provider.start_meeting(spec)
         room.run_id = status.run_id or room.run_id
         room.running = status.running
+        if role != MODERATOR and room_settings(room).wait_for_moderator:
+            # A student opened a scheduled class: it is open now, and the next students join it
+            # without asking the server to create it again.
+            room.started_at = utcnow()
         if role == MODERATOR:
             room.started_at = utcnow()
             # Students are e-mailed (reminders/; nothing while mail is off): once per run.
