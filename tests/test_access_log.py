@@ -70,9 +70,9 @@ def _wait_until_up(url: str, process) -> None:
         if process.poll() is not None:
             raise AssertionError("the server exited: " + process.stdout.read().decode(errors="replace"))
         try:
-            requests.get(url + "/healthz", timeout=1)
+            requests.get(url + "/healthz", timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a first answer slow under load
             time.sleep(0.1)
     raise AssertionError("the server did not start")
 
