@@ -196,3 +196,30 @@ def test_a_platform_keeps_recordings_for_its_own_number_of_days(live, second_sch
     with live.app.app_context():
         row = db.session.scalar(select(ClassRecording).where(ClassRecording.record_id == old))
         assert row.deleted_at is not None
+
+
+LIVEKIT_RECORDING = {"RECORDINGS_CHECK_SECONDS": "3600", "LIVEKIT_RECORDING_FILEPATH": "recordings/{room_name}.mp4",
+                     "LIVEKIT_RECORDING_BASE_URL": "https://media.example.edu/lk/"}
+
+
+@pytest.mark.parametrize("live_overrides", [LIVEKIT_RECORDING])
+def test_livekit_egress_files_are_listed_and_publishing_and_deleting_stay_in_the_tool(live):
+    live.platform.add_resource_link("lk", "LiveKit class", custom={"provider": "livekit"})
+    teacher = live.launch("teacher", resource_link_id="lk")
+    assert teacher.join().status_code == 302
+    egress_id = teacher.post("/live/recording", action="start").json()["egress_id"]
+    assert playback_links(teacher) == []
+    assert teacher.post("/live/recording", action="stop").status_code == 200
+    ended = live.livekit.egress_ended(egress_id, at=1_715_265_401)
+    filename = ended["egressInfo"]["fileResults"][0]["filename"]
+    assert live.livekit.send_webhook(live.url + "/webhooks/livekit", ended).status_code == 200
+    link = "https://media.example.edu/lk/" + filename
+    student = live.launch("student", resource_link_id="lk")
+    assert playback_links(teacher) == [link] and playback_links(student) == [link]
+
+    assert teacher.post("/recordings/publish", record_id=egress_id, publish="false").status_code == 303
+    assert playback_links(student) == [] and playback_links(teacher) == [link]
+    assert teacher.post("/recordings/delete", record_id=egress_id).status_code == 303
+    live.livekit.send_webhook(live.url + "/webhooks/livekit", ended)  # Egress still lists it: it stays gone
+    assert playback_links(teacher) == []
+    assert egress_id in live.livekit.egresses  # the file is Egress's to remove

@@ -191,7 +191,7 @@ class FakeBigBlueButton:
             meeting = self.meetings.get(meeting_id)
             create_time = meeting.create_time if meeting else self._last_create_time
             record_id = meeting.internal_id if meeting else self._callback_internal_id(meeting_id, create_time)
-            name = meeting.name if meeting else meeting_id
+            name = meeting.name if meeting else self._create_params(meeting_id).get("name", meeting_id)
             url = f"{self.url}/playback/presentation/2.3/{record_id}"
             self.recordings.append(FakeRecording(
                 record_id, meeting_id, name, published, "published" if published else "unpublished",
