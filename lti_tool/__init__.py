@@ -79,7 +79,7 @@ def _attach_services(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import admin, calendars, cli, errors, reminders, rooms, web
+    from . import admin, calendars, cli, errors, recordings, reminders, rooms, web
     from .health import bp as health_bp
     from .lti.routes import bp as lti_bp
 
@@ -88,6 +88,7 @@ def _register_blueprints(app: Flask) -> None:
     admin.register(app)
     calendars.register(app)
     reminders.register(app)
+    recordings.register(app)
     app.register_blueprint(health_bp)
     web.init_app(app)
     errors.init_app(app)

@@ -35,6 +35,13 @@ CONTRACT = (
 TUNABLES = (
     Setting("ROOM_STATE_CHECK_SECONDS", "5", NUMBER,
             "How often, at most, the tool asks the video server whether a room's meeting runs."),
+    Setting("RECORDINGS_CHECK_SECONDS", "60", NUMBER,
+            "How often, at most, the tool asks the video server for a room's recordings (docs/recordings.md)."),
+    Setting("RECORDINGS_PAGE_REFRESH_SECONDS", "30", NUMBER,
+            "How often a room page looks for new recordings while a class ran recently (it asks the tool)."),
+    Setting("RECORDING_RETENTION_DAYS", "0", NUMBER,
+            "Recordings older than this many days are deleted by the worker; 0 keeps them. A platform may "
+            "set its own (`platform set`)."),
     Setting("JWT_LEEWAY_SECONDS", "10", NUMBER,
             "Seconds of clock skew allowed on id_token exp/iat (Moodle issues 60-second tokens)."),
     Setting("LOGIN_STATE_SECONDS", "600", NUMBER,

@@ -352,6 +352,38 @@ class CalendarFeed(db.Model):
     reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ClassRecording(db.Model):
+    """The tool's copy of one recording of a room (recordings/service.py), refreshed from the
+    provider at most every RECORDINGS_CHECK_SECONDS per room and at its ready callback, so pages
+    do not ask the video server. A deleted one keeps its row (`deleted_at`) so that a provider
+    that only lists files (LiveKit) does not bring it back."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (UniqueConstraint("room_id", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    record_id: Mapped[str] = mapped_column(String(255))  # the provider's own id
+    run_id: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    length_minutes: Mapped[int | None] = mapped_column(Integer)
+    playback_url: Mapped[str] = mapped_column(Text, default="")
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecordingCheck(db.Model):
+    """When the tool last asked the provider for a room's recordings (None: ask at the next view)."""
+
+    __tablename__ = "recording_checks"
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class ScheduleNotice(db.Model):
     """Something the room's people are to be told by e-mail: occasions scheduled, moved or
     cancelled, one about to start, one live. Written in the transaction of the change (one row,

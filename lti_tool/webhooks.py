@@ -14,9 +14,10 @@ import logging
 
 from flask import jsonify, request
 
-from .attendance.events import Batch
+from .attendance.events import RECORDING_READY, Batch
 from .attendance.service import log_refusals, receive
 from .logsafe import quoted
+from .recordings.service import mark_stale
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def refuse(status: int, message: str, reason: str):
 def accept(batch: Batch, what: str):
     """Store and apply what the callback carried; answer with the counts."""
     receipt = receive(batch.events)
+    mark_stale(e.meeting_id for e in batch.events if e.kind == RECORDING_READY)  # docs/recordings.md
     refused = batch.refused + receipt.refused
     log_refusals(what, refused)
     counts = {"received": len(batch.events) + len(batch.refused), "new": len(receipt.new), "refused": len(refused)}

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 IDLE_SLEEP_SECONDS = 0.5  # a queued score is picked up within about a second
 ROSTER_RETRY_SECONDS = 60
 PRUNE_EVERY_SECONDS = 3600  # pruning is one cheap DELETE, but there is no hurry either
+RETENTION_EVERY_SECONDS = 600  # old recordings: a few indexed reads, deleted within minutes
 SOON_EVERY_SECONDS = 30  # "starts soon" notices: one indexed query per worker at most this often
 
 
@@ -35,13 +36,15 @@ class Worker:
         self._last_prune = None  # monotonic time of this worker's last pruning; None: prune at once
         self._roster_failures: dict[int, float] = {}
         self._last_soon = None  # monotonic time of this worker's last look for classes starting soon
+        self._last_retention = None  # monotonic time of this worker's last recording retention pass
 
     def run_once(self) -> int:
         """One pass; returns how much work it did (0 = idle)."""
         with self.app.app_context():
             try:
                 return (self._deliver() + self._apply_stuck_events() + self._provider_tasks()
-                        + self._refresh_rosters() + self._poll() + self._prune() + self._mail())
+                        + self._refresh_rosters() + self._poll() + self._prune() + self._mail()
+                        + self._recordings())
             finally:
                 db.session.remove()
 
@@ -87,6 +90,17 @@ class Worker:
         if deleted:
             log.info("pruned %d event(s) of unknown meetings received before %s", deleted, cutoff.isoformat())
         return 0  # periodic housekeeping, like polling: no reason to skip the idle sleep
+
+    def _recordings(self) -> int:
+        """Recordings older than their platform's RECORDING_RETENTION_DAYS deleted
+        (docs/recordings.md); at most every RETENTION_EVERY_SECONDS per worker."""
+        if self._last_retention is not None and time.monotonic() - self._last_retention < RETENTION_EVERY_SECONDS:
+            return 0
+        self._last_retention = time.monotonic()
+        from .recordings.service import apply_retention
+
+        apply_retention()
+        return 0  # housekeeping, like pruning
 
     def _mail(self) -> int:
         """Reminders (docs/reminders.md): "starts soon" notices at most every SOON_EVERY_SECONDS,

@@ -18,14 +18,15 @@ VIEWS = {
     "lti_tool.rooms.blueprint", "lti_tool.webhooks", "lti_tool.health",
     "lti_tool.admin.routes", "lti_tool.admin.access", "lti_tool.calendars.routes",
     "lti_tool.reminders.routes",
-    "lti_tool.rooms.timetable_views",
+    "lti_tool.rooms.timetable_views", "lti_tool.recordings.routes",
     "lti_tool.providers.bbb.routes", "lti_tool.providers.livekit.routes", "lti_tool.providers.livekit.classroom",
 }
 # Modules whose job is to assemble the app from the others (they may import anything).
 ASSEMBLY = {"lti_tool", "lti_tool.rooms", "lti_tool.admin", "lti_tool.calendars", "lti_tool.reminders",
+            "lti_tool.recordings",
             "lti_tool.cli",
             "lti_tool.providers.bbb", "lti_tool.providers.livekit"}
-CORE = ("lti_tool.rooms", "lti_tool.attendance", "lti_tool.grades", "lti_tool.lti")
+CORE = ("lti_tool.rooms", "lti_tool.attendance", "lti_tool.grades", "lti_tool.lti", "lti_tool.recordings")
 PROVIDER_WORDS = ("bbb", "bigbluebutton", "livekit")
 LONGEST_FUNCTION = 60
 

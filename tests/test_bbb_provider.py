@@ -328,28 +328,38 @@ def test_recordings_are_listed_with_the_presentation_playback(provider, bbb):
     first = bbb.add_recording("lti-c42-r7", name="Week 1", formats=("podcast", "presentation"))
     second = bbb.add_recording("lti-c42-r7", name="Week 2", published=False, formats=("video",))
     bbb.add_recording("another-room")
-    recordings = {r.record_id: r for r in provider.list_recordings("lti-c42-r7")}
+    recordings = {r.record_id: r for r in provider.recordings("lti-c42-r7")}
     assert set(recordings) == {first, second}
     assert recordings[first].playback_url.endswith(f"/playback/presentation/2.3/{first}")
-    assert recordings[first].published and recordings[first].state == "published"
+    assert recordings[first].published and recordings[first].length_minutes == 60
     assert recordings[second].playback_url.endswith(f"/playback/video/2.3/{second}")
     assert not recordings[second].published
-    assert recordings[first].end_time > recordings[first].start_time
+    assert recordings[first].ended_at_ms > recordings[first].started_at_ms
+    assert recordings[first].run_id == first  # BBB's record id is the run's internal meeting id
 
 
 def test_single_recording_and_no_recordings_are_both_lists(provider, bbb):
-    assert provider.list_recordings("lti-c42-r7") == []
+    assert provider.recordings("lti-c42-r7") == []
     only = bbb.add_recording("lti-c42-r7", name="Only one", participants=7)
-    [recording] = provider.list_recordings("lti-c42-r7")
-    assert (recording.record_id, recording.name, recording.participants) == (only, "Only one", 7)
+    [recording] = provider.recordings("lti-c42-r7")
+    assert (recording.record_id, recording.name) == (only, "Only one")
 
 
 def test_recording_can_be_unpublished_and_published_again(provider, bbb):
     record_id = bbb.add_recording("lti-c42-r7")
     provider.publish_recording(record_id, False)
-    assert not provider.list_recordings("lti-c42-r7")[0].published
+    assert not provider.recordings("lti-c42-r7")[0].published
     provider.publish_recording(record_id, True)
-    assert provider.list_recordings("lti-c42-r7")[0].state == "published"
+    assert provider.recordings("lti-c42-r7")[0].published
+
+
+def test_a_renamed_recording_is_listed_with_its_new_name(provider, bbb):
+    record_id = bbb.add_recording("lti-c42-r7", name="Class of 3 May")
+    provider.rename_recording(record_id, "Fractions, part 2")
+    assert bbb.recording(record_id).metadata["name"] == "Fractions, part 2"
+    assert provider.recordings("lti-c42-r7")[0].name == "Fractions, part 2"
+    with pytest.raises(ProviderRejected):
+        provider.rename_recording("no-such-recording", "x")
 
 
 def test_publishing_a_recording_that_is_gone_is_rejected(provider):
@@ -361,7 +371,7 @@ def test_publishing_a_recording_that_is_gone_is_rejected(provider):
 def test_deleted_recording_disappears_and_deleting_again_is_not_an_error(provider, bbb):
     record_id = bbb.add_recording("lti-c42-r7")
     provider.delete_recording(record_id)
-    assert provider.list_recordings("lti-c42-r7") == []
+    assert provider.recordings("lti-c42-r7") == []
     provider.delete_recording(record_id)
 
 

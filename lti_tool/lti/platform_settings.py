@@ -1,7 +1,8 @@
 """Video settings per platform registration: one tool serving several institutions, each with its
 own video service, server and secret, falling back to the environment for what it does not set.
 
-What may be set: `VIDEO_PROVIDER` and every setting of the loaded provider packages (`BBB_…`,
+What may be set: `VIDEO_PROVIDER`, `RECORDING_RETENTION_DAYS` (docs/recordings.md) and every
+setting of the loaded provider packages (`BBB_…`,
 `LIVEKIT_…`). A file registration (TOOL_CONFIG) sets them in its entry's `"settings"` object; a
 database registration keeps them in `platforms.video_settings`, sealed (Fernet, with a key
 derived from SECRET_KEY: a database dump alone does not give the video servers' secrets away)
@@ -41,9 +42,10 @@ class PlatformSettingsError(ValueError):
 
 
 def settable_names() -> set[str]:
-    """VIDEO_PROVIDER and the settings of the app's provider packages."""
+    """VIDEO_PROVIDER, RECORDING_RETENTION_DAYS and the settings of the app's provider packages."""
     packages, _ = load_packages(current_app.config["PROVIDER_PACKAGES"])
-    return {"VIDEO_PROVIDER"} | {setting.name for package in packages for setting in package.settings}
+    own = {setting.name for package in packages for setting in package.settings}
+    return {"VIDEO_PROVIDER", "RECORDING_RETENTION_DAYS"} | own
 
 
 def shown_value(name: str, value: str) -> str:

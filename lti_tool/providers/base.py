@@ -94,15 +94,16 @@ NOT_FOUND = MeetingStatus(exists=False)
 
 @dataclass(frozen=True)
 class Recording:
-    record_id: str
-    meeting_id: str
-    name: str
-    published: bool
-    state: str
-    start_time: int | None = None  # ms
-    end_time: int | None = None  # ms
-    playback_url: str = ""
-    participants: int = 0
+    """One recording of a room's meeting, as the provider lists it (docs/recordings.md)."""
+
+    record_id: str  # the provider's own id of the recording
+    run_id: str = ""  # the run it recorded (MeetingStatus.run_id), when the provider says
+    started_at_ms: int | None = None
+    ended_at_ms: int | None = None
+    length_minutes: int | None = None  # of the playback; None when the provider does not say
+    playback_url: str = ""  # where a browser plays it; "" when it cannot be played from a link
+    published: bool = True  # who may watch: everyone (True) or moderators only
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,21 @@ class ProviderRejected(ProviderError):
         self.message_key = message_key
 
 
+class RecordingsNotSupported(ProviderError):
+    """The provider cannot do this with recordings (it lists none, or keeps no such state)."""
+
+    user_message = "This video service does not let the tool change its recordings."
+    http_status = 409
+
+
 class VideoProvider(abc.ABC):
     """The operations the core needs from a video service; it calls all of them."""
 
     name: str = ""
+    # True: the server keeps whether a recording is published, its name and whether it exists,
+    # and the tool mirrors it. False: the server only lists what it recorded; publishing,
+    # renaming and deleting are the tool's own (its list hides or renames, the file stays).
+    recording_state_on_server: bool = True
 
     @abc.abstractmethod
     def is_configured(self) -> bool:
@@ -199,6 +211,24 @@ class VideoProvider(abc.ABC):
         """One cheap call, one attempt, that proves the server answers and accepts the tool's
         credentials (the administration page's provider health). It creates nothing, and
         reports a failure in the answer rather than raising it."""
+
+    # -- recordings (docs/recordings.md); a provider that records nothing keeps these defaults --
+
+    def recordings(self, meeting_id: str) -> list[Recording]:
+        """Every recording of the meeting the provider has, processed and playable or not yet
+        published; [] when it records nothing."""
+        return []
+
+    def publish_recording(self, record_id: str, publish: bool) -> None:
+        """Make the recording watchable by everyone (True) or by moderators only (False)."""
+        raise RecordingsNotSupported(f"{self.name}: publishing recordings is not supported")
+
+    def rename_recording(self, record_id: str, name: str) -> None:
+        raise RecordingsNotSupported(f"{self.name}: renaming recordings is not supported")
+
+    def delete_recording(self, record_id: str) -> None:
+        """Delete it for good. Deleting a recording that is gone already is not an error."""
+        raise RecordingsNotSupported(f"{self.name}: deleting recordings is not supported")
 
     def page_sources(self) -> tuple[str, ...]:
         """Origins the tool's pages connect to for this provider (its pages' WebSocket, say),

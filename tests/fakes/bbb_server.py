@@ -184,6 +184,26 @@ class FakeBigBlueButton:
             self.recordings.append(recording)
         return record_id
 
+    def record_run(self, meeting_id: str, minutes: int = 45, published: bool = True) -> str:
+        """The recording BBB makes of the meeting's latest run once it is processed: its record id
+        is the run's internal meeting id, it starts at the run's createTime. Returns the id."""
+        with self._lock:
+            meeting = self.meetings.get(meeting_id)
+            create_time = meeting.create_time if meeting else self._last_create_time
+            record_id = meeting.internal_id if meeting else self._callback_internal_id(meeting_id, create_time)
+            name = meeting.name if meeting else self._create_params(meeting_id).get("name", meeting_id)
+            url = f"{self.url}/playback/presentation/2.3/{record_id}"
+            self.recordings.append(FakeRecording(
+                record_id, meeting_id, name, published, "published" if published else "unpublished",
+                create_time, create_time + minutes * 60_000, 2, [("presentation", url)],
+                {"meetingId": meeting_id, "meetingName": name, "isBreakout": "false"},
+            ))
+        return record_id
+
+    def recording(self, record_id: str) -> FakeRecording | None:
+        with self._lock:
+            return next((r for r in self.recordings if r.record_id == record_id), None)
+
     # -- HTTP --------------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
@@ -265,6 +285,7 @@ class FakeBigBlueButton:
             "getRecordings": self._get_recordings,
             "publishRecordings": self._publish_recordings,
             "deleteRecordings": self._delete_recordings,
+            "updateRecordings": self._update_recordings,
             "hooks/create": self._hooks_create,
             "hooks/list": self._hooks_list,
             "hooks/destroy": self._hooks_destroy,
@@ -448,6 +469,14 @@ class FakeBigBlueButton:
         for recording in self._recordings_named(params):
             self.recordings.remove(recording)
         return _xml({"returncode": "SUCCESS", "deleted": True})
+
+    def _update_recordings(self, params: dict) -> Response:
+        """bbb-web's updateRecordings: every meta_* parameter lands in the recordings' metadata
+        (lower-cased, without the prefix), as getRecordings then shows it."""
+        recordings = self._recordings_named(params)
+        for recording in recordings:
+            recording.metadata.update({k[5:].lower(): v for k, v in params.items() if k.startswith("meta_")})
+        return _xml({"returncode": "SUCCESS", "updated": True})
 
     def _recordings_named(self, params: dict) -> list[FakeRecording]:
         ids = [i for i in params.get("recordID", "").split(",") if i]
@@ -822,7 +851,8 @@ def _recording(recording: FakeRecording) -> dict:
         "size": 250_000,
         "metadata": recording.metadata,
         "playback": {"format": [
-            {"type": kind, "url": url, "processingTime": 1000, "length": 60}
+            {"type": kind, "url": url, "processingTime": 1000,
+             "length": max(1, round((recording.end_time - recording.start_time) / 60000))}
             for kind, url in recording.playback
         ]},
         "download": None,

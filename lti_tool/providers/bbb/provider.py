@@ -7,6 +7,7 @@ The BBB facts this relies on are in docs/reference/bigbluebutton.md.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -231,6 +232,11 @@ class BigBlueButtonClient:
     def delete_recordings(self, record_ids: Iterable[str]) -> dict:
         return self.call("deleteRecordings", [("recordID", ",".join(record_ids))])
 
+    def update_recordings(self, record_ids: Iterable[str], metadata: Mapping[str, str]) -> dict:
+        """updateRecordings: set the recordings' `meta_<name>` metadata (`name` renames them)."""
+        return self.call("updateRecordings", [("recordID", ",".join(record_ids))]
+                         + [(f"meta_{name}", value) for name, value in metadata.items()])
+
     def hooks_create(
         self, callback_url: str, meeting_id: str | None = None, event_ids: Iterable[str] | None = None
     ) -> str:
@@ -389,24 +395,36 @@ class BigBlueButtonProvider(VideoProvider):
 
     # -- recordings --------------------------------------------------------------------------
 
-    def list_recordings(self, meeting_id: str) -> list[Recording]:
-        return [_recording_from(item) for item in self.client.get_recordings(meeting_id)]
+    def recordings(self, meeting_id: str) -> list[Recording]:
+        """getRecordings of the meeting: published and unpublished ones (BBB's default states)."""
+        return [_recording_from(item) for item in self.client.get_recordings(meeting_id) if isinstance(item, dict)]
 
     def publish_recording(self, record_id: str, publish: bool) -> None:
-        try:
+        with _recording_gone_is_rejected():
             self.client.publish_recordings([record_id], publish)
-        except MeetingNotFound as exc:
-            raise ProviderRejected(
-                exc.detail,
-                message_key="notFound",
-                user_message="This recording no longer exists on the video server.",
-            ) from exc
+
+    def rename_recording(self, record_id: str, name: str) -> None:
+        """updateRecordings meta_name: the name BBB's own pages and getRecordings' metadata show."""
+        with _recording_gone_is_rejected():
+            self.client.update_recordings([record_id], {"name": name})
 
     def delete_recording(self, record_id: str) -> None:
         try:
             self.client.delete_recordings([record_id])
         except MeetingNotFound:
             logger.info("BBB deleteRecordings recordID=%s: already gone", record_id)
+
+
+@contextlib.contextmanager
+def _recording_gone_is_rejected():
+    try:
+        yield
+    except MeetingNotFound as exc:
+        raise ProviderRejected(
+            exc.detail,
+            message_key="notFound",
+            user_message="This recording no longer exists on the video server.",
+        ) from exc
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -504,26 +522,34 @@ def _status_from(response: dict) -> MeetingStatus:
 
 
 def _recording_from(item: dict) -> Recording:
+    """A getRecordings `<recording>`: its record id is the internal id of the run it recorded;
+    its name the `meta_name` a rename set, else BBB's (the meeting's name)."""
+    metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+    started, ended = _int_or_none(item.get("startTime")), _int_or_none(item.get("endTime"))
+    url, length = _playback(item.get("playback"))
+    if length is None and started and ended and ended > started:
+        length = round((ended - started) / 60000)
     return Recording(
-        record_id=item.get("recordID") or "",
-        meeting_id=item.get("meetingID") or "",
-        name=_text(item.get("name")),
+        record_id=_text(item.get("recordID")),
+        run_id=_text(item.get("internalMeetingID")) or _text(item.get("recordID")),
+        started_at_ms=started,
+        ended_at_ms=ended,
+        length_minutes=length,
+        playback_url=url,
         published=item.get("published") == "true",
-        state=item.get("state") or "",
-        start_time=_int_or_none(item.get("startTime")),
-        end_time=_int_or_none(item.get("endTime")),
-        playback_url=_playback_url(item.get("playback")),
-        participants=_int_or_none(item.get("participants")) or 0,
+        name=_text(metadata.get("name")) or _text(item.get("name")),
     )
 
 
-def _playback_url(playback: dict | None) -> str:
-    """The `presentation` format's URL (the full replay) if there is one, else the first format's."""
-    formats = _as_list((playback or {}).get("format"))
-    for fmt in formats:
-        if fmt.get("type") == "presentation":
-            return _text(fmt.get("url"))
-    return _text(formats[0].get("url")) if formats else ""
+def _playback(playback: dict | None) -> tuple[str, int | None]:
+    """The `presentation` format's URL and length in minutes (the full replay) if there is one,
+    else the first format's."""
+    formats = [f for f in _as_list((playback or {}).get("format") if isinstance(playback, dict) else None)
+               if isinstance(f, dict)]
+    chosen = next((f for f in formats if f.get("type") == "presentation"), formats[0] if formats else None)
+    if chosen is None:
+        return "", None
+    return _text(chosen.get("url")), _int_or_none(chosen.get("length"))
 
 
 def _as_list(value: Any) -> list:

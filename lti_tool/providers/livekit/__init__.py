@@ -48,6 +48,9 @@ PACKAGE = ProviderPackage(
         Setting("LIVEKIT_RECORDING_FILEPATH", "",
                 help="Where LiveKit Egress writes a class recording, with Egress placeholders "
                      "(recordings/{room_name}-{time}.mp4); empty = no recording controls."),
+        Setting("LIVEKIT_RECORDING_BASE_URL", "",
+                help="Where Egress's storage is served on the web: a recording's playback link is this "
+                     "+ its file name; empty = its location when that is a web address, else no link."),
     ),
     validate=_validate,
     blueprints=_blueprints,

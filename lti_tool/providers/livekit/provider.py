@@ -40,6 +40,7 @@ from ..base import (
     ProviderMisconfigured,
     ProviderRejected,
     ProviderUnavailable,
+    Recording,
     VideoProvider,
 )
 
@@ -65,6 +66,9 @@ RECORDING_FILEPATH_SETTING = "LIVEKIT_RECORDING_FILEPATH"
 RECORDING_LAYOUT = "speaker"
 # Egress states in which a room is being recorded (ENDING: stopping, the file is being finished).
 _RECORDING = {lk.EgressStatus.Value(s) for s in ("EGRESS_STARTING", "EGRESS_ACTIVE")}
+# Egress states that left a file: complete, or stopped at its time limit (the file is kept).
+_FINISHED = {lk.EgressStatus.Value(s) for s in ("EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED")}
+RECORDING_BASE_URL_SETTING = "LIVEKIT_RECORDING_BASE_URL"
 _FILE_TYPES = {".mp4": lk.EncodedFileType.MP4, ".ogg": lk.EncodedFileType.OGG}
 
 # Participants that are not people: recorders (egress), stream inputs (ingress), bots (agent).
@@ -290,10 +294,15 @@ class LiveKitProvider(VideoProvider):
 
     name = "livekit"
 
-    def __init__(self, server: LiveKitServer | None, problem: str = "", recording_filepath: str = ""):
+    # Egress writes files and keeps no "published" flag or name: the tool keeps those itself.
+    recording_state_on_server = False
+
+    def __init__(self, server: LiveKitServer | None, problem: str = "", recording_filepath: str = "",
+                 recording_base_url: str = ""):
         self._configured_server = server
         self._problem = problem
         self.recording_filepath = (recording_filepath or "").strip()
+        self.recording_base_url = (recording_base_url or "").strip().rstrip("/")
 
     @classmethod
     def from_config(cls, config: Mapping) -> LiveKitProvider:
@@ -315,7 +324,8 @@ class LiveKitProvider(VideoProvider):
             )
         except ValueError as exc:
             return cls(None, f"LiveKit is not configured: {exc}")
-        return cls(server, recording_filepath=filepath)
+        return cls(server, recording_filepath=filepath,
+                   recording_base_url=str(config.get(RECORDING_BASE_URL_SETTING) or ""))
 
     def is_configured(self) -> bool:
         return self._configured_server is not None
@@ -472,7 +482,9 @@ class LiveKitProvider(VideoProvider):
     # writes files to its own storage. The tool starts and stops a room composite recording
     # (what everyone sees, "speaker" layout) into LIVEKIT_RECORDING_FILEPATH; the finished file
     # is reported by the `egress_ended` webhook (stored as RECORDING_READY). The files stay in
-    # Egress's storage: the tool does not list, publish or delete them.
+    # Egress's storage: the tool lists what Egress finished (ListEgress), with a playback link
+    # where LIVEKIT_RECORDING_BASE_URL says where that storage is served; publishing, renaming
+    # and deleting change the tool's list only (docs/recordings.md).
 
     @property
     def recording_available(self) -> bool:
@@ -522,6 +534,48 @@ class LiveKitProvider(VideoProvider):
         """The id of the egress recording the room now, or None."""
         active = self.active_recordings(meeting_id)
         return active[0] if active else None
+
+    def recordings(self, meeting_id: str) -> list[Recording]:
+        """The room's finished egresses that left a file (ListEgress of the room; Egress keeps
+        them for a while, the tool keeps its own list longer). [] without Egress configured."""
+        if not self.recording_available:
+            return []
+        return [
+            self._recording_of(info, info.file_results[0])
+            for info in self.server.list_egress(meeting_id)
+            if info.room_name == meeting_id and info.status in _FINISHED and info.file_results
+        ]
+
+    def _recording_of(self, info, file) -> Recording:
+        started = (file.started_at or info.started_at) // 1_000_000 or None
+        ended = (file.ended_at or info.ended_at) // 1_000_000 or None
+        return Recording(
+            record_id=info.egress_id,
+            run_id=info.room_id,
+            started_at_ms=started,
+            ended_at_ms=ended,
+            length_minutes=round(file.duration / 60_000_000_000) if file.duration else None,
+            playback_url=self._playback_url(file.filename, file.location),
+            name=file.filename.rsplit("/", 1)[-1],
+        )
+
+    def _playback_url(self, filename: str, location: str) -> str:
+        """LIVEKIT_RECORDING_BASE_URL + the file's name where set; else the file's location when
+        it is a web address (S3, GCS and Azure uploads report one); else no link."""
+        if self.recording_base_url and filename:
+            return f"{self.recording_base_url}/{filename.lstrip('/')}"
+        return location if location.startswith(("https://", "http://")) else ""
+
+    # Egress keeps no state of a recording for people: the tool's own list does (see above).
+    def publish_recording(self, record_id: str, publish: bool) -> None:
+        return None
+
+    def rename_recording(self, record_id: str, name: str) -> None:
+        return None
+
+    def delete_recording(self, record_id: str) -> None:
+        logger.info("LiveKit recording %s: removed from the tool's list; the file stays in Egress's storage",
+                    record_id)
 
     def _require_recording(self) -> None:
         self.server  # noqa: B018 — refuse first when LiveKit itself is not configured
