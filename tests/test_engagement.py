@@ -39,11 +39,11 @@ def report(live, run, sam: dict | None, sally: dict | None):
 
 
 def participation_cell(page_html: str, name: str) -> str:
-    """The participation cell of `name`'s row in the (only) occasion's table."""
+    """The participation line of `name`'s row in the (only) occasion's table (under the status)."""
     table = page_html.split('class="attendance-table"', 1)[1]
     for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
         if f">{name}" in row:
-            cell = re.search(r'<td class="participation">(.*?)</td>', row, re.S)
+            cell = re.search(r'<span class="participation[^"]*">(.*?)</span>', row, re.S)
             assert cell, row
             return html.unescape(cell.group(1)).strip()
     raise AssertionError(f"no row for {name}")
@@ -80,7 +80,7 @@ def test_teacher_sees_engagement_beside_the_minutes(live):
     teacher, run = hour_long_class(live)
     report(live, run, engagement(chats=4, talk_time=190, raisehand=1, poll_votes=1), engagement(talk_time=45))
     page = teacher.get("/attendance")
-    assert page.status_code == 200 and "Participation" in page.text
+    assert page.status_code == 200
     assert participation_cell(page.text, SAM) == ("spoke 3 min · 4 messages · 1 hand · 1 poll answer · "
                                                   "0 reactions")
     assert participation_cell(page.text, SALLY) == ("spoke 45 s · 0 messages · 0 hands · 0 poll answers · "
@@ -120,7 +120,7 @@ def test_participation_required_changes_the_grade_sent_to_the_platform(live):
     assert sally[-1]["comment"] == "Attended 45 of 60 minutes; not counted: did not speak or write"
     assert [s["scoreGiven"] for s in scores_for(live.platform, "4")] == [100.0]  # Sam spoke: unchanged
     page = teacher.get("/attendance")
-    assert "<td>late, did not speak or write</td>" in page.text  # Sally joined at minute 5
+    assert "<td>late, did not speak or write<br>" in page.text  # Sally joined at minute 5
     assert "spoke or wrote in the chat at least once" in page.text  # the policy in words
     assert 'id="g-participation" name="participation_required" checked' in page.text
 
@@ -172,3 +172,23 @@ def test_engagement_for_a_run_the_tool_does_not_know_is_refused(live, caplog):
     assert post_analytics(live, body).status_code == 200
     assert stored(live) == {}
     assert any("no class session" in r.getMessage() for r in caplog.records)
+
+
+def test_a_livekit_class_reports_no_engagement_so_the_rule_does_not_apply(live):
+    """LiveKit's webhooks carry no chat or hands (docs: "Engagement"): the page says "not
+    available" and participation_required grades by minutes alone."""
+    live.platform.add_resource_link("40", "LiveKit class", custom={"provider": "livekit"})
+    teacher = live.launch("teacher", resource_link_id="40")
+    live.launch("student5", resource_link_id="40")
+    assert teacher.join().status_code == 302
+    assert teacher.post("/grading", participation_required="on", absent_gets_zero="on").status_code == 303
+    livekit, room = live.livekit, next(iter(live.livekit.rooms))
+    t0 = int(livekit.rooms[room].room.creation_time)
+    sally = live.public_id("student5")
+    for event in (livekit.room_started(room, t0), livekit.participant_joined(room, sally, t0 + 600, SALLY),
+                  livekit.participant_left(room, sally, t0 + 1800, SALLY, joined_at=t0 + 600),
+                  livekit.room_finished(room, t0 + 3600)):
+        assert livekit.send_webhook(live.url + "/webhooks/livekit", event).status_code == 200
+    live.run_worker()
+    assert [s["scoreGiven"] for s in scores_for(live.platform, "5")] == [round(100 * 1200 / 3600, 2)]
+    assert participation_cell(teacher.get("/attendance").text, SALLY) == "not available"
