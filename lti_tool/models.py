@@ -511,6 +511,25 @@ class AttendanceInterval(db.Model):
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class Engagement(db.Model):
+    """What one person did in one class session, as the provider reported it (analytics).
+    NULL = the provider did not report that measure; 0 = it reported none (docs: Engagement)."""
+
+    __tablename__ = "engagement"
+    __table_args__ = (UniqueConstraint("session_id", "external_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("class_sessions.id", ondelete="CASCADE"), index=True)
+    external_user_id: Mapped[str] = mapped_column(String(255))
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    chat_messages: Mapped[int | None] = mapped_column(Integer)
+    raised_hands: Mapped[int | None] = mapped_column(Integer)
+    poll_votes: Mapped[int | None] = mapped_column(Integer)
+    reactions: Mapped[int | None] = mapped_column(Integer)  # BBB's emoji/reaction changes
+    source: Mapped[str] = mapped_column(String(32), default="")  # e.g. "bbb analytics"
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class RosterMember(db.Model):
     """A course member as the platform's Names and Role Provisioning Service lists them."""
 

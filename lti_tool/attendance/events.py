@@ -68,3 +68,25 @@ class Batch:
         if self.refused:
             raise error(self.refused[0])
         return self.events
+
+
+# What a person did in one run, as a provider reports it (engagement.py stores it). Each measure
+# is a whole number, or None when the provider did not report it: never guessed as 0.
+ENGAGEMENT_MEASURES = ("talk_seconds", "chat_messages", "raised_hands", "poll_votes", "reactions")
+
+
+@dataclass(frozen=True)
+class EngagementReport:
+    provider: str
+    source: str  # the channel: "analytics", …
+    meeting_id: str
+    run_id: str
+    external_user_id: str
+    talk_seconds: int | None = None
+    chat_messages: int | None = None
+    raised_hands: int | None = None
+    poll_votes: int | None = None
+    reactions: int | None = None
+
+    def measures(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in ENGAGEMENT_MEASURES}

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from ..extensions import db
 from ..grades.occasions import CountedOccasion, all_occasions
 from ..grades.policy import GradePolicy, occasion_attendance
-from ..grades.service import graded_people, intervals_by_user, room_grades
-from ..models import Enrolment, Room, ScoreDelivery, User
+from ..grades.service import engagement_by_user, graded_people, intervals_by_user, room_grades, took_part
+from ..models import Engagement, Enrolment, Room, ScoreDelivery, User
 from ..schedule import timetable
+from .events import ENGAGEMENT_MEASURES
 
 
 @dataclass
@@ -37,6 +38,62 @@ def _names(room: Room) -> dict[str, tuple[str, str]]:
     return names
 
 
+@dataclass(frozen=True)
+class EngagementSummary:
+    """What one person did at one occasion, summed over its runs; a measure is None when the
+    provider reported it for none of them (shown as "not available", never as 0)."""
+
+    talk_seconds: int | None = None
+    chat_messages: int | None = None
+    raised_hands: int | None = None
+    poll_votes: int | None = None
+    reactions: int | None = None
+
+    @classmethod
+    def of(cls, rows: list[Engagement]) -> EngagementSummary | None:
+        if not rows:
+            return None
+        sums = {}
+        for name in ENGAGEMENT_MEASURES:
+            values = [getattr(row, name) for row in rows if getattr(row, name) is not None]
+            sums[name] = sum(values) if values else None
+        return cls(**sums)
+
+    def phrases(self) -> list[str]:
+        """"spoke 3 min", "4 messages", "1 hand", … one per measure, "… not available" for those
+        not reported; [] when nothing was."""
+        if all(getattr(self, name) is None for name in ENGAGEMENT_MEASURES):
+            return []
+        return [_talk_phrase(self.talk_seconds), _count_phrase(self.chat_messages, "message", "messages"),
+                _count_phrase(self.raised_hands, "hand", "hands"),
+                _count_phrase(self.poll_votes, "poll answer", "poll answers"),
+                _count_phrase(self.reactions, "reaction", "reactions")]
+
+
+def _talk_phrase(seconds: int | None) -> str:
+    if seconds is None:
+        return "talk time not available"
+    if seconds == 0:
+        return "did not speak"
+    return f"spoke {seconds} s" if seconds < 60 else f"spoke {round(seconds / 60)} min"
+
+
+def _count_phrase(count: int | None, one: str, many: str) -> str:
+    return f"{many} not available" if count is None else f"{count} {one if count == 1 else many}"
+
+
+def participation_text(summary: EngagementSummary | None, came: bool, state: str) -> str:
+    """The attendance page's participation cell: the phrases joined, "after the class" while
+    it runs, "—" for someone who did not come, "not available" when the provider reported
+    nothing."""
+    phrases = summary.phrases() if summary is not None else []
+    if phrases:
+        return " · ".join(phrases)
+    if state == timetable.LIVE:
+        return "after the class"
+    return "not available" if came else "—"
+
+
 @dataclass
 class PersonAtOccasion:
     """One person at one occasion, as the teacher's page shows them."""
@@ -48,6 +105,7 @@ class PersonAtOccasion:
     minutes: float
     share_percent: float | None  # None: not graded there (running, not held, a teacher)
     status: str  # present, late, left early, late and left early, absent, here now, not here yet, not held
+    participation: str = ""  # "spoke 3 min · 4 messages · …", "not available", "—"
 
 
 @dataclass
@@ -76,7 +134,8 @@ class OccasionReport:
 SHOWN_STATES = (timetable.ENDED, timetable.LIVE, timetable.MISSED, timetable.CANCELLED)
 
 
-def _person_at(counted: CountedOccasion, intervals: list, policy: GradePolicy, graded: bool) -> tuple:
+def _person_at(counted: CountedOccasion, intervals: list, policy: GradePolicy, graded: bool,
+               spoke: bool | None = None) -> tuple:
     """(minutes, share percent, status) of one person at one occasion."""
     if counted.state == timetable.LIVE:
         now = datetime.now(UTC)
@@ -87,7 +146,7 @@ def _person_at(counted: CountedOccasion, intervals: list, policy: GradePolicy, g
         return 0.0, (100.0 if policy.unheld_counts_as_attended and graded else None), "not held"
     if counted.state != timetable.ENDED:
         return 0.0, None, ""
-    result = occasion_attendance(counted.windows, intervals, policy)
+    result = occasion_attendance(counted.windows, intervals, policy, spoke)
     share = round(result.share * 100, 1) if graded else None
     return round(result.seconds_present / 60, 1), share, result.status
 
@@ -103,6 +162,7 @@ def occasion_reports(room: Room, only: User | None = None) -> list[OccasionRepor
     occasions = [o for o in all_occasions(room) if o.state in SHOWN_STATES and not (
         o.state == timetable.CANCELLED and o.starts_at > datetime.now(UTC))]
     intervals = intervals_by_user([s for o in occasions for s in o.sessions])
+    engagement = engagement_by_user([s for o in occasions for s in o.sessions])
     reports = []
     for counted in reversed(occasions):
         session_ids = {s.id for s in counted.sessions}
@@ -117,8 +177,12 @@ def occasion_reports(room: Room, only: User | None = None) -> list[OccasionRepor
                             key=lambda interval: interval[0])
             name, role = names.get(external_id, (f"Unknown participant {external_id[:8]}", "unknown"))
             role = "attendee" if external_id in graded_ids else role
-            minutes, share, status = _person_at(counted, theirs, policy, role == "attendee")
-            report.people.append(PersonAtOccasion(name, external_id, role, theirs, minutes, share, status))
+            spoke = took_part(counted.sessions, engagement, external_id) if policy.participation_required else None
+            minutes, share, status = _person_at(counted, theirs, policy, role == "attendee", spoke)
+            summary = EngagementSummary.of([engagement[(s.id, external_id)] for s in counted.sessions
+                                            if (s.id, external_id) in engagement])
+            report.people.append(PersonAtOccasion(name, external_id, role, theirs, minutes, share, status,
+                                                  participation_text(summary, bool(theirs), counted.state)))
         report.people.sort(key=lambda p: (p.role != "moderator", p.name))
         reports.append(report)
     return reports

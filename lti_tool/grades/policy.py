@@ -16,7 +16,11 @@ per room:
   at least a minute's tolerance);
 - `absent_gets_zero`: a student who attended no occasion gets 0 (on) or no grade at all (off);
 - `unheld_counts_as_attended`: a scheduled occasion whose time passed without the class running
-  counts as attended by everyone (on) or not at all (off, the default).
+  counts as attended by everyone (on) or not at all (off, the default);
+- `participation_required`: an occasion counts only if the student also spoke or wrote in the
+  chat at least once there (off by default). Where the provider reported no engagement for
+  them (LiveKit, an analytics callback that never came) the rule does not apply: missing data
+  never costs a grade.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class GradePolicy:
     late_grace_minutes: int = 0
     absent_gets_zero: bool = True
     unheld_counts_as_attended: bool = False
+    participation_required: bool = False
 
     @classmethod
     def from_dict(cls, data: dict | None) -> GradePolicy:
@@ -55,6 +60,7 @@ def parse_policy(form) -> GradePolicy:
         late_grace_minutes=whole("late_grace_minutes", 0, 240),
         absent_gets_zero=form.get("absent_gets_zero") in ("on", "true", "1"),
         unheld_counts_as_attended=form.get("unheld_counts_as_attended") in ("on", "true", "1"),
+        participation_required=form.get("participation_required") in ("on", "true", "1"),
     )
 
 
@@ -72,16 +78,19 @@ class OccasionAttendance(SessionAttendance):
     late: bool = False
     left_early: bool = False
     unheld: bool = False  # a scheduled occasion that did not run, counted as attended
+    silent: bool = False  # present, but participation was required and they neither spoke nor wrote
 
     @property
     def status(self) -> str:
-        """present, late, left early, late and left early, or absent."""
+        """present, late, left early, late and left early, or absent; ", did not speak or
+        write" when that is why the occasion did not count."""
         if self.unheld:
             return "not held"
         if self.seconds_present <= 0:
             return "absent"
         words = [word for word, true in (("late", self.late), ("left early", self.left_early)) if true]
-        return " and ".join(words) if words else "present"
+        status = " and ".join(words) if words else "present"
+        return status + ", did not speak or write" if self.silent else status
 
 
 Window = tuple[datetime, datetime]
@@ -107,8 +116,11 @@ def _overlap(windows: list[Window], intervals: list[Window]) -> float:
     )
 
 
-def occasion_attendance(windows: list[Window], intervals: list[Interval], policy: GradePolicy) -> OccasionAttendance:
-    """One person's attendance at one occasion whose counted time is `windows` (sorted, apart)."""
+def occasion_attendance(
+    windows: list[Window], intervals: list[Interval], policy: GradePolicy, took_part: bool | None = None
+) -> OccasionAttendance:
+    """One person's attendance at one occasion whose counted time is `windows` (sorted, apart).
+    `took_part`: whether they spoke or wrote there (None: the provider did not say)."""
     if not windows:
         return OccasionAttendance(0.0, 0.0, 0.0)
     start, end = windows[0][0], windows[-1][1]
@@ -123,10 +135,13 @@ def occasion_attendance(windows: list[Window], intervals: list[Interval], policy
     share = present / total if total else 0.0
     if policy.present_threshold_percent and share * 100 >= policy.present_threshold_percent:
         share = 1.0
+    silent = policy.participation_required and present > 0 and took_part is False
+    if silent:
+        share = 0.0
     tolerance = max(grace, TOLERANCE)
     last = max((e for s, e in merged if s < end), default=None)
     return OccasionAttendance(
-        seconds_present=present, seconds_total=total, share=share,
+        seconds_present=present, seconds_total=total, share=share, silent=silent,
         late=present > 0 and first is not None and first > start + tolerance,
         left_early=present > 0 and last is not None and last < end - tolerance,
     )
@@ -157,9 +172,11 @@ def describe(sessions: list[SessionAttendance]) -> str:
     present = plain_number(sum(s.seconds_present for s in sessions) / 60, 1)
     total = plain_number(sum(s.seconds_total for s in sessions) / 60, 1)
     unheld = sum(1 for s in sessions if getattr(s, "unheld", False))
+    silent = sum(1 for s in sessions if getattr(s, "silent", False))
     also = f"; {unheld} not held, counted as attended" if unheld else ""
+    also += f"; {silent} not counted: did not speak or write" if silent else ""
     if len(sessions) == 1 and not unheld:
-        return f"Attended {present} of {total} minutes"
+        return f"Attended {present} of {total} minutes" + ("; not counted: did not speak or write" if silent else "")
     attended = sum(1 for s in sessions if s.seconds_present > 0)
     return f"Attended {present} of {total} minutes over {len(sessions)} classes ({attended} attended{also})"
 
@@ -190,6 +207,9 @@ def explain(policy: GradePolicy, score_maximum: float = SCORE_MAXIMUM, graded: b
     if policy.late_grace_minutes:
         sentences.append(f"Joining within {policy.late_grace_minutes} minutes of the start counts from the start; "
                          "joining later is marked late.")
+    if policy.participation_required:
+        sentences.append("A class counts only if the student also spoke or wrote in the chat at least once; where "
+                         "the video service does not report this, the rule does not apply.")
     sentences.append("Students who attended no class get 0." if policy.absent_gets_zero
                      else "Students who attended no class get no grade.")
     if not graded:

@@ -14,7 +14,17 @@ from sqlalchemy import select, update
 
 from ..extensions import db
 from ..lti.roles import ATTENDEE, room_role
-from ..models import AttendanceInterval, ClassSession, Enrolment, Room, RosterMember, ScoreDelivery, User, utcnow
+from ..models import (
+    AttendanceInterval,
+    ClassSession,
+    Engagement,
+    Enrolment,
+    Room,
+    RosterMember,
+    ScoreDelivery,
+    User,
+    utcnow,
+)
 from .delivery import retry_failed
 from .occasions import CountedOccasion, graded_occasions
 from .policy import GradePolicy, SessionAttendance, attended_by_all, describe, occasion_attendance
@@ -65,12 +75,36 @@ def intervals_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], lis
     return grouped
 
 
-def attendance_at(counted: CountedOccasion, intervals: dict, external_id: str, policy: GradePolicy):
-    """One person at one counted occasion (`intervals` from `intervals_by_user`)."""
+def engagement_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], Engagement]:
+    """(session id, external user id) -> what the provider reported that person did there."""
+    rows = db.session.scalars(
+        select(Engagement).where(Engagement.session_id.in_([s.id for s in sessions]))
+    ).all() if sessions else []
+    return {(row.session_id, row.external_user_id): row for row in rows}
+
+
+def took_part(sessions: list[ClassSession], engagement: dict, external_id: str) -> bool | None:
+    """Whether the person spoke or wrote in the chat in any of these runs; None when the
+    provider reported neither for them (the participation rule then does not apply)."""
+    reported = False
+    for session in sessions:
+        row = engagement.get((session.id, external_id))
+        for value in (row.talk_seconds, row.chat_messages) if row is not None else ():
+            if value:
+                return True
+            reported = reported or value is not None
+    return False if reported else None
+
+
+def attendance_at(counted: CountedOccasion, intervals: dict, external_id: str, policy: GradePolicy,
+                  engagement: dict | None = None):
+    """One person at one counted occasion (`intervals` from `intervals_by_user`, `engagement`
+    from `engagement_by_user`)."""
     if not counted.windows:
         return attended_by_all()
     theirs = [i for session in counted.sessions for i in intervals.get((session.id, external_id), [])]
-    return occasion_attendance(counted.windows, theirs, policy)
+    spoke = took_part(counted.sessions, engagement or {}, external_id)
+    return occasion_attendance(counted.windows, theirs, policy, spoke)
 
 
 def room_grades(room: Room) -> list[PersonGrade]:
@@ -78,10 +112,12 @@ def room_grades(room: Room) -> list[PersonGrade]:
     (grades/occasions.py), out of the room's points."""
     policy = GradePolicy.from_dict(room.grading)
     occasions = graded_occasions(room, policy)
-    intervals = intervals_by_user([s for o in occasions for s in o.sessions])
+    sessions = [s for o in occasions for s in o.sessions]
+    intervals = intervals_by_user(sessions)
+    engagement = engagement_by_user(sessions) if policy.participation_required else {}
     grades = []
     for user in graded_people(room):
-        per_occasion = [attendance_at(o, intervals, user.public_id, policy) for o in occasions]
+        per_occasion = [attendance_at(o, intervals, user.public_id, policy, engagement) for o in occasions]
         attended = any(a.seconds_present > 0 for a in per_occasion)
         if not occasions or (not attended and not policy.absent_gets_zero):
             score = None

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 from ..extensions import db
 from ..grades.occasions import counted_windows
 from ..grades.policy import GradePolicy, occasion_attendance
-from ..grades.service import graded_people
+from ..grades.service import engagement_by_user, graded_people, took_part
 from ..lti.roles import MODERATOR
 from ..models import AttendanceInterval, Enrolment, Occasion, ResourceLink, Room, User, utcnow
 from . import timetable
@@ -173,7 +173,9 @@ def _own_attendance(view: OccasionView, rt: RoomTimetable, line: OccasionTimelin
     mine = [(row.joined_at, row.left_at) for row in rows if _is(row, user)]
     if not mine:
         return
-    result = occasion_attendance(counted_windows(line, rt.sessions_of(line)), mine, policy)
+    sessions = rt.sessions_of(line)
+    spoke = took_part(sessions, engagement_by_user(sessions), user.public_id) if policy.participation_required else None
+    result = occasion_attendance(counted_windows(line, sessions), mine, policy, spoke)
     view.my_minutes, view.my_status = round(result.seconds_present / 60), result.status
 
 

@@ -31,6 +31,7 @@ from ...attendance.events import (
     USER_JOINED,
     USER_LEFT,
     Batch,
+    EngagementReport,
     IncomingEvent,
 )
 from ...logsafe import quoted
@@ -383,6 +384,61 @@ def _attendance_times(attendee: dict, where: str) -> tuple[list, list]:
 
 def _session_time(entry):
     return entry.get("timestamp") if isinstance(entry, dict) else entry
+
+
+# The analytics callback's `engagement` fields (bbbevents' names, per attendee) → the tool's
+# measures. `talks` (how many times the microphone went active) is not kept: talk_time says more.
+ENGAGEMENT_FIELDS = {"talk_time": "talk_seconds", "chats": "chat_messages", "raisehand": "raised_hands",
+                     "poll_votes": "poll_votes", "emojis": "reactions"}
+# Larger values are broken or forged: a week of talking, or 100 000 of anything in one class.
+ENGAGEMENT_LIMITS = {"talk_seconds": 7 * 24 * 3600}
+ENGAGEMENT_COUNT_LIMIT = 100_000
+
+
+def parse_analytics_engagement(body: dict) -> tuple[list[EngagementReport], list[str]]:
+    """Each attendee's `engagement` in the analytics callback (a body `parse_analytics_batch`
+    accepted), and a reason for each attendee whose engagement could not be read.
+
+    A field BBB did not send is None (not reported); one with a value that is not a whole,
+    non-negative number in range refuses that attendee's engagement whole (half of it would
+    tell a wrong story), never their joins and leaves. An attendee without `engagement` or
+    without an `ext_user_id` gives nothing."""
+    meeting_id = _text(body.get("meeting_id"), "analytics meeting_id")
+    run_id = _text(body.get("internal_meeting_id"), "analytics internal_meeting_id")
+    attendees = _list_or_empty(_object(body.get("data"), "analytics data").get("attendees"), "analytics attendees")
+    reports, refused = [], []
+    for position, attendee in enumerate(attendees):
+        if not isinstance(attendee, dict) or attendee.get("engagement") is None:
+            continue
+        user_id = attendee.get("ext_user_id")
+        if not isinstance(user_id, str) or not user_id:
+            continue
+        try:
+            measures = _engagement_measures(attendee["engagement"], f"analytics attendees[{position}].engagement")
+        except CallbackFormatError as exc:
+            refused.append(f"engagement of {quoted(user_id, 40)}: {exc}")
+            continue
+        reports.append(EngagementReport(provider=PROVIDER, source="analytics", meeting_id=meeting_id,
+                                        run_id=run_id, external_user_id=user_id, **measures))
+    return reports, refused
+
+
+def _engagement_measures(engagement, where: str) -> dict[str, int | None]:
+    engagement = _object(engagement, where)
+    measures = {}
+    for field_name, measure in ENGAGEMENT_FIELDS.items():
+        value = engagement.get(field_name)
+        if value is None:
+            measures[measure] = None
+            continue
+        if isinstance(value, float) and math.isfinite(value) and measure == "talk_seconds":
+            value = round(value)  # seconds of talk may come with a fraction
+        limit = ENGAGEMENT_LIMITS.get(measure, ENGAGEMENT_COUNT_LIMIT)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise CallbackFormatError(f"{where}.{field_name} is not a whole number from 0 to {limit}: "
+                                      f"{quoted(value, 40)}")
+        measures[measure] = value
+    return measures
 
 
 # -- recording-ready and end-meeting callbacks -------------------------------------------------

@@ -16,7 +16,9 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
+from ...attendance.engagement import record_engagement
 from ...attendance.events import Batch
+from ...attendance.service import log_refusals
 from ...logsafe import quoted
 from ...lti.platform_settings import every_platform_settings
 from ...rooms.service import platform_settings_of, room_of_meeting
@@ -95,9 +97,24 @@ def analytics():
     try:
         body = callbacks.load_json(request.get_data(cache=True), "analytics callback body")
         batch = callbacks.parse_analytics_batch(body)
+        reports, refused = callbacks.parse_analytics_engagement(body)
     except callbacks.CallbackFormatError as exc:
         return refuse(400, "malformed analytics body", str(exc))
-    return accept(_signed_for_its_rooms(batch, secret), "bbb analytics callback")
+    answer = accept(_signed_for_its_rooms(batch, secret), "bbb analytics callback")
+    # After the events: applying them made the run's class session the engagement belongs to.
+    _record_engagement(reports, refused, secret)
+    return answer
+
+
+def _record_engagement(reports: list, refused: list[str], secret: str) -> None:
+    room = room_of_meeting(reports[0].meeting_id) if reports else None
+    if room is not None and len(_secrets()) > 1 and _room_secret(room) != secret:
+        refused, reports = refused + [f"engagement for meeting {quoted(room.meeting_id, 40)}: signed with "
+                                      "another BBB server's secret"], []
+    receipt = record_engagement(reports)
+    log_refusals("bbb analytics engagement", refused + receipt.refused)
+    log.info("bbb analytics callback: engagement of %d person(s) stored, %d refused",
+             receipt.stored, len(refused) + len(receipt.refused))
 
 
 @bp.post("/recording-ready")
