@@ -2,7 +2,7 @@
 hands, poll votes, reactions) as the provider reports it; NULL = not reported
 
 Revision ID: d4f1b7c93e52
-Revises: b8d4f0a26c31
+Revises: c2e8a4f61d37
 Create Date: 2026-12-06 10:00:00
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = 'd4f1b7c93e52'
-down_revision = 'b8d4f0a26c31'
+down_revision = 'c2e8a4f61d37'
 branch_labels = None
 depends_on = None
 
