@@ -242,7 +242,8 @@ def test_moderator_ends_the_class_after_confirming_and_can_start_it_again(people
     expect(end).to_have_text("End class for everyone")
     expect(teacher.frame.locator("#join")).to_have_text("Join class")
     # "Starting" until the server reports someone in the meeting: the page follows by itself.
-    expect(teacher.frame.locator("p.status[role=status]")).to_contain_text("The class is running", timeout=OPENS_WITHIN_MS)
+    expect(teacher.frame.locator("p.status[role=status]")).to_contain_text(
+        "The class is running", timeout=OPENS_WITHIN_MS)
 
     dialogs = []
 

@@ -137,9 +137,6 @@ def test_student_cannot_end_the_class(lms, bbb):
     assert bbb.count("end") == 0
 
 
-# The teacher's page asks the server too (rooms/state.py): with the usual interval, the student's
-# poll right after would read that answer. No interval here: the next poll asks.
-@pytest.mark.parametrize("app_overrides", [{"ROOM_STATE_CHECK_SECONDS": "0"}])
 def test_meeting_gone_from_server_closes_the_room(app, lms, bbb):
     teacher, student = lms.launch("teacher"), lms.launch("student")
     teacher.join()
@@ -342,7 +339,6 @@ def test_create_registers_a_signed_end_callback_under_webhooks(lms, bbb):
     assert url.startswith("http://localhost/webhooks/bbb/end?") and "sig=" in url
 
 
-@pytest.mark.parametrize("app_overrides", [{"ROOM_STATE_CHECK_SECONDS": "0"}])
 def test_end_callback_confirmed_by_server_closes_room(app, lms, bbb):
     teacher, student = lms.launch("teacher"), lms.launch("student")
     teacher.join()

@@ -220,6 +220,9 @@ def admit(room: Room, user: User, role: str, joining_started: bool = False) -> t
         status = provider.start_meeting(spec)
         room.run_id = status.run_id or room.run_id
         room.running = status.running
+        # The tool's own start changed the state: the next look (a page's poll, the end
+        # callback) asks the server again rather than trust a check made before it.
+        room.checked_at = None
         if role != MODERATOR and room_settings(room).wait_for_moderator:
             # A student opened a scheduled class: it is open now, and the next students join it
             # without asking the server to create it again.
