@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, g, jsonify, redirect, render_template, request
+from flask import current_app, g, get_template_attribute, jsonify, redirect, render_template, request
 
 from ..exceptions import InvalidInput
 from ..logsafe import quoted
 from ..lti.roles import is_site_administrator
 from ..schedule import dashboard
-from ..web import browser_cookie_attributes
+from ..web import browser_cookie_attributes, wants_json
 from . import service
 from .access import RoomAccess, page_url, room_view
 from .blueprint import bp
+from .state import class_state
 from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,15 @@ def leave_cookie_name(room_id: int) -> str:
 @room_view()
 def show(access: RoomAccess):
     room = access.room
-    configured = service.provider_ready(room)
-    can_join = configured and service.may_join_now(room, access.role)
-    template = "rooms/room.html" if can_join or access.is_moderator else "rooms/waiting.html"
+    live = class_state(room, access.role)
+    template = "rooms/room.html" if live.may_join or access.is_moderator else "rooms/waiting.html"
     return render_template(
         template,
         room=room,
         user=access.user,
         is_moderator=access.is_moderator,
-        is_open=room.started_since_last_end or room.running,
-        provider_configured=configured,
+        live=live,
+        provider_configured=service.provider_ready(room),
         settings=service.room_settings(room),
         ticket=g.ticket,
         return_url=access.enrolment.return_url,
@@ -59,10 +59,20 @@ def show(access: RoomAccess):
 @bp.get("/<int:room_id>/status")
 @room_view(json=True)
 def status(access: RoomAccess):
-    if not service.may_join_now(access.room, access.role):
-        return jsonify({"open": False})  # what a crowd of waiting students asks: kept cheap
-    # Where to go now, with a fresh page ticket: a page open for longer than one lives moves on.
-    return jsonify({"open": True, "url": page_url("rooms.show")})
+    """The class's state for the page's script (docs/room-states.md): the facts, the page's
+    status area as the server words it (`html`), and where to go now with a fresh page ticket
+    (`url`: a page open for longer than a ticket lives moves on). What a crowd of pages asks
+    every few seconds: database reads only (rooms/state.py)."""
+    live = class_state(access.room, access.role)
+    words = {
+        part: get_template_attribute("rooms/_class_state.html", part)
+        for part in ("status_text", "controls")
+    }
+    html = {
+        "status": str(words["status_text"](access.room, live, access.is_moderator)),
+        "controls": str(words["controls"](access.room, live, access.is_moderator, g.ticket)),
+    }
+    return jsonify({**live.as_json(), "url": page_url("rooms.show"), "html": html})
 
 
 @bp.post("/<int:room_id>/open")
@@ -79,11 +89,19 @@ def open_page(access: RoomAccess):
 @bp.post("/<int:room_id>/join")
 @room_view()
 def join(access: RoomAccess):
+    """Follow `join`: a 302 to the class. The page's script asks for JSON instead (the class's
+    address, or why not), so a failed start shows in the course tab (docs/room-states.md)."""
+    joining_started = request.form.get("intent") == "join"
     try:
-        url = service.join_url(access.room, access.user, access.role, tool_page=page_url)
-    except service.NotOpenYet:
+        url = service.join_url(access.room, access.user, access.role, tool_page=page_url,
+                               joining_started=joining_started)
+    except (service.NotOpenYet, service.ClassEnded) as refused:
+        if wants_json():
+            ended = isinstance(refused, service.ClassEnded)
+            return jsonify({"error": "The class has ended." if ended else "The class has not started yet.",
+                            "state": "ended" if ended else "not_started", "url": page_url("rooms.show")}), 409
         return redirect(page_url("rooms.show"), code=303)
-    response = redirect(url, code=302)
+    response = jsonify({"url": url}) if wants_json() else redirect(url, code=302)
     _remember_who_leaves(response, access)
     return response
 

@@ -31,6 +31,11 @@ class NotOpenYet(Exception):
     """An attendee tried to join before a moderator started the class."""
 
 
+class ClassEnded(Exception):
+    """A page offered to join a class that has ended since (a stale Join): nobody is let in and
+    no new meeting is made; the page shows the end (docs/room-states.md)."""
+
+
 # --- settings ---------------------------------------------------------------------------------
 SETTING_NAMES = tuple(f.name for f in fields(RoomSettings))
 
@@ -170,11 +175,14 @@ def is_open(room: Room) -> bool:
 def scheduled_entry_open(room: Room) -> bool:
     """Is a scheduled occasion open for students to enter on their own (from the room's
     early-entry minutes before its start to its end: a scheduled class opens by itself)? Not
-    once a teacher has ended it: a stale Join must not open it again."""
+    once a teacher has ended it, nor once a class started in this window has ended: a stale Join
+    must not open it again."""
     slot = open_occasion(room)
     if slot is None:
         return False
     opened_at = slot.starts_at - timedelta(minutes=room.early_join_minutes or 0)
+    if room.started_at is not None and room.started_at >= opened_at and not room.started_since_last_end:
+        return False
     return room.ended_by_teacher_at is None or room.ended_by_teacher_at < opened_at
 
 
@@ -197,16 +205,24 @@ def _starts_meeting(room: Room, role: str) -> bool:
 
 
 # --- actions ----------------------------------------------------------------------------------
-def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
+def admit(room: Room, user: User, role: str, joining_started: bool = False) -> tuple[MeetingSpec, Attendee]:
     """Let this person in (`role`: their role in the tool): teachers, or everyone when students
     need not wait, start the meeting (safe to repeat); others may come once it is open
-    (`NotOpenYet` otherwise). Returns what the provider needs to let them join."""
+    (`NotOpenYet` otherwise). `joining_started`: the page offered to join a class that had
+    started (not to start one); when that class has ended since, `ClassEnded`, and nothing is
+    started. Returns what the provider needs to let them join."""
     provider = provider_of(room)
     spec = meeting_spec(room)
+    if joining_started and _offered_class_ended(room, role):
+        log.info("room %s: %s %s followed a Join of a class that has ended", room.id, role, user.id)
+        raise ClassEnded()
     if _starts_meeting(room, role):
         status = provider.start_meeting(spec)
         room.run_id = status.run_id or room.run_id
         room.running = status.running
+        # The tool's own start changed the state: the next look (a page's poll, the end
+        # callback) asks the server again rather than trust a check made before it.
+        room.checked_at = None
         if role != MODERATOR and room_settings(room).wait_for_moderator:
             # A student opened a scheduled class: it is open now, and the next students join it
             # without asking the server to create it again.
@@ -229,10 +245,21 @@ def admit(room: Room, user: User, role: str) -> tuple[MeetingSpec, Attendee]:
     return spec, _attendee(user, role)
 
 
-def join_url(room: Room, user: User, role: str, tool_page) -> str:
+def _offered_class_ended(room: Room, role: str) -> bool:
+    """Has the class a page offered to join ended? Whoever would start a new meeting by joining
+    asks the provider now (one status call: a stale Join must not silently start a class);
+    the others read the state as the last check left it."""
+    if role == MODERATOR or not room_settings(room).wait_for_moderator:
+        if room.started_since_last_end or room.running:
+            refresh_state(room, force=True)
+        return not (room.started_since_last_end or room.running)
+    return not is_open(room)
+
+
+def join_url(room: Room, user: User, role: str, tool_page, joining_started: bool = False) -> str:
     """Where `join` sends this person: the provider's URL for them (`tool_page(endpoint)` makes
     the address of one of the tool's pages for them, for providers with a page of their own)."""
-    spec, attendee = admit(room, user, role)
+    spec, attendee = admit(room, user, role, joining_started)
     return provider_of(room).join(spec, attendee, room.run_id, tool_page)
 
 
