@@ -4,8 +4,8 @@
  * again that often (GET /rooms/<id>/recordings, the room ticket in the X-Room-Ticket header, never
  * in a URL) and puts the new one in place when it changed (data-version), so a recording that
  * the video server has just finished appears without a reload. It waits while someone is typing
- * in the list (a rename), and gives the new list's delete forms their confirmation and its times
- * the browser's time zone, as pages.js and timetable.js do for the page as it loaded.
+ * in the list (a rename), and gives the new list's times the browser's time zone, as timetable.js does for the
+ * page as it loaded (pages.js asks before any form[data-confirm] is sent, swapped-in ones included).
  */
 (function () {
   "use strict";
@@ -22,14 +22,6 @@
       try {
         element.textContent = new Intl.DateTimeFormat(undefined, FORMATS[element.getAttribute("data-local")] || FORMATS.datetime).format(moment);
       } catch (error) { /* the UTC text stays */ }
-    });
-  }
-
-  function confirmations(root) {
-    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
-      });
     });
   }
 
@@ -51,7 +43,6 @@
           var adopted = document.importNode(fresh, true);
           list.replaceWith(adopted);
           localTimes(adopted);
-          confirmations(adopted);
         } else if (fresh && !fresh.hasAttribute("data-poll-seconds")) {
           list.removeAttribute("data-poll-seconds");  // the class is long over: stop asking
         }
