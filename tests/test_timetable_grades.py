@@ -106,7 +106,8 @@ def test_teacher_page_shows_each_occasion_present_late_left_early_absent(live, t
 
     def status_of(section: str, name: str) -> str:
         row = section.split(name, 1)[1].split("</tr>", 1)[0]
-        return row.split("<td>", 1)[1].split("</td>", 1)[0].strip()
+        cell = row.split("<td>", 1)[1].split("</td>", 1)[0]
+        return cell.split("<br>", 1)[0].strip()  # the participation line follows the status
 
     assert [status_of(oldest, n) for n in ("Sam Student", "Sally Student", "Steve Student")] == [
         "present", "late", "absent"]
