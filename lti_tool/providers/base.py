@@ -141,9 +141,11 @@ class ProviderUnavailable(ProviderError):
 class ProviderMisconfigured(ProviderError):
     """The tool's settings for this provider are wrong or missing (secret, URL, algorithm)."""
 
+    # Shown to students too: no settings, no credentials, no administrator's words. What is
+    # wrong goes to the log (`detail`), under the error page's reference code.
     user_message = (
-        "The video server refused the tool's credentials. "
-        "Please tell your site administrator: the tool's video server settings need checking."
+        "The video service for this class is not working because of a problem with this site's set-up. "
+        "Please tell your teacher or your site's support."
     )
 
 

@@ -297,8 +297,8 @@ class BigBlueButtonProvider(VideoProvider):
             raise ProviderMisconfigured(
                 "BigBlueButton is not configured: set BBB_SERVER_URL and BBB_SHARED_SECRET",
                 user_message=(
-                    "Live classes are not set up yet: the site administrator has to enter the "
-                    "BigBlueButton server address and shared secret."
+                    "Live classes are not set up on this site yet. "
+                    "Please tell your teacher or your site's support."
                 ),
             )
         return self._configured_client

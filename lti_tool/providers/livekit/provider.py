@@ -326,8 +326,8 @@ class LiveKitProvider(VideoProvider):
             raise ProviderMisconfigured(
                 self._problem or f"LiveKit is not configured: set {_and(list(CONFIG_NAMES))}",
                 user_message=(
-                    "Live classes with LiveKit are not set up yet: the site administrator has to "
-                    "enter the LiveKit server address, API key and API secret."
+                    "Live classes are not set up on this site yet. "
+                    "Please tell your teacher or your site's support."
                 ),
             )
         return self._configured_server
