@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 from ..settings import Setting
@@ -42,6 +42,9 @@ class RoomSettings:
     lock_hide_user_list: bool = False
     max_participants: int = 0  # 0 = no limit
     welcome: str = ""
+
+
+ALL_SETTINGS = frozenset(f.name for f in fields(RoomSettings))
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,11 @@ class VideoProvider(abc.ABC):
         """One cheap call, one attempt, that proves the server answers and accepts the tool's
         credentials (the administration page's provider health). It creates nothing, and
         reports a failure in the answer rather than raising it."""
+
+    def supported_settings(self) -> frozenset[str]:
+        """The `RoomSettings` fields this provider honours: the room's settings form offers only
+        these (the tool's own rule, `wait_for_moderator`, is always offered). All by default."""
+        return ALL_SETTINGS
 
     def page_sources(self) -> tuple[str, ...]:
         """Origins the tool's pages connect to for this provider (its pages' WebSocket, say),

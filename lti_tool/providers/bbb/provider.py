@@ -20,6 +20,7 @@ import xmltodict
 
 from ...logsafe import quoted
 from ..base import (
+    ALL_SETTINGS,
     NOT_FOUND,
     Attendee,
     JoinRole,
@@ -290,6 +291,10 @@ class BigBlueButtonProvider(VideoProvider):
 
     def is_configured(self) -> bool:
         return self._configured_client is not None
+
+    def supported_settings(self) -> frozenset[str]:
+        """Every room setting: each is a create parameter (create_params)."""
+        return ALL_SETTINGS
 
     @property
     def client(self) -> BigBlueButtonClient:
