@@ -229,3 +229,13 @@ def test_static_files_keep_the_security_headers(lms):
     assert "Content-Security-Policy" not in answer.headers  # as before: CSP is for HTML pages
     assert "Access-Control-Allow-Origin" not in answer.headers
     assert answer.mimetype == "text/javascript"
+
+
+def test_the_set_up_form_refuses_automatic_recording_without_recording_too(live):
+    from tests.test_deep_linking import SetUp
+
+    setup = SetUp(live)
+    answer = setup.submit(title="Lab", provider="bbb", record=False, auto_start_recording=True)
+    assert answer.status_code == 400
+    assert 'href="#f-auto_start_recording"' in answer.text and "needs" in html.unescape(answer.text)
+    assert live.platform.created_activities == []
