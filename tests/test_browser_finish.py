@@ -140,6 +140,8 @@ def test_a_failed_start_on_a_phone_offers_try_again_and_back_to_the_course(brows
     error.locator("#try-again").click()
     error.wait_for_url(ROOM_URL)
     expect(error.locator("#join")).to_be_visible()
+    # In a window of its own the room page says which course (the LMS frame does that otherwise).
+    expect(error.locator(".room-header .course")).to_be_visible()
     context.close()
 
 
@@ -186,6 +188,7 @@ def test_room_waiting_and_timetable_pages_have_no_serious_accessibility_violatio
     context.close()
     context, _, frame, problems = open_in_moodle(browser, moodle, "teacher", **PHONE)
     expect(frame.locator("#join")).to_be_visible()
+    expect(frame.locator(".room-header .course")).to_have_count(0)  # Moodle's heading names the course
     frame.get_by_text("Room settings").click()
     assert axe_problems(frame) == []  # room page, its timetable section and the open settings
     no_sideways_scroll(frame)
