@@ -79,7 +79,7 @@ def _attach_services(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import admin, calendars, cli, errors, recordings, reminders, rooms, web
+    from . import admin, calendars, cli, errors, recordings, reminders, rooms, static_files, web
     from .health import bp as health_bp
     from .lti.routes import bp as lti_bp
 
@@ -93,6 +93,7 @@ def _register_blueprints(app: Flask) -> None:
     web.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    static_files.init_app(app)  # WhiteNoise in front of the app for /static/
 
 
 def upgrade_database(app: Flask) -> None:

@@ -108,6 +108,18 @@ def provider_page_sources() -> list[str]:
     return list(dict.fromkeys(source for provider in providers for source in provider.page_sources()))
 
 
+def security_headers(base_url: str) -> dict[str, str]:
+    """The headers every response carries, static files included (static_files.py)."""
+    headers = {
+        "Referrer-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff",
+        "Permissions-Policy": PERMISSIONS_POLICY,
+    }
+    if base_url.startswith("https://"):
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
 def content_security_policy() -> str:
     connect = ["'self'", *provider_page_sources()]
     script = ["'self'", f"'nonce-{csp_nonce()}'"]
@@ -138,13 +150,10 @@ def init_app(app: Flask) -> None:
             _read_chunked_body(limit)
 
     @app.after_request
-    def security_headers(response):
+    def add_security_headers(response):
         headers = response.headers
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-        if current_app.config["TOOL_BASE_URL"].startswith("https://"):
-            headers.setdefault("Strict-Transport-Security", HSTS)
+        for name, value in security_headers(current_app.config["TOOL_BASE_URL"]).items():
+            headers.setdefault(name, value)
         if request.endpoint != "static":
             # Pages, JSON and files name people and grades: never kept by a browser or a proxy.
             headers.setdefault("Cache-Control", "no-store")

@@ -22,6 +22,8 @@
     }).then(function (html) {
       if (html === null) return;
       live.innerHTML = html;
+      if (window.localTimes) window.localTimes(live); // static/timetable.js: times in the reader's zone
+      if (window.checkWideTables) window.checkWideTables(); // static/tables.js
       schedule();
     }).catch(schedule);
   }

@@ -46,6 +46,7 @@
     connection: $("lk-connection"),
     connectionText: $("lk-connection-text"),
     retry: $("lk-retry"),
+    back: $("lk-back"),
     startAudio: $("lk-start-audio"),
     count: $("participant-count"),
     countLabel: $("participant-count-label"),
@@ -136,7 +137,8 @@
     connecting: "Connecting to the class…",
     connected: "Connected to the class.",
     reconnecting: "Connection lost. Reconnecting…",
-    failed: "Could not connect to the class. Check your connection, then try again.",
+    failed: "Could not connect to the class's video server: it did not answer. It may be down or unreachable " +
+      "from this network. Try again in a moment, or go back to the course.",
     ended: "The class has ended.",
     left: "You left the class.",
   };
@@ -147,6 +149,7 @@
     ui.connection.setAttribute("data-state", next);
     ui.connectionText.textContent = text || STATE_TEXT[next] || next;
     ui.retry.hidden = next !== "failed";
+    if (ui.back) ui.back.hidden = next !== "failed";
     if (next !== "connected") ui.startAudio.hidden = true;
     var live = next === "connected";
     [ui.mic, ui.camera, ui.screen, ui.hand].forEach(function (button) {
@@ -165,6 +168,20 @@
 
   function fail(message) {
     setState("failed", message);
+  }
+
+  /** What a failed connection attempt means, as far as this page can tell (never a guess
+   *  that blames the person's own connection when the browser says it is online). */
+  function failureText(error) {
+    if (navigator.onLine === false) {
+      return "Could not connect to the class: this device is offline. Reconnect to the internet, then try again.";
+    }
+    var reasons = LK.ConnectionErrorReason || {};
+    if (error && reasons.NotAllowed !== undefined && error.reason === reasons.NotAllowed) {
+      return "Could not connect to the class: the video server did not accept this page's access. Try again " +
+        "(it fetches a fresh access), or go back to the course and open the class again.";
+    }
+    return STATE_TEXT.failed;
   }
 
   // ------------------------------------------------------------------ LiveKit
@@ -748,7 +765,7 @@
   function connect() {
     clearTimeout(reconnectTimer);
     if (!cfg.url) {
-      fail("The video service is not set up. Please tell your site administrator.");
+      fail("Could not connect: live classes are not set up on this site yet. Please tell your teacher.");
       return Promise.resolve();
     }
     setState(everConnected ? "reconnecting" : "connecting",
@@ -767,7 +784,7 @@
       if (leaving || ended) return;
       if (window.console) console.warn("LiveKit connection failed:", error && error.message);
       if (everConnected) scheduleReconnect();
-      else fail();
+      else fail(failureText(error));
     });
   }
 
@@ -798,7 +815,9 @@
 
   function scheduleReconnect() {
     if (reconnectAttempt >= RECONNECT_DELAYS.length) {
-      fail("The connection to the class was lost. Check your connection, then try again.");
+      fail(navigator.onLine === false ? failureText(null)
+        : "Could not connect to the class's video server again: it stopped answering. Try again in a moment, " +
+          "or go back to the course.");
       return;
     }
     var delay = RECONNECT_DELAYS[reconnectAttempt];

@@ -33,16 +33,22 @@
     time: { hour: "2-digit", minute: "2-digit" }
   };
 
-  document.querySelectorAll("time[data-local]").forEach(function (element) {
-    var moment = new Date(element.getAttribute("datetime"));
-    if (isNaN(moment.getTime())) return;
-    try {
-      element.textContent = new Intl.DateTimeFormat(undefined, FORMATS[element.getAttribute("data-local")] || FORMATS.datetime).format(moment);
-    } catch (error) { /* the UTC text stays */ }
-  });
-  if (zone) {
-    document.querySelectorAll("[data-timezone-name]").forEach(function (element) { element.textContent = zone; });
+  /** Rewrite the times under `container` (the document at load; a part of the page that a
+   *  script has just put in place: window.localTimes(element)). */
+  function localTimes(container) {
+    container.querySelectorAll("time[data-local]").forEach(function (element) {
+      var moment = new Date(element.getAttribute("datetime"));
+      if (isNaN(moment.getTime())) return;
+      try {
+        element.textContent = new Intl.DateTimeFormat(undefined, FORMATS[element.getAttribute("data-local")] || FORMATS.datetime).format(moment);
+      } catch (error) { /* the UTC text stays */ }
+    });
+    if (zone) {
+      container.querySelectorAll("[data-timezone-name]").forEach(function (element) { element.textContent = zone; });
+    }
   }
+  window.localTimes = localTimes;
+  localTimes(document);
 
   function plural(count, unit) { return count + " " + unit + (count === 1 ? "" : "s"); }
 

@@ -18,7 +18,7 @@ VIEWS = {
     "lti_tool.rooms.blueprint", "lti_tool.webhooks", "lti_tool.health",
     "lti_tool.admin.routes", "lti_tool.admin.access", "lti_tool.calendars.routes",
     "lti_tool.reminders.routes",
-    "lti_tool.rooms.timetable_views", "lti_tool.recordings.routes",
+    "lti_tool.rooms.timetable_views", "lti_tool.recordings.routes", "lti_tool.rooms.settings_views",
     "lti_tool.providers.bbb.routes", "lti_tool.providers.livekit.routes", "lti_tool.providers.livekit.classroom",
 }
 # Modules whose job is to assemble the app from the others (they may import anything).

@@ -100,7 +100,7 @@ def test_a_teacher_sets_up_the_class_in_the_lms_frame_with_the_keyboard(browser,
     assert focused_id(frame) == "f-mute_on_start"
     assert frame.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
     page.keyboard.press("Space")
-    expect(frame.get_by_label("Mute everyone on joining")).to_be_checked()
+    expect(frame.get_by_label("Microphones are muted when people join")).to_be_checked()
     frame.locator("#add-to-course").focus()
     page.keyboard.press("Enter")
 

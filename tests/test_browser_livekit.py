@@ -45,7 +45,7 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     # The SDK is the tool's own copy, and it tried to connect with exactly the token it was given.
     assert page.evaluate("() => typeof window.LivekitClient.Room") == "function"
     scripts = page.evaluate("() => [...document.scripts].map(s => s.src).filter(Boolean)")
-    assert f"{classroom.tool.url}{VENDOR_SCRIPT}" in scripts
+    assert f"{classroom.tool.url}{VENDOR_SCRIPT}" in [src.split("?")[0] for src in scripts]  # ?v=<version>
     allowed = (classroom.tool.url, classroom.livekit.url, "data:")
     assert not [r.url for r in watched.requests if not r.url.startswith(allowed)], \
         "the page loads nothing from anywhere else (no CDN)"
@@ -169,7 +169,9 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
 
 def test_locked_student_on_a_phone_gets_no_camera_screen_or_chat(browser, classroom):
     teacher = classroom.launch("teacher")
-    classroom.save_settings(teacher, lock_disable_cam=True, lock_disable_public_chat=True)
+    # The settings form says what students may do: camera and class chat left unticked.
+    classroom.save_settings(teacher, students_microphone=True, students_see_cameras=True,
+                            students_private_chat=True, students_see_people=True)
     classroom.join(teacher)  # the teacher starts the class; the student may join now
     student = classroom.join(classroom.launch("student"))
     watched = open_page(browser, classroom, student, **PHONE)

@@ -1,6 +1,7 @@
 """The room: moderators start and end the class, attendees wait and join, BBB over real HTTP."""
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -276,7 +277,7 @@ def test_everyone_moderator_makes_students_moderators_in_the_meeting_only(lms, b
 
 def test_without_wait_for_moderator_students_join_directly(lms, bbb):
     teacher, student = lms.launch("teacher"), lms.launch("student")
-    teacher.save_settings(record="on")  # wait_for_moderator unchecked
+    teacher.save_settings(mute_on_start="on")  # wait_for_moderator unchecked
     assert 'id="join"' in html(student.page())
     assert join_query(student.join())["role"] == "VIEWER"
     assert bbb.count("create") == 1
@@ -308,9 +309,12 @@ def test_bbb_recovers_after_transient_errors(lms, bbb, app):
 @pytest.mark.parametrize("app_overrides", [{"BBB_SHARED_SECRET": "wrong-secret"}])
 def test_wrong_bbb_secret_tells_the_admin(lms, caplog):
     response = lms.launch("teacher").join()
-    assert response.status_code == 503 and "administrator" in html(response)
+    # The person reads plain words and a reference; the log line under that reference tells the admin.
+    assert response.status_code == 503 and "support" in html(response) and "secret" not in html(response)
     assert "wrong-secret" not in caplog.text
-    assert any("secret" in r.getMessage() and "algorithm" in r.getMessage() for r in caplog.records)
+    reference = re.search(r'id="error-reference">([A-Z0-9-]+)<', html(response)).group(1)
+    assert any("secret" in r.getMessage() and "algorithm" in r.getMessage() and f"ref={reference}" in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.parametrize("app_overrides", [{"BBB_SERVER_URL": "", "BBB_SHARED_SECRET": ""}])

@@ -42,6 +42,7 @@ from ..models import DeepLinkRequest, utcnow
 from ..providers import is_ready, provider_names
 from ..providers.base import RoomSettings
 from ..rooms import setup as room_setup
+from ..rooms.settings_form import contradictions
 from . import claims as C
 from .errors import LaunchError
 from .launch import ValidatedLaunch, consume_login
@@ -250,6 +251,8 @@ def parse_choices(pending: DeepLinkRequest, form) -> tuple[Choices | None, dict,
     if options and values["provider"] not in options:
         errors["provider"] = "Choose one of the video services."
     settings = RoomSettings(**{name: values[name] for name in FORM_SETTINGS})
+    for problem in contradictions(settings, frozenset(FORM_SETTINGS)):  # as the room page refuses them
+        errors["auto_start_recording"] = problem
     setup = room_setup.RoomSetup(provider=values["provider"] if options else None, settings=settings,
                                  **_schedule(values, errors), **_grading(values, errors))
     return (None if errors else Choices(title, setup)), errors, values

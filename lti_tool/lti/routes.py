@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
 
+from ..errors import new_reference
 from ..logsafe import quoted
 from ..rooms.access import check_origin
 from ..rooms.tickets import issue_page_ticket
@@ -221,7 +222,8 @@ def render_launch_error(error: LaunchError):
             "lti/resubmit_launch.html",
             fields={"id_token": request.form.get("id_token", ""), "state": error.state, RESUBMITTED: "1"},
         )
-    log.warning("launch refused (%s): %s", error.status, error.reason)
+    reference = new_reference()
+    log.warning("launch refused (%s) ref=%s: %s", error.status, reference, error.reason)
     new_window = relaunch_url(error.relaunch) if error.relaunch else None
     response = make_response(
         render_template(
@@ -231,6 +233,7 @@ def render_launch_error(error: LaunchError):
             cookie_missing=error.cookie_missing,
             framing=_framing(request.headers.get("Sec-Fetch-Dest", "")),
             tool_site=origin_of(current_app.config["TOOL_BASE_URL"]),
+            reference=reference,
         ),
         error.status,
     )

@@ -61,8 +61,8 @@ def provider_for(name: str, settings: dict[str, str] | None = None) -> VideoProv
         raise ProviderMisconfigured(
             f"video provider {quoted(name)} is not available on this installation",
             user_message=(
-                "This room uses a video service this installation does not offer. "
-                "Please tell your site administrator."
+                "This class uses a video service this site does not offer. "
+                "Please tell your teacher or your site's support."
             ),
         )
     package = current_app.extensions["provider_packages"][name]

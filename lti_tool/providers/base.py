@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 from ..settings import Setting
@@ -42,6 +42,9 @@ class RoomSettings:
     lock_hide_user_list: bool = False
     max_participants: int = 0  # 0 = no limit
     welcome: str = ""
+
+
+ALL_SETTINGS = frozenset(f.name for f in fields(RoomSettings))
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,11 @@ class ProviderUnavailable(ProviderError):
 class ProviderMisconfigured(ProviderError):
     """The tool's settings for this provider are wrong or missing (secret, URL, algorithm)."""
 
+    # Shown to students too: no settings, no credentials, no administrator's words. What is
+    # wrong goes to the log (`detail`), under the error page's reference code.
     user_message = (
-        "The video server refused the tool's credentials. "
-        "Please tell your site administrator: the tool's video server settings need checking."
+        "The video service for this class is not working because of a problem with this site's set-up. "
+        "Please tell your teacher or your site's support."
     )
 
 
@@ -229,6 +234,11 @@ class VideoProvider(abc.ABC):
     def delete_recording(self, record_id: str) -> None:
         """Delete it for good. Deleting a recording that is gone already is not an error."""
         raise RecordingsNotSupported(f"{self.name}: deleting recordings is not supported")
+
+    def supported_settings(self) -> frozenset[str]:
+        """The `RoomSettings` fields this provider honours: the room's settings form offers only
+        these (the tool's own rule, `wait_for_moderator`, is always offered). All by default."""
+        return ALL_SETTINGS
 
     def page_sources(self) -> tuple[str, ...]:
         """Origins the tool's pages connect to for this provider (its pages' WebSocket, say),

@@ -11,7 +11,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import attendance_views, routes, timetable_views  # noqa: F401  (register the views on the blueprint)
+    from . import attendance_views, routes, settings_views, timetable_views  # noqa: F401  (register the views on the blueprint)
     from .blueprint import bp
 
     app.register_blueprint(bp)

@@ -125,16 +125,6 @@ def end(access: RoomAccess):
     return redirect(page_url("rooms.show"), code=303)
 
 
-@bp.post("/<int:room_id>/settings")
-@room_view(teacher=True)
-def settings(access: RoomAccess):
-    try:
-        service.update_settings(access.room, request.form)
-    except ValueError as exc:
-        raise InvalidInput(f"bad settings: {quoted(str(exc))}", str(exc)) from exc
-    return redirect(page_url("rooms.show", saved=1), code=303)
-
-
 @bp.get("/<int:room_id>/left")
 def left(room_id: int):
     """Where the video client sends people when they leave: each to their own LMS page."""

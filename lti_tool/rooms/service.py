@@ -21,8 +21,10 @@ from ..lti.platform_settings import settings_for
 from ..lti.roles import MODERATOR
 from ..models import Enrolment, Occasion, Room, User, fits, utcnow
 from ..providers import is_ready, provider_for
-from ..providers.base import Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
+from ..providers.base import ALL_SETTINGS, Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
 from ..schedule.service import notify, open_occasion
+from . import settings_form
+from .settings_form import SettingsRefused  # noqa: F401  (for the views)
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +47,26 @@ def room_settings(room: Room) -> RoomSettings:
     return RoomSettings(**stored)
 
 
+def supported_settings(room: Room) -> frozenset[str]:
+    """The settings the room's video service honours (all, for a provider this site lacks)."""
+    try:
+        return provider_of(room).supported_settings()
+    except ProviderError:
+        return ALL_SETTINGS
+
+
+def setting_groups(room: Room) -> list[settings_form.Group]:
+    """The settings form's groups for this room: only what its video service honours."""
+    return settings_form.groups_for(supported_settings(room))
+
+
 def update_settings(room: Room, form) -> RoomSettings:
-    """Apply a settings form: checkboxes are booleans, the rest are typed from the defaults."""
-    current = asdict(room_settings(room))
-    for field in fields(RoomSettings):
-        if field.type in ("bool", bool):
-            current[field.name] = form.get(field.name) in ("on", "true", "1")
-        elif field.name in form:
-            current[field.name] = _coerce(field.name, form.get(field.name), current[field.name])
-    room.settings = current
+    """Apply a settings form (rooms/settings_form.py): `SettingsRefused` (a ValueError) when it
+    contradicts itself, and then nothing is stored."""
+    chosen = settings_form.read_form(form, room_settings(room), supported_settings(room))
+    room.settings = asdict(chosen)
     db.session.commit()
-    return RoomSettings(**current)
-
-
-def _coerce(name: str, raw: str, previous):
-    if isinstance(previous, int):
-        try:
-            return max(0, min(int(raw or 0), 10000))
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number") from None
-    return (raw or "").strip()[:500]
+    return chosen
 
 
 # --- rooms ------------------------------------------------------------------------------------

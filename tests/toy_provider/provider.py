@@ -35,6 +35,10 @@ class ToyProvider(VideoProvider):
     def is_configured(self) -> bool:
         return bool(self.server_url and self.secret)
 
+    def supported_settings(self) -> frozenset[str]:
+        # The toy service knows roles only; the tool itself makes students wait.
+        return frozenset({"wait_for_moderator", "everyone_moderator"})
+
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
         if not self.is_configured():
             raise ProviderMisconfigured("toy video is not configured: set TOY_SERVER_URL and TOY_SECRET")

@@ -21,6 +21,7 @@ import xmltodict
 
 from ...logsafe import quoted
 from ..base import (
+    ALL_SETTINGS,
     NOT_FOUND,
     Attendee,
     JoinRole,
@@ -297,14 +298,18 @@ class BigBlueButtonProvider(VideoProvider):
     def is_configured(self) -> bool:
         return self._configured_client is not None
 
+    def supported_settings(self) -> frozenset[str]:
+        """Every room setting: each is a create parameter (create_params)."""
+        return ALL_SETTINGS
+
     @property
     def client(self) -> BigBlueButtonClient:
         if self._configured_client is None:
             raise ProviderMisconfigured(
                 "BigBlueButton is not configured: set BBB_SERVER_URL and BBB_SHARED_SECRET",
                 user_message=(
-                    "Live classes are not set up yet: the site administrator has to enter the "
-                    "BigBlueButton server address and shared secret."
+                    "Live classes are not set up on this site yet. "
+                    "Please tell your teacher or your site's support."
                 ),
             )
         return self._configured_client

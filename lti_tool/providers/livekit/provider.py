@@ -330,14 +330,27 @@ class LiveKitProvider(VideoProvider):
     def is_configured(self) -> bool:
         return self._configured_server is not None
 
+    # What the token's grants, the room and the classroom page honour (join_grants,
+    # create_room_request, classroom.html). Not: muting on joining, automatic recording, a
+    # separate right to start and stop recording (teachers always may, where Egress is set up),
+    # shared notes (LiveKit has none).
+    SUPPORTED_SETTINGS = frozenset({
+        "wait_for_moderator", "everyone_moderator", "record", "lock_disable_cam", "lock_disable_mic",
+        "webcams_only_for_moderator", "lock_disable_public_chat", "lock_disable_private_chat",
+        "lock_hide_user_list", "max_participants", "welcome",
+    })
+
+    def supported_settings(self) -> frozenset[str]:
+        return self.SUPPORTED_SETTINGS
+
     @property
     def server(self) -> LiveKitServer:
         if self._configured_server is None:
             raise ProviderMisconfigured(
                 self._problem or f"LiveKit is not configured: set {_and(list(CONFIG_NAMES))}",
                 user_message=(
-                    "Live classes with LiveKit are not set up yet: the site administrator has to "
-                    "enter the LiveKit server address, API key and API secret."
+                    "Live classes are not set up on this site yet. "
+                    "Please tell your teacher or your site's support."
                 ),
             )
         return self._configured_server
