@@ -86,7 +86,6 @@ def record_engagement(reports: list[EngagementReport]) -> EngagementReceipt:
 
 # --- counted by the tool itself (LiveKit's relayed classroom messages) --------------------------
 RELAYED_MEASURES = ("chat_messages", "raised_hands")
-RELAY_SOURCE = "livekit"
 
 
 def current_session(room: Room) -> ClassSession | None:
@@ -99,7 +98,7 @@ def current_session(room: Room) -> ClassSession | None:
                              .order_by(ClassSession.id.desc()).limit(1))
 
 
-def open_relayed_row(session: ClassSession, external_user_id: str) -> None:
+def open_relayed_row(session: ClassSession, external_user_id: str, source: str) -> None:
     """The person's row for this run with every relayed measure at 0, made if missing: from the
     moment they open the classroom, each message they send passes through the tool, so 0 is
     what they did, not a guess. Measures the tool does not see stay NULL. Does not commit."""
@@ -109,18 +108,18 @@ def open_relayed_row(session: ClassSession, external_user_id: str) -> None:
     try:
         with db.session.begin_nested():
             db.session.add(Engagement(session_id=session.id, external_user_id=external_user_id,
-                                      source=RELAY_SOURCE, **dict.fromkeys(RELAYED_MEASURES, 0)))
+                                      source=source[:32], **dict.fromkeys(RELAYED_MEASURES, 0)))
     except IntegrityError:  # another request made it meanwhile
         pass
 
 
-def count_relayed(session: ClassSession, external_user_id: str, measure: str) -> None:
+def count_relayed(session: ClassSession, external_user_id: str, measure: str, source: str) -> None:
     """One more chat message or raised hand for this person in this run, counted in the
     database (UPDATE … = … + 1, so two requests at once both count). Does not commit: the
     caller commits once the message is sent."""
     if measure not in RELAYED_MEASURES:
         raise ValueError(f"not a relayed measure: {measure}")
-    open_relayed_row(session, external_user_id)
+    open_relayed_row(session, external_user_id, source)
     column = getattr(Engagement, measure)
     db.session.execute(
         update(Engagement)

@@ -27,6 +27,7 @@ from .provider import LiveKitProvider
 TOPIC = "classroom"
 MAX_TEXT = 1000  # characters of one chat message (the page cuts at the same length)
 TYPES = ("chat", "hand", "recording")
+SOURCE = "livekit"  # the engagement rows' `source`: counted by the tool from what it relayed
 
 
 class Refused(Exception):
@@ -131,7 +132,7 @@ def relay(room, provider: LiveKitProvider, sender: Enrolment, form) -> Outgoing:
     if message.counts and session is None:
         raise Refused(409, "The class is not running.")
     if session is not None:
-        count_relayed(session, sender.user.public_id, message.counts)
+        count_relayed(session, sender.user.public_id, message.counts, SOURCE)
     try:
         provider.send_data(room.meeting_id, message.payload, topic=TOPIC, to_identities=message.to)
     except Exception:
@@ -146,9 +147,10 @@ def relay(room, provider: LiveKitProvider, sender: Enrolment, form) -> Outgoing:
 def open_engagement(room, identity: str) -> None:
     """The person's engagement row for the current run, chat and hands at 0, when they open the
     classroom (a page opened before the class runs has no run yet: its first message makes it)."""
-    session = current_session(room) if room.running and room.run_id else None
+    running = room.running or room.started_since_last_end  # as the page loads: no provider call
+    session = current_session(room) if running and room.run_id else None
     if session is not None:
-        open_relayed_row(session, identity)
+        open_relayed_row(session, identity, SOURCE)
         db.session.commit()
 
 
