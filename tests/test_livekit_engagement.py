@@ -195,3 +195,9 @@ def test_participation_rule_counts_who_wrote_and_never_penalises_silence_livekit
     page = teacher.get("/attendance").text
     assert participation_cell(page, SALLY).startswith("talk time not available · 0 messages · 0 hands")
     assert "did not speak or write" not in page
+
+
+def test_an_identity_that_is_too_long_is_refused(live, lk_class):
+    teacher, _sam, _sally, _ = lk_class
+    assert say(teacher, type="hand", raised="false", identity="x" * 256).status_code == 400
+    assert live.livekit.sent_data == []

@@ -19,12 +19,13 @@ from ...extensions import db
 from ...grades.service import queue_room_scores
 from ...logsafe import quoted
 from ...lti.roles import MODERATOR
-from ...models import Enrolment, User
+from ...models import UNSTORABLE, Enrolment, User
 from ...rooms import service
 from ..base import JoinRole
 from .provider import LiveKitProvider
 
 TOPIC = "classroom"
+MAX_IDENTITY = 255  # a LiveKit identity the tool gave: a user's public id (users.public_id is shorter)
 MAX_TEXT = 1000  # characters of one chat message (the page cuts at the same length)
 TYPES = ("chat", "hand", "recording")
 SOURCE = "livekit"  # the engagement rows' `source`: counted by the tool from what it relayed
@@ -53,6 +54,12 @@ def _flag(value: str | None, what: str) -> bool:
     if value in ("false", "0"):
         return False
     raise Refused(400, f"{what} must be true or false.")
+
+
+def _identity(value: str) -> str:
+    if len(value) > MAX_IDENTITY or UNSTORABLE.search(value):
+        raise Refused(400, "That is not someone in this class.")
+    return value
 
 
 def _recipient(room, identity: str) -> Enrolment:
@@ -91,12 +98,11 @@ def _hand(room, sender: Enrolment, form) -> Outgoing:
     if identity and identity != sender.user.public_id:
         if sender.role != MODERATOR or raised:
             raise Refused(403, "Only a teacher may lower someone else's hand.")
-        _recipient(room, identity)
+        _identity(identity)  # whoever is in the room (lowering a hand nobody raised changes nothing)
         return Outgoing({"type": "hand", "raised": False, "identity": identity})
     to = form.get("to") or ""
     if to:  # a raised hand told again to one newcomer (data messages are not kept): not a new raise
-        _recipient(room, to)
-        return Outgoing({"type": "hand", "raised": raised}, to=(to,))
+        return Outgoing({"type": "hand", "raised": raised}, to=(_identity(to),))
     return Outgoing({"type": "hand", "raised": raised}, counts="raised_hands" if raised else None)
 
 
