@@ -10,14 +10,21 @@
  *   endUrl    POST t            -> 303              ends the class for everyone
  *   recordingUrl POST t, action=start|stop -> {"recording": bool, "egress_id": ...} | 409 {"error", "recording"}
  *             (only when cfg.recordingAvailable: LiveKit Egress configured, the room may be recorded, a teacher)
+ *   messageUrl POST t, type=chat, text, to?  |  type=hand, raised, identity? (a teacher lowering
+ *             someone's hand), to? (a raised hand told again to a newcomer)  |  type=recording,
+ *             active (teachers)  -> {"ok": true} | 4xx {"error": ...}
  *
  * Chat, raised hands and the recording state travel as LiveKit data messages on the topic
- * "classroom": UTF-8 JSON with a `type` ("chat": {text, private}; "hand": {raised, identity?};
- * "recording": {active}, from teachers only). Everyone's "Recording" indicator follows
+ * "classroom", but no browser sends them: tokens grant no canPublishData. The page POSTs each
+ * one to messageUrl; the tool checks it (the sender's own role, the room's chat locks, at most
+ * 1000 characters), counts chat messages and raised hands for the teacher's attendance page, and
+ * sends it with RoomService.SendData: UTF-8 JSON with a `type` ("chat": {text, private}; "hand":
+ * {raised, identity?}; "recording": {active}) and `from` (the sender's identity) and `role`
+ * ("moderator"|"attendee"), both set by the tool. The page accepts classroom messages only
+ * from the server (no participant), so `from` and `role` are the tool's word, and what the
+ * page shows is what the tool counted. Everyone's "Recording" indicator follows
  * cfg.recordingActive at load, those messages, and LiveKit's own word on the room
- * (RoomEvent.RecordingStatusChanged, Room.isRecording). Who sent a message and their
- * role come from LiveKit (the participant and the metadata the tool put in the token, {"role":
- * "moderator"|"attendee"}), never from the message itself.
+ * (RoomEvent.RecordingStatusChanged, Room.isRecording).
  */
 (function () {
   "use strict";
@@ -303,9 +310,6 @@
       if (ui.mic) ui.mic.hidden = !may("microphone");
       if (ui.camera) ui.camera.hidden = !may("camera");
       if (ui.screen) ui.screen.hidden = !may("screen_share") || !canShareScreen();
-      var data = perms.canPublishData !== false;
-      ui.hand.hidden = !data;
-      if (ui.chatForm) ui.chatForm.hidden = !data;
     } else if (ui.screen) {
       ui.screen.hidden = !canShareScreen();
     }
@@ -520,16 +524,14 @@
     return fromRole === "moderator" || toRole === "moderator";
   }
 
-  function mayPublicChat(fromRole) {
-    return !cfg.locks.publicChat || fromRole === "moderator";
-  }
-
   // ------------------------------------------------------------------ chat and hands
-  function send(message, to) {
-    var bytes = new TextEncoder().encode(JSON.stringify(message));
-    var options = { reliable: true, topic: TOPIC };
-    if (to) options.destinationIdentities = [to];
-    return room.localParticipant.publishData(bytes, options);
+  /** A classroom message, sent by the tool (messageUrl): resolves when it went out, rejects
+   *  with the reason to announce otherwise. */
+  function send(fields) {
+    return post(cfg.messageUrl, fields).then(function (response) {
+      if (response.ok) return null;
+      return errorOf(response, "(" + response.status + ")").then(function (text) { throw new Error(text); });
+    });
   }
 
   function addChatLine(fromName, fromRole, text, mine, privateTo) {
@@ -548,37 +550,42 @@
     ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
   }
 
+  function senderOf(message) {
+    if (message.from === cfg.identity) return { name: cfg.name, role: message.role, mine: true };
+    var participant = room.remoteParticipants.get(message.from);
+    return { name: participant ? nameOf(participant) : "Someone who left", role: message.role, mine: false };
+  }
+
+  /** Classroom messages come from the tool only (no participant: sent by the server, see the
+   *  header); their `from` and `role` are the tool's. */
   function onData(payload, participant, kind, topic) {
-    if (topic !== TOPIC || !participant) return;
+    if (topic !== TOPIC || participant) return;
     var message;
     try {
       message = JSON.parse(new TextDecoder().decode(payload));
     } catch (e) {
       return;
     }
-    if (!message || typeof message !== "object") return;
-    var fromRole = roleOf(participant);
-    var fromName = nameOf(participant);
+    if (!message || typeof message !== "object" || typeof message.from !== "string") return;
+    var from = senderOf(message);
     if (message.type === "chat") {
-      if (!ui.chatLog || typeof message.text !== "string") return;
+      if (!ui.chatLog || typeof message.text !== "string" || from.mine) return; // one's own is shown on sending
       var text = message.text.slice(0, MAX_CHAT).trim();
       if (!text) return;
-      var isPrivate = message.private === true;
-      if (isPrivate ? !mayPrivateChat(fromRole, roleOf(room.localParticipant)) : !mayPublicChat(fromRole)) return;
-      addChatLine(fromName, fromRole, text, false, isPrivate ? "" : null);
+      addChatLine(from.name, from.role, text, false, message.private === true ? "" : null);
     } else if (message.type === "recording") {
-      if (fromRole !== "moderator" || typeof message.active !== "boolean") return;
+      if (from.role !== "moderator" || typeof message.active !== "boolean") return;
       setRecording(message.active, true);
     } else if (message.type === "hand") {
-      var target = participant.identity;
-      if (typeof message.identity === "string" && message.identity !== participant.identity) {
-        if (fromRole !== "moderator" || message.raised) return; // only a teacher lowers someone else's hand
+      var target = message.from;
+      if (typeof message.identity === "string" && message.identity !== message.from) {
+        if (from.role !== "moderator" || message.raised) return; // only a teacher lowers someone else's hand
         target = message.identity;
       }
       var was = hands.has(target);
       if (message.raised) hands.add(target); else hands.delete(target);
-      if (target === cfg.identity && was && !message.raised) announce(fromName + " lowered your hand.");
-      else if (message.raised && !was && cfg.isModerator) announce(fromName + " raised their hand.");
+      if (target === cfg.identity && was && !message.raised && !from.mine) announce(from.name + " lowered your hand.");
+      else if (message.raised && !was && cfg.isModerator) announce(from.name + " raised their hand.");
       render();
     }
   }
@@ -591,11 +598,11 @@
       var to = ui.chatTo.value;
       var toName = to ? ui.chatTo.options[ui.chatTo.selectedIndex].textContent.replace(/ \((teacher, )?private\)$/, "") : null;
       ui.chatSend.disabled = true;
-      send({ type: "chat", text: text, private: !!to }, to).then(function () {
+      send({ type: "chat", text: text, to: to }).then(function () {
         addChatLine(cfg.name, cfg.isModerator ? "moderator" : "attendee", text, true, to ? toName : null);
         ui.chatInput.value = "";
-      }, function () {
-        announce("Your message could not be sent. Try again.");
+      }, function (error) {
+        announce("Your message could not be sent: " + error.message);
       }).then(function () {
         ui.chatSend.disabled = state !== "connected";
         ui.chatInput.focus();
@@ -607,6 +614,8 @@
     if (raised) hands.add(cfg.identity); else hands.delete(cfg.identity);
     render();
     send({ type: "hand", raised: raised }).catch(function () {
+      if (raised) hands.delete(cfg.identity); else hands.add(cfg.identity);
+      render();
       announce("Your hand could not be " + (raised ? "raised" : "lowered") + ". Try again.");
     });
     announce(raised ? "Your hand is raised." : "Your hand is lowered.");
@@ -672,7 +681,9 @@
       if (action === "lower-hand") {
         hands.delete(identity);
         render();
-        send({ type: "hand", raised: false, identity: identity }).catch(function () { announce("Could not lower the hand."); });
+        send({ type: "hand", raised: false, identity: identity }).catch(function (error) {
+          announce("Could not lower the hand: " + error.message);
+        });
         return;
       }
       if (action === "remove" && !window.confirm("Remove " + name + " from the class?")) return;
@@ -835,7 +846,7 @@
   room
     .on(RoomEvent.ParticipantConnected, function (participant) {
       // Tell the newcomer that this hand is up (data messages are not kept by the server).
-      if (hands.has(cfg.identity)) send({ type: "hand", raised: true }, participant.identity).catch(function () {});
+      if (hands.has(cfg.identity)) send({ type: "hand", raised: true, to: participant.identity }).catch(function () {});
       render();
     })
     .on(RoomEvent.ParticipantDisconnected, function (participant) {

@@ -224,15 +224,20 @@ def add_remote(page, identity: str, name: str, role: str, mic_sid: str | None = 
     )
 
 
-def receive_data(page, sender: str, message: dict, topic: str = "classroom") -> None:
-    """A data message from `sender` (already in the room), as livekit-client delivers it."""
+def receive_data(page, sender: str, message: dict, topic: str = "classroom", peer: bool = False) -> None:
+    """A classroom message from `sender` (already in the room) as the tool relays it: sent by the
+    server (no participant), with `from` and `role` (the sender's, from add_remote) added by the
+    tool. `peer`: sent by the participant's own browser instead, as the page must ignore."""
     page.evaluate(
-        """([sender, message, topic]) => {
+        """([sender, message, topic, peer]) => {
             const room = window.liveClassroom.room;
-            const bytes = new TextEncoder().encode(JSON.stringify(message));
-            room.emit(LivekitClient.RoomEvent.DataReceived, bytes, room.remoteParticipants.get(sender), 0, topic);
+            const participant = room.remoteParticipants.get(sender);
+            const role = participant ? JSON.parse(participant.metadata).role : "attendee";
+            const body = peer ? message : Object.assign({from: sender, role}, message);
+            const bytes = new TextEncoder().encode(JSON.stringify(body));
+            room.emit(LivekitClient.RoomEvent.DataReceived, bytes, peer ? participant : undefined, 0, topic);
         }""",
-        [sender, message, topic],
+        [sender, message, topic, peer],
     )
 
 

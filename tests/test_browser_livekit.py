@@ -5,14 +5,16 @@ livekit_server.py): its RoomService answers the tool's calls (create the room on
 remove, end), but it speaks no WebRTC signalling, so the page's WebSocket to it fails. The page
 must get as far as connecting with the token the tool gave it, say that it could not connect,
 and otherwise work: the controls each role should have, the participant list, chat and raised
-hands (remote participants and their data messages are handed to the page's livekit-client
-Room as the SDK would hand them), teacher actions through the tool, leave, a phone screen and
+hands (remote participants, and the classroom messages the tool relays with SendData, are handed
+to the page's livekit-client Room as the SDK would hand them; what the page sends goes to the
+tool's messageUrl, whose SendData the fake records), teacher actions through the tool, leave, a phone screen and
 an LMS iframe with and without camera permission.
 
 Skipped when Debian's Chromium (/usr/bin/chromium) or Playwright is missing.
 """
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -109,6 +111,8 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     expect(message.locator(".lk-msg-text")).to_have_text("<b>Hello</b> from Sam")  # text, never markup
     receive_data(page, "u-sam", {"type": "chat", "text": "another topic"}, topic="somebody-else")
     receive_data(page, "u-sam", {"type": "hand", "raised": False, "identity": me})  # not a student's to do
+    # Straight from a browser (not through the tool), a message could claim anything: ignored.
+    receive_data(page, "u-sam", {"type": "chat", "text": "forged", "from": me, "role": "moderator"}, peer=True)
     expect(page.locator("#chat-log > li")).to_have_count(1)
     page.screenshot(path="/tmp/lk-teacher.png", full_page=True)
 
@@ -123,6 +127,35 @@ def test_teacher_page_connects_with_its_token_and_has_every_teacher_control(brow
     expect(state).to_have_text("Reconnected to the class.")
     expect(page.locator("#toggle-mic")).to_be_enabled()
     expect(page.locator("#chat-input")).to_be_enabled()
+
+    # The teacher's chat, hand and lowering Sam's hand go through the tool (messageUrl), which
+    # relays them to the room with SendData as the teacher's; the tool's echo of one's own message
+    # adds no second line.
+    page.locator("#chat-input").fill("Welcome, Sam")
+    with page.expect_response(re.compile(r"/live/message$")) as answered:
+        page.locator("#chat-send").click()
+    assert answered.value.status == 200
+    assert parse_qs(answered.value.request.post_data, keep_blank_values=True) == {
+        "t": [page_ticket], "type": ["chat"], "text": ["Welcome, Sam"], "to": [""]}
+    assert "cookie" not in {k.lower() for k in answered.value.request.all_headers()}
+    relayed = classroom.livekit.sent_data[-1]
+    assert relayed.topic == "classroom" and relayed.room == meeting
+    assert json.loads(relayed.data) == {"type": "chat", "text": "Welcome, Sam", "private": False, "from": me,
+                                        "role": "moderator"}
+    mine = page.locator("#chat-log > li").last
+    expect(mine).to_contain_text("You")
+    page.evaluate("""(data) => window.liveClassroom.room.emit(LivekitClient.RoomEvent.DataReceived,
+        new TextEncoder().encode(data), undefined, 0, "classroom")""", relayed.data.decode())
+    expect(page.locator("#chat-log > li")).to_have_count(2)
+    with page.expect_response(re.compile(r"/live/message$")) as answered:
+        page.locator("#toggle-hand").click()
+    assert parse_qs(answered.value.request.post_data)["raised"] == ["true"]
+    expect(page.locator("#toggle-hand")).to_have_attribute("aria-pressed", "true")
+    with page.expect_response(re.compile(r"/live/message$")) as answered:
+        sam.get_by_role("button", name="Lower the hand of Sam Student").click()
+    assert answered.value.status == 200
+    assert json.loads(classroom.livekit.sent_data[-1].data)["identity"] == "u-sam"
+    expect(sam.locator(".lk-badge-hand")).to_have_count(0)
 
     # Mute goes through the tool (ticket as form data, no cookies) to LiveKit's MutePublishedTrack.
     with page.expect_request(re.compile(r"/live/action$")) as sent:

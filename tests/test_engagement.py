@@ -175,8 +175,9 @@ def test_engagement_for_a_run_the_tool_does_not_know_is_refused(live, caplog):
 
 
 def test_a_livekit_class_reports_no_engagement_so_the_rule_does_not_apply(live):
-    """LiveKit's webhooks carry no chat or hands (docs: "Engagement"): the page says "not
-    available" and participation_required grades by minutes alone."""
+    """LiveKit's webhooks carry no chat or hands, and Sally never opened the classroom page (so
+    nothing she did passed through the tool, docs: "Engagement"): the page says "not available"
+    and participation_required grades by minutes alone."""
     live.platform.add_resource_link("40", "LiveKit class", custom={"provider": "livekit"})
     teacher = live.launch("teacher", resource_link_id="40")
     live.launch("student5", resource_link_id="40")

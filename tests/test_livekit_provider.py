@@ -193,7 +193,8 @@ def test_moderator_token_grants_what_the_moderator_vector_grants_but_own_metadat
     vector = next(v for v in TOKENS["tokens"] if v["label"] == "moderator")
     claims = claims_of(provider.access_token(room(), TEACHER))
     expected = {k: v for k, v in vector["deterministic_claims"]["video"].items() if k != "canUpdateOwnMetadata"}
-    assert claims["video"] == expected
+    # No one publishes data: the classroom's messages go through the tool (livekit/messages.py).
+    assert claims["video"] == {**expected, "canPublishData": False}
     assert claims["sub"] == TEACHER.user_id and claims["name"] == "Alice Teacher"
     assert json.loads(claims["metadata"]) == {"role": "moderator"}
 
@@ -201,7 +202,7 @@ def test_moderator_token_grants_what_the_moderator_vector_grants_but_own_metadat
 def test_moderator_token_verifies_with_admin_record_and_every_source(provider):
     video = verified(provider.access_token(room(), TEACHER)).video
     assert (video.room_join, video.room_admin, video.room_record) == (True, True, True)
-    assert (video.can_publish, video.can_subscribe, video.can_publish_data) == (True, True, True)
+    assert (video.can_publish, video.can_subscribe, video.can_publish_data) == (True, True, False)
     assert video.can_publish_sources == ["camera", "microphone", "screen_share", "screen_share_audio"]
     assert video.room == ROOM and not video.room_create and not video.room_list
     assert not video.can_update_own_metadata and not video.hidden
@@ -216,7 +217,7 @@ def test_attendee_token_joins_subscribes_and_publishes_camera_and_microphone_onl
     video = claims.video
     assert video.room_join and video.room == ROOM and video.can_subscribe
     assert video.can_publish and video.can_publish_sources == ["camera", "microphone"]
-    assert video.can_publish_data
+    assert video.can_publish_data is False  # chat and hands go through the tool
     assert not video.room_admin and not video.room_record and not video.can_update_own_metadata
     assert claims.identity == "lti-user-2002"
     assert claims.name == "Bob Student"  # spaces normalised
@@ -224,26 +225,26 @@ def test_attendee_token_joins_subscribes_and_publishes_camera_and_microphone_onl
 
 
 @pytest.mark.parametrize(
-    "settings, sources, can_publish, can_publish_data",
+    "settings, sources, can_publish",
     [
-        ({}, ["camera", "microphone"], True, True),
-        ({"lock_disable_cam": True}, ["microphone"], True, True),
-        ({"webcams_only_for_moderator": True}, ["microphone"], True, True),
-        ({"lock_disable_mic": True}, ["camera"], True, True),
-        ({"lock_disable_cam": True, "lock_disable_mic": True}, None, False, True),
-        ({"webcams_only_for_moderator": True, "lock_disable_mic": True}, None, False, True),
-        ({"lock_disable_public_chat": True}, ["camera", "microphone"], True, True),
-        ({"lock_disable_private_chat": True}, ["camera", "microphone"], True, True),
-        ({"lock_disable_public_chat": True, "lock_disable_private_chat": True}, ["camera", "microphone"], True, False),
+        ({}, ["camera", "microphone"], True),
+        ({"lock_disable_cam": True}, ["microphone"], True),
+        ({"webcams_only_for_moderator": True}, ["microphone"], True),
+        ({"lock_disable_mic": True}, ["camera"], True),
+        ({"lock_disable_cam": True, "lock_disable_mic": True}, None, False),
+        ({"webcams_only_for_moderator": True, "lock_disable_mic": True}, None, False),
+        ({"lock_disable_public_chat": True}, ["camera", "microphone"], True),
+        ({"lock_disable_private_chat": True}, ["camera", "microphone"], True),
+        ({"lock_disable_public_chat": True, "lock_disable_private_chat": True}, ["camera", "microphone"], True),
         ({"lock_disable_notes": True, "lock_hide_user_list": True, "mute_on_start": True},
-         ["camera", "microphone"], True, True),
+         ["camera", "microphone"], True),
     ],
 )
-def test_attendee_grants_follow_the_room_locks(provider, settings, sources, can_publish, can_publish_data):
+def test_attendee_grants_follow_the_room_locks(provider, settings, sources, can_publish):
     video = verified(provider.access_token(room(**settings), STUDENT)).video
     assert video.can_publish_sources == sources
     assert video.can_publish is can_publish
-    assert video.can_publish_data is can_publish_data
+    assert video.can_publish_data is False  # whatever the chat locks: the tool checks them (messages.py)
     assert video.can_subscribe is True
 
 
@@ -255,7 +256,7 @@ def test_attendee_grants_follow_the_room_locks(provider, settings, sources, can_
 def test_locks_do_not_apply_to_moderators(provider, settings):
     video = verified(provider.access_token(room(**settings), TEACHER)).video
     assert video.can_publish_sources == ["camera", "microphone", "screen_share", "screen_share_audio"]
-    assert video.can_publish_data and video.room_admin
+    assert video.can_publish_data is False and video.room_admin
 
 
 def test_everyone_moderator_room_gives_students_moderator_grants(provider):

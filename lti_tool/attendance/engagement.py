@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -20,6 +20,7 @@ from ..grades.service import queue_room_scores
 from ..logsafe import quoted
 from ..models import ClassSession, Engagement, Room, fits
 from .events import EngagementReport
+from .service import session_for
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +82,47 @@ def record_engagement(reports: list[EngagementReport]) -> EngagementReceipt:
         queue_room_scores(room)
     db.session.commit()
     return receipt
+
+
+# --- counted by the tool itself (LiveKit's relayed classroom messages) --------------------------
+RELAYED_MEASURES = ("chat_messages", "raised_hands")
+
+
+def current_session(room: Room) -> ClassSession | None:
+    """The class session of the room's current run (made if its first webhook has not come
+    yet), or the room's latest session still open; None when neither is known."""
+    if room.run_id and fits(room.run_id, ClassSession.run_id):
+        return session_for(room, room.run_id)
+    return db.session.scalar(select(ClassSession).where(ClassSession.room_id == room.id,
+                                                        ClassSession.ended_at.is_(None))
+                             .order_by(ClassSession.id.desc()).limit(1))
+
+
+def open_relayed_row(session: ClassSession, external_user_id: str, source: str) -> None:
+    """The person's row for this run with every relayed measure at 0, made if missing: from the
+    moment they open the classroom, each message they send passes through the tool, so 0 is
+    what they did, not a guess. Measures the tool does not see stay NULL. Does not commit."""
+    where = (Engagement.session_id == session.id, Engagement.external_user_id == external_user_id)
+    if db.session.scalar(select(Engagement.id).where(*where)) is not None:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(Engagement(session_id=session.id, external_user_id=external_user_id,
+                                      source=source[:32], **dict.fromkeys(RELAYED_MEASURES, 0)))
+    except IntegrityError:  # another request made it meanwhile
+        pass
+
+
+def count_relayed(session: ClassSession, external_user_id: str, measure: str, source: str) -> None:
+    """One more chat message or raised hand for this person in this run, counted in the
+    database (UPDATE … = … + 1, so two requests at once both count). Does not commit: the
+    caller commits once the message is sent."""
+    if measure not in RELAYED_MEASURES:
+        raise ValueError(f"not a relayed measure: {measure}")
+    open_relayed_row(session, external_user_id, source)
+    column = getattr(Engagement, measure)
+    db.session.execute(
+        update(Engagement)
+        .where(Engagement.session_id == session.id, Engagement.external_user_id == external_user_id)
+        .values({measure: func.coalesce(column, 0) + 1})
+        .execution_options(synchronize_session=False))

@@ -84,16 +84,21 @@ def engagement_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], En
 
 
 def took_part(sessions: list[ClassSession], engagement: dict, external_id: str) -> bool | None:
-    """Whether the person spoke or wrote in the chat in any of these runs; None when the
-    provider reported neither for them (the participation rule then does not apply)."""
-    reported = False
+    """Whether the person spoke or wrote in the chat in any of these runs: True when either was
+    more than 0; False only when both talk time and chat were reported and both were 0; None
+    otherwise (a measure not reported may hide what they did: the participation rule does not
+    apply). LiveKit reports chat but never talk time, so a LiveKit class is never held against
+    someone who wrote nothing: they may have spoken."""
+    talk = chat = None
     for session in sessions:
         row = engagement.get((session.id, external_id))
-        for value in (row.talk_seconds, row.chat_messages) if row is not None else ():
-            if value:
-                return True
-            reported = reported or value is not None
-    return False if reported else None
+        if row is None:
+            continue
+        if row.talk_seconds or row.chat_messages:
+            return True
+        talk = talk if row.talk_seconds is None else 0
+        chat = chat if row.chat_messages is None else 0
+    return False if talk == 0 and chat == 0 else None
 
 
 def attendance_at(counted: CountedOccasion, intervals: dict, external_id: str, policy: GradePolicy,

@@ -5,6 +5,9 @@ the page (templates/livekit/classroom.html, livekit-client served from /static/v
 to LIVEKIT_URL with it. Moderator actions go through the tool (which holds the API secret),
 each checked like every other room action: ticket, room, moderator role.
 
+Chat, raised hands and the recording state go through the tool too (`message`, messages.py):
+tokens let no one publish data, so the tool sees, checks and counts every classroom message.
+
 Recording (LiveKit Egress) is offered when LIVEKIT_RECORDING_FILEPATH is set and the room's
 settings allow recording (`record`); teachers start and stop it, everyone sees that it runs.
 """
@@ -19,6 +22,7 @@ from ...logsafe import quoted
 from ...rooms import service
 from ...rooms.access import RoomAccess, room_view
 from ..base import MeetingNotFound, ProviderError
+from . import messages
 from .provider import LiveKitProvider
 from .routes import bp  # the classroom lives beside the room's other pages (/rooms/<id>/live…)
 
@@ -63,6 +67,7 @@ def classroom(access: RoomAccess):
     room = access.room
     provider = _livekit_of(access, InvalidInput)
     recordable = not _recording_problem(room, provider)
+    messages.open_engagement(room, access.user.public_id)
     return render_template(
         "livekit/classroom.html",
         room=room,
@@ -75,6 +80,7 @@ def classroom(access: RoomAccess):
         leave_url=access.enrolment.return_url or url_for("rooms.left", room_id=room.id),
         token_url=url_for("livekit.token", room_id=room.id),
         action_url=url_for("livekit.action", room_id=room.id),
+        message_url=url_for("livekit.message", room_id=room.id),
         end_url=url_for("rooms.end", room_id=room.id),
         recording_available=recordable and access.is_moderator,
         recording_active=recordable and _recording_now(room, provider) is not None,
@@ -151,3 +157,25 @@ def recording(access: RoomAccess):
         log.error("room %s: recording %s failed: %s: %s", room.id, action, type(exc).__name__, quoted(exc.detail))
         what = "started" if action == "start" else "stopped"
         return jsonify({"error": f"The recording could not be {what}. {exc.user_message}"}), exc.http_status
+
+
+@bp.post("/rooms/<int:room_id>/live/message")
+@room_view(json=True)
+def message(access: RoomAccess):
+    """A classroom message (`type` chat|hand|recording), checked, counted and sent to the room
+    by the tool (messages.py); answers `{"ok": true}`, or 400/403/409 with `error` (JSON)."""
+    room = access.room
+    provider = _livekit_of(access)
+    try:
+        sent = messages.relay(room, provider, access.enrolment, request.form)
+    except messages.Refused as refusal:
+        log.info("room %s: classroom message from %s refused (%d): %s", room.id, access.user.id,
+                 refusal.status, refusal.reason)
+        return jsonify({"error": refusal.reason}), refusal.status
+    except MeetingNotFound:
+        return jsonify({"error": "The class is not running, so the message was not sent."}), 409
+    except ProviderError as exc:
+        log.error("room %s: classroom message not sent: %s: %s", room.id, type(exc).__name__, quoted(exc.detail))
+        return jsonify({"error": f"The message could not be sent. {exc.user_message}"}), exc.http_status
+    log.info("room %s: classroom message from %s relayed: %s", room.id, access.user.id, messages.describe(sent))
+    return jsonify({"ok": True})

@@ -612,16 +612,18 @@ def join_grants(spec: MeetingSpec, attendee: Attendee) -> lk.VideoGrants:
     """What this person may do in the room.
 
     Moderators (and everyone in an `everyone_moderator` room): join, administer the room
-    (mute/remove through the server API), subscribe, publish every source, send data, and
-    record when the room allows recording (`settings.record`).
+    (mute/remove through the server API), subscribe, publish every source, and record when the
+    room allows recording (`settings.record`).
 
     Attendees: join and subscribe; publish the camera unless `lock_disable_cam` or
     `webcams_only_for_moderator` is set, the microphone unless `lock_disable_mic` is set, never
-    the screen; send data (chat) unless both chats are locked. `webcams_only_for_moderator`
-    means in BBB that only moderators see students' webcams; grants cannot say "publish, but
-    only moderators may subscribe", so students' cameras are off in such a room rather than
-    shown to everyone. Private/public chat locks alone are enforced by the page only: both use
-    the data channel. No one may update their own metadata (it carries the role).
+    the screen. `webcams_only_for_moderator` means in BBB that only moderators see students'
+    webcams; grants cannot say "publish, but only moderators may subscribe", so students'
+    cameras are off in such a room rather than shown to everyone.
+
+    No one may publish data: chat, hands and the recording state go through the tool
+    (messages.py), which checks the chat locks and counts what it sends. No one may update
+    their own metadata (it carries the role).
     """
     s = spec.settings
     if _is_moderator(spec, attendee):
@@ -632,7 +634,7 @@ def join_grants(spec: MeetingSpec, attendee: Attendee) -> lk.VideoGrants:
             room_record=True if s.record else None,
             can_publish=True,
             can_subscribe=True,
-            can_publish_data=True,
+            can_publish_data=False,
             can_publish_sources=list(MODERATOR_SOURCES),
         )
     sources = []
@@ -645,7 +647,7 @@ def join_grants(spec: MeetingSpec, attendee: Attendee) -> lk.VideoGrants:
         room=spec.meeting_id,
         can_publish=bool(sources),
         can_subscribe=True,
-        can_publish_data=not (s.lock_disable_public_chat and s.lock_disable_private_chat),
+        can_publish_data=False,
         can_publish_sources=sources or None,
     )
 
