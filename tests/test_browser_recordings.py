@@ -10,6 +10,7 @@ import re
 import pytest
 
 import tests.browser_support  # noqa: F401  (skips this module without a browser)
+from tests.axe_support import axe_problems
 from tests.browser_support import ROOM_URL, Problems, course_page, expect
 from tests.support import ClassRun
 
@@ -52,7 +53,7 @@ def test_a_new_recording_appears_without_a_reload_and_delete_asks_first(browser,
     assert frame.evaluate("() => window.notReloaded === true"), "the page reloaded"
     width, client = frame.evaluate(SIDEWAYS)
     assert width <= client, f"the recordings scroll sideways on a phone: {width} > {client}"
-    recordings.screenshot(path="/tmp/recordings-teacher-phone.png")
+    assert axe_problems(frame) == []  # the teacher's page with a recording and its forms
 
     questions = []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.axe_support import axe_problems
 from tests.browser_support import ROOM_URL, Problems, course_page, expect
 from tests.conftest import empty_tables  # noqa: F401  (the live fixture empties the tables)
 
@@ -85,6 +86,7 @@ def test_both_pages_follow_start_run_and_end_without_a_reload(open_course, cours
     assert ROOM_URL.search(teacher.frame.url) and ROOM_URL.search(student.frame.url)
     width = student.frame.evaluate("[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
     assert width[0] <= width[1], f"the page scrolls sideways: {width}"
+    assert axe_problems(teacher.frame) == [] and axe_problems(student.frame) == []  # the ended state's pages
     assert teacher.problems.items == [] and student.problems.items == []
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 import tests.browser_support  # noqa: F401  (skips this module without a browser)
 from lti_tool.extensions import db
 from lti_tool.models import Occasion
+from tests.axe_support import axe_problems
 from tests.browser_support import ROOM_URL, Problems, course_page, expect
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -82,7 +83,7 @@ def teacher_plans_three_weeks(browser, live, first: date):
         (paris(weeks[2], 9), 90, "cancelled", "Teacher ill"),
     ]
     expect(frame.locator("#upcoming li").nth(1)).to_contain_text("14:30")
-    page.screenshot(path="/tmp/timetable-teacher.png", full_page=True)
+    assert axe_problems(frame) == []  # the teacher's page with a timetable, a move and a cancellation
     return context, page, frame, problems
 
 
@@ -104,13 +105,14 @@ def test_teacher_plans_moves_and_cancels_and_the_student_sees_it_on_a_phone_in_l
     expect(frame.locator("#timetable [data-timezone-name]")).to_have_text("Europe/Paris")
     width, client = frame.evaluate(SIDEWAYS)
     assert width <= client, f"the waiting page scrolls sideways on a phone: {width} > {client}"
-    page.screenshot(path="/tmp/timetable-student-phone.png", full_page=True)
+    assert axe_problems(frame) == []  # the waiting page with its timetable, on a phone
 
     frame.locator("#mine-link").click()
     frame.wait_for_url(re.compile(r"/mine\?t="))
     expect(frame.locator("h1")).to_have_text("My classes")
     expect(frame.locator("#rooms li")).to_have_count(1)
     expect(frame.locator("#rooms")).to_contain_text(re.compile(r"starts in [23] days"))
+    assert axe_problems(frame) == []
     assert problems.items == []
     context.close()
 
