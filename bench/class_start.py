@@ -135,10 +135,14 @@ def main():
     calls_before = bbb.count("getMeetingInfo") + bbb.count("isMeetingRunning")
 
     def poll(person):
+        """As the waiting page's script polls: it sends back the version of the state it shows."""
         browser, path, ticket = person
+        shown = {}
         for _ in range(args.polls):
-            answer = browser.get(tool_url + path + "/status", headers={"X-Room-Ticket": ticket})
-            assert answer.json()["open"] is False
+            answer = browser.get(tool_url + path + "/status", headers={"X-Room-Ticket": ticket, **shown}).json()
+            assert answer["open"] is False
+            if answer.get("version"):
+                shown = {"X-Shown-Version": answer["version"]}
 
     durations, _, wall = timed_pool(poll, people, args.concurrency)
     polls = len(people) * args.polls

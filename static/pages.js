@@ -14,9 +14,15 @@
 (function () {
   "use strict";
 
+  // The version of the state this page shows: the tool answers "same" (no words to render, no
+  // new address to sign) while nothing changed, which is what a waiting crowd asks most.
+  var shownVersion = "";
+
   function statusOf(element) {
+    var headers = { "Accept": "application/json", "X-Room-Ticket": element.getAttribute("data-ticket") };
+    if (shownVersion) headers["X-Shown-Version"] = shownVersion;
     return fetch(element.getAttribute("data-status-url"), {
-      headers: { "Accept": "application/json", "X-Room-Ticket": element.getAttribute("data-ticket") },
+      headers: headers,
       credentials: "omit",
       cache: "no-store"
     }).then(function (response) {
@@ -86,6 +92,8 @@
     statusOf(area)
       .then(function (data) {
         if (!data) return;
+        if (data.same) { follow(); return; }
+        shownVersion = data.version || "";
         if (area.hasAttribute("data-wait") && data.open && data.url) { window.location.replace(data.url); return; }
         show(data);
         follow();

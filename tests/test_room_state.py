@@ -18,9 +18,11 @@ def live_overrides():
     return {"ROOM_STATE_CHECK_SECONDS": "0"}  # every poll asks the server: no waiting in tests
 
 
-def status(person) -> dict:
-    response = person.session.get(person.url("/status"), headers={"X-Room-Ticket": person.ticket,
-                                                                  "Accept": "application/json"})
+def status(person, shown: str | None = None) -> dict:
+    headers = {"X-Room-Ticket": person.ticket, "Accept": "application/json"}
+    if shown is not None:
+        headers["X-Shown-Version"] = shown
+    response = person.session.get(person.url("/status"), headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -42,6 +44,19 @@ def test_before_a_class_everyone_reads_not_started(live):
     assert mine["open"] is True and theirs["open"] is False
     assert "Start class" in mine["html"]["controls"] and 'id="join"' not in theirs["html"]["controls"]
     assert "has not started yet" in theirs["html"]["status"]
+
+
+def test_a_page_showing_the_current_state_gets_same_and_a_change_gets_the_words(live):
+    teacher, student = live.launch("teacher"), live.launch("student")
+    first = status(student)
+    again = status(student, shown=first["version"])
+    assert again["same"] is True and "html" not in again and "url" not in again
+    assert again["state"] == "not_started" and again["open"] is False
+    assert status(student, shown="an-older-version")["html"]["status"] == first["html"]["status"]
+    assert status(teacher)["version"] != first["version"]  # the teacher's words differ
+    assert teacher.join().status_code == 302  # the class starts: the student's page must change
+    changed = status(student, shown=first["version"])
+    assert "same" not in changed and changed["open"] is True and changed["url"] and changed["html"]
 
 
 def test_a_slow_start_reads_starting_then_live_with_since_and_people(live):

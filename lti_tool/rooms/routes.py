@@ -6,6 +6,8 @@ latest launch of this resource link.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 from flask import current_app, g, get_template_attribute, jsonify, redirect, render_template, request
@@ -64,6 +66,12 @@ def status(access: RoomAccess):
     (`url`: a page open for longer than a ticket lives moves on). What a crowd of pages asks
     every few seconds: database reads only (rooms/state.py)."""
     live = class_state(access.room, access.role)
+    facts = live.as_json()
+    # The words depend on the facts and the role only (the page's own ticket is fixed): a page
+    # that says it shows this version gets "same", without rendering or signing anything.
+    version = hashlib.sha256(json.dumps([facts, access.is_moderator], sort_keys=True).encode()).hexdigest()[:16]
+    if request.headers.get("X-Shown-Version") == version:
+        return jsonify({**facts, "version": version, "same": True})
     words = {
         part: get_template_attribute("rooms/_class_state.html", part)
         for part in ("status_text", "controls")
@@ -72,7 +80,7 @@ def status(access: RoomAccess):
         "status": str(words["status_text"](access.room, live, access.is_moderator)),
         "controls": str(words["controls"](access.room, live, access.is_moderator, g.ticket)),
     }
-    return jsonify({**live.as_json(), "url": page_url("rooms.show"), "html": html})
+    return jsonify({**facts, "version": version, "url": page_url("rooms.show"), "html": html})
 
 
 @bp.post("/<int:room_id>/open")
