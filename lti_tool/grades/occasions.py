@@ -10,7 +10,7 @@ from ..models import ClassSession, Occasion, Room
 from ..schedule import timetable
 from ..schedule.service import RoomTimetable, room_timetable
 from ..schedule.timetable import OccasionTimeline
-from .policy import GradePolicy, Window
+from .policy import GradePolicy, Window, merge_windows
 
 # Less than this of a run inside the scheduled time (a test started just before the class and
 # ended at once): the occasion counts its runs as they ran instead.
@@ -36,24 +36,14 @@ class CountedOccasion:
         return self.state in (timetable.ENDED, timetable.MISSED)
 
 
-def _merge(windows: list[Window]) -> list[Window]:
-    merged: list[list[datetime]] = []
-    for start, end in sorted(windows):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        elif end > start:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
-
-
 def counted_windows(timeline: OccasionTimeline, sessions: list[ClassSession]) -> list[Window]:
     """The time an ended occasion asks of a student: its runs within the scheduled start and
     end (unscheduled: the runs as they ran)."""
-    runs = _merge([(s.started_at, s.ended_at) for s in sessions if s.started_at and s.ended_at])
+    runs = merge_windows([(s.started_at, s.ended_at) for s in sessions if s.started_at and s.ended_at])
     slot = timeline.slot
     if slot is None:
         return runs
-    clipped = _merge([(max(a, slot.starts_at), min(b, slot.ends_at)) for a, b in runs])
+    clipped = merge_windows([(max(a, slot.starts_at), min(b, slot.ends_at)) for a, b in runs])
     inside = sum(((e - s) for s, e in clipped), timedelta())
     return clipped if inside >= MEANINGFUL else runs
 

@@ -98,15 +98,20 @@ Interval = tuple[datetime, datetime | None]
 TOLERANCE = timedelta(minutes=1)  # "late" and "left early" never for a few seconds
 
 
-def _merged(intervals: list[Interval], until: datetime) -> list[Window]:
-    """A person's intervals with open ends closed at `until`, overlaps merged."""
+def merge_windows(windows: list[Window]) -> list[Window]:
+    """Closed stretches of time, sorted, overlaps merged, empty ones dropped."""
     merged: list[list[datetime]] = []
-    for start, end in sorted((s, min(e or until, until)) for s, e in intervals):
+    for start, end in sorted(windows):
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         elif end > start:
             merged.append([start, end])
     return [(s, e) for s, e in merged]
+
+
+def _merged(intervals: list[Interval], until: datetime) -> list[Window]:
+    """A person's intervals with open ends closed at `until`, overlaps merged."""
+    return merge_windows([(s, min(e or until, until)) for s, e in intervals])
 
 
 def _overlap(windows: list[Window], intervals: list[Window]) -> float:

@@ -106,10 +106,6 @@ def room_timetable(room: Room, now: datetime | None = None) -> RoomTimetable:
     return RoomTimetable(occasions, sessions, timelines, now, early(room))
 
 
-def has_timetable(room: Room) -> bool:
-    return db.session.scalar(select(Occasion.id).where(Occasion.room_id == room.id).limit(1)) is not None
-
-
 # Waiting students ask on every status poll whether a scheduled class is open for entry: each
 # process keeps the room's nearby occasions for ENTRY_CACHE_SECONDS (the room's running state is
 # up to ROOM_STATE_CHECK_SECONDS old the same way), and its own changes to a timetable clear them.
@@ -152,18 +148,6 @@ def open_occasion(room: Room, now: datetime | None = None) -> Slot | None:
     cached = now is None
     now = now or utcnow()
     return timetable.open_slot(_nearby_slots(room, now, cached), now, early(room))
-
-
-def next_occasion(room: Room, now: datetime | None = None) -> Occasion | None:
-    """The next scheduled (not cancelled) occasion that has not ended yet."""
-    now = now or utcnow()
-    candidates = db.session.scalars(
-        select(Occasion).where(
-            Occasion.room_id == room.id, Occasion.status == "scheduled",
-            Occasion.starts_at > now - timedelta(minutes=MAX_MINUTES),
-        ).order_by(Occasion.starts_at)
-    ).all()
-    return next((o for o in candidates if o.ends_at > now), None)
 
 
 # --- notices ------------------------------------------------------------------------------------
