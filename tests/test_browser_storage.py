@@ -38,6 +38,8 @@ from tests.fakes.bbb_server import FakeBigBlueButton
 from tests.fakes.http_server import LaterApp, ServedApp
 from tests.fakes.lti_platform import FakePlatform
 
+FLOW_MS = 15_000  # a launch through platform storage, from the course page to the tool's answer
+
 STATE_COOKIE_PREFIX = "lti_state_"
 WRONG_BINDING = "someone-elses-binding"
 
@@ -252,7 +254,7 @@ def test_launch_without_cookie_succeeds_through_platform_storage(open_course, st
     teacher.frame.wait_for_url(ROOM_URL)
     join = teacher.frame.locator("#join")
     expect(join).to_be_visible()
-    expect(join).to_have_text("Start class")
+    expect(join).to_have_text("Start class", timeout=FLOW_MS)
 
     teacher.assert_tool_tried_the_cookie()
     teacher.assert_no_state_cookie_sent()
@@ -293,7 +295,9 @@ def _refused_launch(open_course, storage_live, storage):
     for the tool's refusal and check what both refusals share. Returns the StorageLaunch."""
     before = row_counts(storage_live.app)
     student = open_course("student", storage)
-    expect(student.frame.locator("#error-title")).to_have_text("The class could not be opened")
+    # The whole flow (login, storage, authorization, launch, storage again) crosses five pages:
+    # on a loaded machine that takes longer than an expectation's default 5 s.
+    expect(student.frame.locator("#error-title")).to_have_text("The class could not be opened", timeout=FLOW_MS)
 
     student.assert_tool_tried_the_cookie()
     student.assert_no_state_cookie_sent()
