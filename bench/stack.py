@@ -83,15 +83,21 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def postgres_cpu_seconds() -> float:
+def postgres_cpu_seconds(database: str | None = None) -> float:
     """CPU of every PostgreSQL server process on this machine (backends come and go with the
-    pools, so the sum over all of them is what a run's delta measures)."""
+    pools, so the sum over all of them is what a run's delta measures); with `database`, only
+    the backends serving that database (their title names it), so that other people's
+    databases on a shared server stay out of the figure — valid while the pools keep their
+    connections open, as the tool's do."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    total += process_cpu_seconds(int(entry.name))
+                if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                    continue
+                if database and f" {database} " not in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    continue
+                total += process_cpu_seconds(int(entry.name))
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return total
@@ -162,7 +168,7 @@ class GunicornApp:
                 if requests.get(self.url + ready_path, timeout=2).status_code < 500:
                     self._wait_for_workers()
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a slow first answer
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer within {timeout} s: see {self.log_path}")
