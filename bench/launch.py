@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import json
 import re
@@ -69,7 +70,7 @@ class Sizes:
     max_requests: int
 
 
-FULL = Sizes(students=200, step_seconds=2.0, rounds=2, min_requests=lambda c: max(60, 3 * c), max_requests=4000)
+FULL = Sizes(students=200, step_seconds=1.5, rounds=3, min_requests=lambda c: max(60, 3 * c), max_requests=4000)
 QUICK = Sizes(students=40, step_seconds=0.3, rounds=1, min_requests=lambda c: max(20, c), max_requests=200)
 
 
@@ -288,13 +289,16 @@ def _registration_env(platform) -> dict:
             "BENCH_SECRET_KEY": "bench-peer-secret-key-bench-peer"}
 
 
-def _serve(stack: Stack, name: str) -> GunicornApp:
+@contextlib.contextmanager
+def _serve(stack: Stack, name: str):
     """bench/<name>_app.py under gunicorn, 2 sync workers, no config file (the tool's is for
-    the tool's own access log)."""
-    port = free_port()
-    server = GunicornApp(f"bench.{name}_app:app", _registration_env(stack.platform), workers=2, port=port,
+    the tool's own access log); stopped on leaving, even when it did not start."""
+    server = GunicornApp(f"bench.{name}_app:app", _registration_env(stack.platform), workers=2, port=free_port(),
                          log_path=stack.workdir / f"{name}.log", config=None)
-    return server.start("/")
+    try:
+        yield server.start("/")
+    finally:
+        server.stop()
 
 
 def _apps(stack: Stack, floor: GunicornApp, peer: GunicornApp) -> list[App]:
@@ -319,17 +323,28 @@ def _median(rows: list[dict], app: str, measure: str, concurrency: int, key: str
     return round(statistics.median(values), 2) if values else None
 
 
+def _cpu_per_launch(rows: list[dict], app: str) -> float:
+    """Server CPU per launch POST at 20 concurrent, the app's workers and PostgreSQL together:
+    the figure that the machine's load moves least."""
+    return round(sum(_median(rows, app, LAUNCH_POST, 20, key) or 0 for key in ("worker_cpu_ms", "postgres_cpu_ms")), 2)
+
+
 def _summary(rows: list[dict], memory: dict) -> list[dict]:
-    """Issue 12's table, measured now (20 concurrent; medians over rounds), beside its figures."""
+    """Issue 12's table, measured now (20 concurrent; medians over rounds), beside its figures,
+    with the ratios to the peer of the same run."""
     summary = []
     for app in ("floor", "peer", "tool"):
         summary.append({
             "app": app,
             "launch_POST_per_s": _median(rows, app, LAUNCH_POST, 20, "per_s"),
+            "launch_rate_vs_peer": _ratio(_median(rows, app, LAUNCH_POST, 20, "per_s"),
+                                          _median(rows, "peer", LAUNCH_POST, 20, "per_s")),
             "worker_cpu_ms_per_launch": _median(rows, app, LAUNCH_POST, 20, "worker_cpu_ms"),
             "postgres_cpu_ms_per_launch": _median(rows, app, LAUNCH_POST, 20, "postgres_cpu_ms"),
+            "server_cpu_vs_peer": _ratio(_cpu_per_launch(rows, app), _cpu_per_launch(rows, "peer")),
             "whole_flow_per_s": _median(rows, app, WHOLE_FLOW, 20, "per_s"),
-            "worker_rss_mb": max(memory[app]),
+            "worker_rss_mb": max(memory["rss"][app]),
+            "worker_pss_mb": max(memory["pss"][app]),
             "issue_12": ISSUE_FIGURES[app],
         })
     return summary
@@ -343,19 +358,25 @@ def _goals(rows: list[dict], memory: dict) -> list[dict]:
     tool_rate, peer_rate = (_median(rows, app, LAUNCH_POST, 20, "per_s") for app in ("tool", "peer"))
     tool_flow, peer_flow = (_median(rows, app, WHOLE_FLOW, 20, "per_s") for app in ("tool", "peer"))
     launch_ratio, flow_ratio = _ratio(tool_rate, peer_rate), _ratio(tool_flow, peer_flow)
-    rss = max(memory["tool"])
+    rss, pss = max(memory["rss"]["tool"]), max(memory["pss"]["tool"])
     return [
         {"goal": "launch POST >= peer's rate (20 concurrent)",
-         "measured": f"{launch_ratio}x the peer ({tool_rate} vs {peer_rate} launches/s)",
+         "measured": f"{launch_ratio}x the peer ({tool_rate} vs {peer_rate} launches/s; server CPU per launch "
+                     f"{_cpu_per_launch(rows, 'tool')} vs {_cpu_per_launch(rows, 'peer')} ms)",
          "baseline": "the peer (pylti1p3), same run", "met": bool(launch_ratio and launch_ratio >= 1)},
         {"goal": "whole flow faster than the peer's (20 concurrent)",
          "measured": f"{flow_ratio}x the peer ({tool_flow} vs {peer_flow} flows/s)",
          "baseline": "the peer (pylti1p3), same run", "met": bool(flow_ratio and flow_ratio > 1)},
         {"goal": f"worker memory < {MEMORY_GOAL_MB} MB",
-         "measured": f"{rss} MB (largest worker RSS after the run)",
-         "baseline": f"floor {max(memory['floor'])} MB, peer {max(memory['peer'])} MB",
+         "measured": f"{rss} MB RSS, the largest worker after the run ({pss} MB PSS)",
+         "baseline": f"RSS: floor {max(memory['rss']['floor'])} MB, peer {max(memory['rss']['peer'])} MB",
          "met": rss < MEMORY_GOAL_MB},
     ]
+
+
+def _memory(apps: dict) -> dict:
+    return {"rss": {name: server.rss_mb() for name, server in apps.items()},
+            "pss": {name: server.pss_mb() for name, server in apps.items()}}
 
 
 def run(quick: bool = False, rounds: int | None = None) -> dict:
@@ -363,22 +384,19 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
     if rounds:
         sizes = Sizes(sizes.students, sizes.step_seconds, rounds, sizes.min_requests, sizes.max_requests)
     load_before, started = machine_load(), time.monotonic()
-    with Stack("launch", workers=2) as stack:
-        floor, peer = _serve(stack, "floor"), _serve(stack, "peer")
-        rss_at_start = {"floor": floor.rss_mb(), "peer": peer.rss_mb(), "tool": stack.web.rss_mb()}
-        try:
-            _enrol_class(stack.platform, sizes)
-            rows, checks = asyncio.run(_measure(stack, _apps(stack, floor, peer), sizes))
-            memory = {"floor": floor.rss_mb(), "peer": peer.rss_mb(), "tool": stack.web.rss_mb()}
-        finally:
-            floor.stop()
-            peer.stop()
-    errors = sum(row["errors"] for row in rows)
+    with Stack("launch", workers=2) as stack, contextlib.ExitStack() as servers:
+        floor, peer = (servers.enter_context(_serve(stack, name)) for name in ("floor", "peer"))
+        served = {"floor": floor, "peer": peer, "tool": stack.web}
+        at_start = _memory(served)
+        _enrol_class(stack.platform, sizes)
+        rows, checks = asyncio.run(_measure(stack, _apps(stack, floor, peer), sizes))
+        after = _memory(served)
     return {
         "benchmark": "launch", "load_before": load_before, "load_after": machine_load(),
-        "seconds": round(time.monotonic() - started, 1), "quick": quick, "errors": errors,
-        "forged_token_refused": checks, "worker_rss_mb": memory, "worker_rss_mb_at_start": rss_at_start,
-        "summary": _summary(rows, memory), "results": rows, "goals": _goals(rows, memory),
+        "seconds": round(time.monotonic() - started, 1), "quick": quick,
+        "errors": sum(row["errors"] for row in rows), "forged_token_refused": checks,
+        "worker_memory_mb": {"after_run": after, "at_start": at_start},
+        "summary": _summary(rows, after), "results": rows, "goals": _goals(rows, after),
     }
 
 

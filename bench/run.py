@@ -76,6 +76,8 @@ def machine() -> dict:
 
 # ----------------------------------------------------------------------------- markdown
 def _cell(value) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, bool):
         return "yes" if value else "**no**"
     if isinstance(value, dict | list):

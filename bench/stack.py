@@ -70,6 +70,18 @@ def process_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def process_pss_mb(pid: int) -> float:
+    """Proportional set size: the process's own pages plus its share of those it shares (with
+    the gunicorn master it was forked from, say), which RSS counts whole in every worker."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0.0
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -187,6 +199,9 @@ class GunicornApp:
 
     def rss_mb(self) -> list[float]:
         return [process_rss_mb(pid) for pid in self.worker_pids()]
+
+    def pss_mb(self) -> list[float]:
+        return [process_pss_mb(pid) for pid in self.worker_pids()]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
