@@ -79,7 +79,7 @@ def _cell(value) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "**no**"
+        return "yes" if value else "no"
     if isinstance(value, dict | list):
         value = json.dumps(value, separators=(", ", ": "))
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -95,7 +95,10 @@ def table(rows: list[dict]) -> list[str]:
 
 def _goal_rows(goals: list[dict]) -> list[dict]:
     return [{"goal": goal.get("goal"), "measured": goal.get("measured"), "compared with": goal.get("baseline", ""),
-             "met": bool(goal.get("met"))} for goal in goals]
+             "met": "yes" if goal.get("met") else "**no**"} for goal in goals]
+
+
+_SHOWN = {"benchmark", "status", "seconds", "load_before", "load_after", "goals", "summary", "results"}
 
 
 def benchmark_section(result: dict) -> list[str]:
@@ -112,6 +115,9 @@ def benchmark_section(result: dict) -> list[str]:
         lines += ["Summary:", "", *table(result["summary"])]
     if result.get("results"):
         lines += ["Results:", "", *table(result["results"])]
+    others = {key: value for key, value in result.items() if key not in _SHOWN}
+    if others:
+        lines += ["Other readings:", "", *(f"- {key}: {_cell(value)}" for key, value in others.items()), ""]
     return lines
 
 

@@ -45,6 +45,7 @@ def test_a_failing_benchmark_is_reported_and_the_others_still_run(benchmarks):
     assert "| fast | 10/s | 5/s | yes |" in latest
     assert "| a\\|b | 10.0 |" in latest  # a cell's pipe does not break the table
     assert "cores" in latest and "Machine load" in latest
+    assert "- quick: yes" in latest  # what a benchmark returns beyond the table is shown too
 
 
 def test_only_runs_the_benchmarks_named(benchmarks):
