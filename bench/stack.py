@@ -242,12 +242,16 @@ class Stack:
 
     def start(self) -> Stack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fakes' request lines
-        self.bbb.start()
-        self.platform.start()
-        (self.workdir / "tool_config.json").write_text(
-            json.dumps({self.platform.issuer: [self.platform.registration_args()]}))
-        self.flask("db", "upgrade")
-        self.web.start("/healthz")
+        try:
+            self.bbb.start()
+            self.platform.start()
+            (self.workdir / "tool_config.json").write_text(
+                json.dumps({self.platform.issuer: [self.platform.registration_args()]}))
+            self.flask("db", "upgrade")
+            self.web.start("/healthz")
+        except BaseException:
+            self.stop()  # `with` never calls __exit__ when __enter__ raises: no gunicorn left behind
+            raise
         return self
 
     def flask(self, *args: str) -> str:
