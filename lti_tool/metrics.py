@@ -28,6 +28,15 @@ from .extensions import db
 
 log = logging.getLogger(__name__)
 
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+# Before any metric is made: an unlabelled counter opens its file at once (multiprocess mode).
+if multiprocess_dir():
+    os.makedirs(multiprocess_dir(), exist_ok=True)
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 LAUNCHES = Counter("lti_tool_launches_total", "LTI launches at /lti/launch, by outcome "
@@ -46,14 +55,6 @@ RESPONSES = Counter("lti_tool_http_failures_total", "Answers with a 4xx or 5xx s
                     "class.", ["endpoint", "status"])
 LATENCY = Histogram("lti_tool_http_request_duration_seconds", "Time to answer a request, by endpoint.",
                     ["endpoint"], buckets=LATENCY_BUCKETS)
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-if multiprocess_dir():  # each process writes its own files there from its first count on
-    os.makedirs(multiprocess_dir(), exist_ok=True)
 
 
 class Backlog:
