@@ -33,7 +33,8 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-# Before any metric is made: an unlabelled counter opens its file at once (multiprocess mode).
+# Before any metric is made: an unlabelled metric would open its file at once (multiprocess mode).
+# Every metric here has labels, so a process that counts nothing (a `flask` command) writes nothing.
 if multiprocess_dir():
     os.makedirs(multiprocess_dir(), exist_ok=True)
 
@@ -45,7 +46,8 @@ LAUNCHES = Counter("lti_tool_launches_total", "LTI launches at /lti/launch, by o
 LOGINS = Counter("lti_tool_logins_total", "OIDC login initiations at /lti/login, by outcome (ok, refused, error).",
                  ["outcome"])
 JOINS = Counter("lti_tool_joins_total", "Joins at /rooms/<id>/join, by outcome (ok, refused, error).", ["outcome"])
-ROOM_POLLS = Counter("lti_tool_room_polls_total", "Status polls of room pages (/rooms/<id>/status).")
+ROOM_POLLS = Counter("lti_tool_room_polls_total", "Status polls of room pages (/rooms/<id>/status), by outcome "
+                     "(ok, refused, error).", ["outcome"])
 WEBHOOK_EVENTS = Counter("lti_tool_webhook_events_total", "Provider events received by webhooks, by provider "
                          "and what became of them (applied, ignored, unknown_meeting, failed, pending, duplicate, "
                          "refused).", ["provider", "outcome"])

@@ -78,7 +78,7 @@ def count(endpoint: str, status: int, seconds: float) -> None:
     elif endpoint == "rooms.join":
         metrics.JOINS.labels(_outcome(status)).inc()
     elif endpoint == "rooms.status":
-        metrics.ROOM_POLLS.inc()
+        metrics.ROOM_POLLS.labels(_outcome(status)).inc()
 
 
 def request_fields(status: int, seconds: float) -> dict:

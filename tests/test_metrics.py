@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lti_tool import ConfigurationError, create_app
 from tests.conftest import tool_overrides
-from tests.support import ClassRun, post_bbb_events
+from tests.support import ClassRun, hour_long_class, post_bbb_events
 
 TOKEN = "m" * 16 + "-metrics-token-0123456789"
 
@@ -64,7 +64,8 @@ def test_joins_polls_and_webhook_events_are_counted(live):
     assert teacher.join().status_code in (302, 303)
     assert post_bbb_events(live, [run.created(), run.joined("teacher", 0)]).status_code == 200
     after = samples(live)
-    assert value(after, "lti_tool_room_polls_total") == value(before, "lti_tool_room_polls_total") + 1
+    polls = "lti_tool_room_polls_total"
+    assert value(after, polls, outcome="ok") == value(before, polls, outcome="ok") + 1
     assert value(after, "lti_tool_joins_total", outcome="ok") == value(before, "lti_tool_joins_total", outcome="ok") + 1
     received = ("lti_tool_webhook_events_total", {"provider": "bbb", "outcome": "applied"})
     assert value(after, received[0], **received[1]) == value(before, received[0], **received[1]) + 2
@@ -131,3 +132,21 @@ def test_unusable_production_settings_stop_the_start_with_a_sentence(setting, mi
     assert name in str(refused.value)
     if name == "METRICS_TOKEN":
         assert "short" not in str(refused.value), "the token is never repeated"
+
+
+def test_grade_deliveries_and_the_backlog_are_counted(live):
+    """A class's scores wait (the backlog gauge), then the worker delivers them (the counter);
+    a platform answering 429 once makes one retry."""
+    before = samples(live)
+    hour_long_class(live)
+    waiting = samples(live)
+    assert value(waiting, "lti_tool_grades_pending", state="new") > 0
+    live.platform.fail_next(1, status=429)
+    live.run_worker()
+    after = samples(live)
+    delivered = "lti_tool_grade_deliveries_total"
+    assert value(after, delivered, outcome="retry") == value(before, delivered, outcome="retry") + 1
+    assert value(after, delivered, outcome="delivered") > value(before, delivered, outcome="delivered")
+    # The retry was due at once (RETRY_BASE_SECONDS is 0.01 here): nothing waits any more.
+    assert value(after, "lti_tool_grades_pending", state="new") == value(after, "lti_tool_grades_pending",
+                                                                         state="retrying") == 0
