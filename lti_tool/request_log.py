@@ -128,6 +128,10 @@ def init_app(app: Flask) -> None:
         seconds = time.perf_counter() - request.environ.get(STARTED, time.perf_counter())
         endpoint = request.endpoint or "unmatched"  # a 404's path is the client's choice: not a label
         count(endpoint, response.status_code, seconds)
-        fields = request_fields(response.status_code, seconds)
-        log.info("%s", text_line(fields), extra={"fields": fields})
+        if log.isEnabledFor(logging.INFO):
+            fields = request_fields(response.status_code, seconds)
+            # A record made directly: `log.info` would walk the stack for a caller no format shows
+            # (measured: 2 µs of the line's 13, on every request).
+            log.handle(log.makeRecord(log.name, logging.INFO, "request_log", 0, "%s", (text_line(fields),), None,
+                                      extra={"fields": fields}))
         return response
