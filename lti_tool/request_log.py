@@ -3,7 +3,7 @@
 The line (logger `lti_tool.requests`) says what was asked and how it ended — method, path,
 status, duration — and, when the request named them, the LTI context: issuer, deployment,
 context, resource link and user sub (a launch: `note_launch`, called by the launch view),
-the room and the tool's user id (a room page, poll or join: rooms/access.py's `g.room_access`).
+the room and the tool's user id (a room page, poll or join: `note_room`, called by rooms/access.py).
 It never carries a query string, a ticket, a token or a cookie: the path only, a calendar
 address's mac hidden (access_log.redact_path).
 
@@ -47,13 +47,16 @@ def note_outcome(outcome: str) -> None:
     g.launch_outcome = outcome
 
 
+def note_room(room_id: int, user_id: int) -> None:
+    """The room and the tool's user a room ticket named (rooms/access.py), for the log line.
+    Noted as plain ids when the ticket is checked: after the view's commit, reading them from
+    the rows would cost a query each."""
+    g.lti_context = {**(g.get("lti_context") or {}), "room": room_id, "user": user_id}
+
+
 def request_context() -> dict:
     """What this request is known to be about: a launch's claims, or a room ticket's room."""
-    context = dict(g.get("lti_context") or {})
-    access = g.get("room_access")
-    if access is not None:
-        context.setdefault("room", access.room.id)
-        context.setdefault("user", access.enrolment.user_id)
+    context = g.get("lti_context") or {}
     # Ids from a platform are bounded (their columns hold 255 characters): no flooding the log.
     return {name: context[name] if isinstance(context[name], int) else str(context[name])[:255]
             for name in CONTEXT_FIELDS if context.get(name) not in (None, "")}
