@@ -45,6 +45,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _attach_services(app)
     _register_blueprints(app)
+    _trust_proxies(app)  # outermost: static files and the views see the client's own address
     if (
         app.config["AUTO_UPGRADE_DATABASE"]
         and not app.config.get("TESTING")
@@ -55,9 +56,29 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 
 def _configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
+    from .request_log import JsonFormatter
+
+    root = logging.getLogger()
+    if not root.handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if app.config["LOG_FORMAT"] == "json":
+        # Only the plain stream handlers (ours, or an embedding server's): a test harness's own
+        # capturing handlers are subclasses and keep their format.
+        for handler in root.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setFormatter(JsonFormatter())
     logging.getLogger("lti_tool").setLevel(logging.INFO)
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, the client's address, scheme and host are the
+    ones the proxies forwarded (X-Forwarded-For/-Proto/-Host/-Port); with none (the default),
+    such headers are ignored: anyone could send them."""
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
 
 def _attach_services(app: Flask) -> None:
@@ -79,7 +100,7 @@ def _attach_services(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import admin, calendars, cli, errors, recordings, reminders, rooms, static_files, web
+    from . import admin, calendars, cli, errors, recordings, reminders, request_log, rooms, static_files, web
     from .health import bp as health_bp
     from .lti.routes import bp as lti_bp
 
@@ -90,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
     reminders.register(app)
     recordings.register(app)
     app.register_blueprint(health_bp)
+    request_log.init_app(app)  # first: its clock starts before, and its line is written after, every other hook
     web.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

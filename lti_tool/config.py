@@ -8,6 +8,7 @@ started from.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .providers import load_packages
 from .reminders.smtp import mail_problems
-from .settings import NUMBER, Setting
+from .settings import FLAG, NUMBER, Setting
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -100,8 +101,32 @@ TUNABLES = (
             help="The video provider packages the tool loads (import paths, space-separated)."),
 )
 
-CORE_SETTINGS = CONTRACT + TUNABLES
+# Production: logs, metrics, the proxy in front, the database pool (docs/deployment.md).
+PRODUCTION = (
+    Setting("LOG_FORMAT", "text", lower=True,
+            help="`text` (one readable line per record) or `json` (one JSON object per line, for a log "
+                 "collector); each request writes one line with its LTI context (lti_tool/request_log.py)."),
+    Setting("TRUSTED_PROXIES", "0", NUMBER,
+            "How many reverse proxies (nginx, a load balancer) stand in front of the tool: the client's "
+            "address and scheme are read from that many X-Forwarded-For/-Proto/-Host entries (werkzeug "
+            "ProxyFix). 0: none trusted, the socket's address is the client's."),
+    Setting("METRICS_TOKEN", "",
+            help="A token that opens /metrics from anywhere (`Authorization: Bearer …`), at least 32 characters."),
+    Setting("METRICS_ALLOW", "127.0.0.1/32 ::1/128",
+            help="Addresses that may read /metrics without the token (CIDRs, space-separated); empty: none. "
+                 "Everyone else gets 404."),
+    Setting("DATABASE_POOL_SIZE", "5", NUMBER,
+            "Connections each process keeps open to PostgreSQL (SQLAlchemy pool_size)."),
+    Setting("DATABASE_MAX_OVERFLOW", "10", NUMBER,
+            "Connections a process may open beyond the pool at a peak, closed afterwards (max_overflow)."),
+    Setting("DATABASE_PREPARED_STATEMENTS", "true", FLAG,
+            "Whether psycopg prepares statements it repeats; `false` behind PgBouncer in transaction "
+            "pooling before PgBouncer 1.21 (prepare_threshold=None)."),
+)
+
+CORE_SETTINGS = CONTRACT + TUNABLES + PRODUCTION
 ADMIN_TOKEN_MIN_LENGTH = 32
+LOG_FORMATS = ("text", "json")
 
 
 def _secret_key() -> str:
@@ -133,6 +158,39 @@ def _normalise_database_url(url: str) -> str:
         if relative and relative != ":memory:":
             url = f"sqlite:///{PROJECT_ROOT / relative}"
     return url
+
+
+def engine_options(values: dict) -> dict:
+    """SQLAlchemy's engine options: a checked pool; PostgreSQL's sized from the environment."""
+    options = {"pool_pre_ping": True}
+    if not values["DATABASE_URL"].startswith("postgresql"):
+        return options  # SQLite: one file, the pool is SQLAlchemy's own choice
+    for option, name in (("pool_size", "DATABASE_POOL_SIZE"), ("max_overflow", "DATABASE_MAX_OVERFLOW")):
+        if isinstance(values[name], float):  # a wrong value is reported by validate_config
+            options[option] = int(values[name])
+    if values["DATABASE_PREPARED_STATEMENTS"] is False:
+        # PgBouncer's transaction pooling hands each transaction another server connection: a
+        # statement prepared on one is unknown on the next (psycopg 3 prepares after 5 uses).
+        options["connect_args"] = {"prepare_threshold": None}
+    return options
+
+
+def production_problems(config: dict) -> list[str]:
+    """The production settings' own rules (their kinds are checked with every setting)."""
+    problems = []
+    if config["LOG_FORMAT"] not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
+    if 0 < len(config.get("METRICS_TOKEN") or "") < ADMIN_TOKEN_MIN_LENGTH:
+        problems.append(f"METRICS_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long")
+    for cidr in str(config["METRICS_ALLOW"]).split():
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append(f"METRICS_ALLOW must list addresses or CIDRs (e.g. 10.0.0.0/8), not {cidr!r}")
+    proxies = config["TRUSTED_PROXIES"]
+    if isinstance(proxies, float) and not proxies.is_integer():
+        problems.append(f"TRUSTED_PROXIES must be a whole number, not {proxies}")
+    return problems
 
 
 def default_mail_from(tool_base_url: str) -> str:
@@ -171,7 +229,7 @@ def load_config(overrides: dict | None = None) -> dict:
         **values,
         "SECRET_KEY": overrides.pop("SECRET_KEY", None) or _secret_key(),
         "SQLALCHEMY_DATABASE_URI": values["DATABASE_URL"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(values),
         # The tool is framed by the LMS: its pages must be embeddable (see lti_tool/web.py).
         "SESSION_COOKIE_SAMESITE": "None" if values["TOOL_BASE_URL"].startswith("https") else "Lax",
         "SESSION_COOKIE_SECURE": values["TOOL_BASE_URL"].startswith("https"),
@@ -196,5 +254,6 @@ def validate_config(config: dict) -> list[str]:
         problems.append(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long "
                         "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     problems += mail_problems(config)
+    problems += production_problems(config)
     return problems
 

@@ -61,7 +61,8 @@ def _environment(database_url, keys_dir, tmp_path) -> dict:
     config = tmp_path / "tool_config.json"
     config.write_text(json.dumps({}))
     return {**os.environ, "DATABASE_URL": database_url, "KEYS_DIR": str(keys_dir), "TOOL_CONFIG": str(config),
-            "SECRET_KEY": "access-log-test", "TOOL_BASE_URL": "http://127.0.0.1", "PYTHONUNBUFFERED": "1"}
+            "SECRET_KEY": "access-log-test", "TOOL_BASE_URL": "http://127.0.0.1", "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}  # not the project's instance/
 
 
 def _wait_until_up(url: str, process) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import or_, select, update
 from ..extensions import db
 from ..logsafe import quoted
 from ..lti.platform_services import PlatformServiceError
+from ..metrics import GRADE_DELIVERIES
 from ..models import ResourceLink, ScoreDelivery, utcnow
 from .gradebook import Gradebook
 
@@ -183,20 +184,22 @@ def _finish(delivery: ScoreDelivery, status: str) -> None:
     delivery.status, delivery.locked_until, delivery.last_error = status, None, None
     delivery.attempts += 1
     db.session.commit()
+    GRADE_DELIVERIES.labels(status).inc()
     log.info("score delivery %s: %s", delivery.id, status)
 
 
-def _fail(delivery: ScoreDelivery, message: str) -> None:
+def _fail(delivery: ScoreDelivery, message: str, outcome: str = "failed") -> None:
     delivery.status, delivery.locked_until, delivery.last_error = "failed", None, message[:2000]
     delivery.attempts += 1
     db.session.commit()
+    GRADE_DELIVERIES.labels(outcome).inc()
     log.warning("score delivery %s failed: %s", delivery.id, quoted(message, 500))
 
 
 def _retry(delivery: ScoreDelivery, message: str, retry_after: float | None = None) -> None:
     delivery.attempts += 1
     if delivery.attempts >= MAX_ATTEMPTS:
-        _fail(delivery, f"gave up after {delivery.attempts} attempts: {message}")
+        _fail(delivery, f"gave up after {delivery.attempts} attempts: {message}", "given_up")
         return
     base = float(current_app.config["RETRY_BASE_SECONDS"])
     delay = min(BACKOFF_CAP_SECONDS, base * 2 ** (delivery.attempts - 1))
@@ -205,6 +208,7 @@ def _retry(delivery: ScoreDelivery, message: str, retry_after: float | None = No
     delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
     delivery.locked_until, delivery.last_error = None, message[:2000]
     db.session.commit()
+    GRADE_DELIVERIES.labels("retry").inc()
     log.info("score delivery %s: retry in %.1fs after %s", delivery.id, delay, quoted(message, 500))
 
 

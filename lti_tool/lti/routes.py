@@ -24,6 +24,7 @@ from flask import Blueprint, current_app, jsonify, make_response, redirect, rend
 
 from ..errors import new_reference
 from ..logsafe import quoted
+from ..request_log import note_launch, note_outcome
 from ..rooms.access import check_origin
 from ..rooms.tickets import issue_page_ticket
 from ..web import allow_any_framer, browser_cookie_attributes, wants_json
@@ -79,7 +80,9 @@ def launch():
         current_app.config,
         fetch_dest=request.headers.get("Sec-Fetch-Dest", ""),
     )
+    note_launch(validated.claims)
     if validated.claims.message_type == DEEP_LINKING_REQUEST:
+        note_outcome("deep_linking")
         # The set-up form is this POST's answer: its token stays out of every URL.
         pending = deep_linking.start(validated)
         response = make_response(_deep_link_form(pending, deep_linking.form_defaults(pending), {}))
@@ -97,6 +100,8 @@ def _open_room(validated):
     if reviewing:
         check_review(claims)
     recorded = record_launch(validated)
+    note_launch(claims, recorded)
+    note_outcome("review" if reviewing else "room")
     ticket = issue_page_ticket(recorded.enrolment.id, recorded.room.id)
     if reviewing:
         student = reviewed_person(claims)

@@ -25,6 +25,7 @@ from ..extensions import db
 from ..logsafe import quoted
 from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room
+from ..request_log import note_room
 from .tickets import PAGE, ROOM, TicketError, issue_page_ticket, issue_ticket, read_ticket
 
 TICKET_HEADER = "X-Room-Ticket"
@@ -83,6 +84,7 @@ def authorise(room_id: int) -> RoomAccess:
     # when the page was opened through a URL (page ticket).
     g.ticket = token if kind == ROOM else issue_ticket(enrolment.id, room.id)
     g.room_access = RoomAccess(room, enrolment)
+    note_room(room.id, enrolment.user_id)  # for the request's log line, read now: no query later
     return g.room_access
 
 
