@@ -18,5 +18,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# Rows stay loaded after a commit: a request that commits (a launch, a state check) and then
+# reads the same rows (a log line, the redirect) would otherwise reload each of them, one
+# SELECT apiece. Code that needs what another transaction wrote since asks for it
+# (`db.session.refresh`, a new query); an UPDATE through the session keeps loaded rows in step.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
