@@ -183,6 +183,7 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
         db.session.rollback()
         raise
     if validated.adopts_deployment:
+        current_app.extensions["registrations"].forget_cached()  # its copy lacks the deployment
         log.info("launch: deployment %s adopted by %s / %s (its first launch)", quoted(claims.deployment_id),
                  quoted(claims.issuer), quoted(validated.registration.client_id))
     log.info(
