@@ -254,7 +254,9 @@ def _check_state(state: str, body: dict, registration, cookies, form, framed: bo
         raise _refuse("launch without state", status=403)
     if not STATE_PATTERN.fullmatch(state):
         raise _refuse("state is not one the tool could have issued", status=403)
-    login = db.session.get(LoginState, state)
+    # The login and whether its nonce was spent already, in one statement (checked in order below).
+    spent = exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == LoginState.nonce)
+    login, used = db.session.execute(select(LoginState, spent).where(LoginState.state == state)).first() or (None, None)
     if login is None or login.expires_at < utcnow():
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
     if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
@@ -265,9 +267,6 @@ def _check_state(state: str, body: dict, registration, cookies, form, framed: bo
     # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a "no").
     if not hmac.compare_digest(body["nonce"].encode(), login.nonce.encode()):
         raise _refuse("nonce does not match the one issued at login", status=403)
-    used = db.session.scalar(
-        select(exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == login.nonce))
-    )
     if used:
         raise _refuse("nonce replayed", status=403)
     return login
