@@ -53,11 +53,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def rss_mb(pid: int, field: str = "VmRSS:", source: str = "status") -> float:
+    """Resident memory (RSS, shared libraries counted whole) or, with field "Pss:" from
+    smaps_rollup, the proportional share (pages shared by the two workers counted half)."""
+    for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def pss_mb(pid: int) -> float:
+    return rss_mb(pid, "Pss:", "smaps_rollup")
 
 
 class Flow:
@@ -272,12 +278,14 @@ def gunicorn(args) -> dict:
         first = _launch_round(platform, tool_url, people, workers, backends)
         repeat = _launch_round(platform, tool_url, people, workers, backends)
         rss_end = [round(rss_mb(p), 1) for p in workers]
+        pss_end = [round(pss_mb(p), 1) for p in workers]
     finally:
         master.terminate()
         master.wait(timeout=30)
         bbb.stop(), platform.stop()
     return {"tool_dir": str(_tool_dir(sys.argv)), "launches": args.launches, "first_launches": first,
-            "repeat_launches": repeat, "worker_rss_mb_at_start": rss_start, "worker_rss_mb_after": rss_end,
+            "repeat_launches": repeat, "worker_rss_mb_at_start": rss_start,
+            "worker_rss_mb_after": rss_end, "worker_pss_mb_after": pss_end,
             "db_backends_measured": len(backends)}
 
 

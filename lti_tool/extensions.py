@@ -1,5 +1,4 @@
 """Flask extensions, created unbound here and bound to the app in `create_app`."""
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -23,4 +22,3 @@ class Base(DeclarativeBase):
 # SELECT apiece. Code that needs what another transaction wrote since asks for it
 # (`db.session.refresh`, a new query); an UPDATE through the session keeps loaded rows in step.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
-migrate = Migrate()
