@@ -176,7 +176,7 @@ def statements(args) -> dict:
     step("join (teacher starts)", teacher.join)
     step("join (student)", student.join)
     again = Flow(platform, server.url)
-    again.authorize(again.login("s0"))
+    again.authorize(step("login (again: per-process caches warm)", again.login, "s0"))
     step("repeat launch", again.launch)
     step("room page (student, open)", again.room_page)
     server.stop(), bbb.stop(), platform.stop()
@@ -219,9 +219,9 @@ def _start_gunicorn(args, env: dict, port: int):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)  # workers may still be importing
             return master
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.3)
     master.terminate()
     raise RuntimeError("gunicorn did not answer")
