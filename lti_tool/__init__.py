@@ -13,9 +13,9 @@ import logging
 
 from flask import Flask
 
-from . import providers, sqlite
+from . import migrating, providers, sqlite
 from .config import PROJECT_ROOT, load_config, validate_config
-from .extensions import db, migrate
+from .extensions import db
 from .lti.keys import KeyRing
 from .lti.platform_keys import PlatformKeyCache
 from .lti.registrations import RegistrationStore, load_tool_config
@@ -42,7 +42,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         sqlite.configure(db.engine)  # WAL, busy timeout, write lock up front; PostgreSQL untouched
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    migrating.init_app(app, db, directory=str(MIGRATIONS_DIR))  # Flask-Migrate at its first use
     _attach_services(app)
     _register_blueprints(app)
     _trust_proxies(app)  # outermost: static files and the views see the client's own address

@@ -1,5 +1,4 @@
 """Flask extensions, created unbound here and bound to the app in `create_app`."""
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -18,5 +17,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+# Rows stay loaded after a commit: a request that commits (a launch, a state check) and then
+# reads the same rows (a log line, the redirect) would otherwise reload each of them, one
+# SELECT apiece. Code that needs what another transaction wrote since asks for it
+# (`db.session.refresh`, a new query); an UPDATE through the session keeps loaded rows in step.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})

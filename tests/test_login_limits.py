@@ -7,13 +7,14 @@ the database by 115 MB). Anyone can start logins, so what one costs must be smal
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lti_tool.extensions import db
-from lti_tool.lti.login import LOGIN_PARAMS, MAX_LOGIN_PARAM_BYTES
-from lti_tool.models import LoginState
+from lti_tool.lti.login import LOGIN_PARAMS, MAX_LOGIN_PARAM_BYTES, PURGE_EVERY_SECONDS
+from lti_tool.models import LoginState, utcnow
 from tests.conftest import row_counts
 
 
@@ -87,3 +88,21 @@ def test_odd_values_within_the_cap_get_an_answer_not_a_500(app, platform, client
     fields = {**platform.login_initiation(user="student"), name: value}
     response = client.post("/lti/login", data=fields)
     assert response.status_code in (302, 400, 403), response.get_data(as_text=True)[:300]
+
+
+def test_expired_logins_are_deleted_at_most_once_a_minute_per_process(app, platform, client):
+    """Not at every login (two DELETEs apiece): once PURGE_EVERY_SECONDS have passed."""
+    assert client.post("/lti/login", data=platform.login_initiation(user="student")).status_code == 302
+    with app.app_context():
+        db.session.add(LoginState(state="old", nonce="n", browser_binding="b", issuer=platform.issuer,
+                                  client_id=platform.client_id, login_params={},
+                                  expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert client.post("/lti/login", data=platform.login_initiation(user="student")).status_code == 302
+    with app.app_context():
+        assert db.session.get(LoginState, "old") is not None  # the minute has not passed
+    app.extensions["login_purged_at"] -= PURGE_EVERY_SECONDS + 1
+    assert client.post("/lti/login", data=platform.login_initiation(user="student")).status_code == 302
+    with app.app_context():
+        assert db.session.get(LoginState, "old") is None
+        assert db.session.scalar(select(func.count()).select_from(LoginState)) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import event
 
 from lti_tool.extensions import db
 from lti_tool.lti.registrations import (
@@ -163,6 +164,50 @@ def test_inactive_database_platform_is_not_found(app):
     db.session.execute(db.update(Platform).values(active=False))
     db.session.commit()
     assert store_of({}).find(MOODLE, "db-client") is None
+
+
+def test_a_registration_disabled_by_another_process_stops_working_within_the_cache_bound(app):
+    """Each process keeps a copy of the database registrations for DATABASE_CACHE_SECONDS: a
+    change another process makes (the CLI, another worker) is seen once that bound has passed."""
+    add_platform_row()
+    store, now = store_of({}), [1000.0]
+    store.clock = lambda: now[0]
+    assert store.find(MOODLE, "db-client") is not None
+    db.session.execute(db.update(Platform).values(active=False))  # as `platform disable` elsewhere
+    db.session.commit()
+    now[0] += store.DATABASE_CACHE_SECONDS - 0.5
+    assert store.find(MOODLE, "db-client") is not None  # still this process's copy
+    assert store.find(MOODLE, "db-client", fresh=True) is None  # what the administration pages ask
+    now[0] += 1.0
+    assert store.find(MOODLE, "db-client") is None
+    assert store.disabled(MOODLE, ["db-client"])
+
+
+def test_a_change_made_through_the_store_is_seen_at_once(app):
+    add_platform_row()
+    store = store_of({})
+    store.clock = lambda: 1000.0  # the copy never expires by itself
+    assert store.find(MOODLE, "db-client") is not None
+    db.session.execute(db.update(Platform).values(active=False))
+    db.session.commit()
+    store.forget_cached()  # what platform_admin, add_database_platform and registration call
+    assert store.find(MOODLE, "db-client") is None
+
+
+def test_file_registrations_are_found_without_the_database(app):
+    store = store_of({MOODLE: [client_entry("a")]})
+    statements = []
+
+    def count(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert store.find(MOODLE, "a").client_id == "a"
+        assert store.find_first(MOODLE, ["a"]).client_id == "a"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert statements == []
 
 
 # --- pylti1p3's ToolConfAbstract --------------------------------------------------------------

@@ -109,7 +109,7 @@ def administrator_of(enrolment: Enrolment | None) -> AdminAccess:
             "Only the learning platform's administrators can open the tool's administration pages.",
         )
     course = enrolment.resource_link.course
-    if current_app.extensions["registrations"].find(course.issuer, course.client_id) is None:
+    if current_app.extensions["registrations"].find(course.issuer, course.client_id, fresh=True) is None:
         raise AccessDenied("administrator of a registration that is disabled or deleted",
                            "This learning platform's registration with the tool is disabled.")
     return AdminAccess(course.issuer, enrolment.user.name or "administrator", enrolment.id)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from icalendar import Calendar, Event
-
 from .feeds import FeedContents, FeedEntry
 
 PRODID = "-//LTI live classes//calendar feed//EN"
@@ -49,7 +47,9 @@ def description(entry: FeedEntry, join_url: str) -> str:
     return "\n".join(lines)
 
 
-def event(entry: FeedEntry, join_url: str, personal: bool) -> Event:
+def event(entry: FeedEntry, join_url: str, personal: bool):
+    from icalendar import Event  # here: only feeds need it (3 MB in every worker otherwise)
+
     occasion = entry.occasion
     changed = _utc(occasion.updated_at or occasion.created_at)
     item = Event()
@@ -68,6 +68,8 @@ def event(entry: FeedEntry, join_url: str, personal: bool) -> Event:
 
 
 def calendar_text(contents: FeedContents, join_url: Callable[[FeedEntry], str]) -> bytes:
+    from icalendar import Calendar  # here: only feeds need it (3 MB in every worker otherwise)
+
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")

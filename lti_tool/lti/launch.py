@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import jwt
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +25,7 @@ from ..extensions import db
 from ..logsafe import quoted
 from ..models import LoginState, UsedNonce, utcnow
 from . import claims as C
+from . import id_token
 from .errors import LaunchError, PlatformStorageNeeded, ResubmitNeeded
 from .login import REGISTRATION_DISABLED, binding_hash, origin_of, same_origin, state_cookie_name
 from .platform_keys import PlatformKeyCache, PlatformKeyError, PlatformKeysUnavailable
@@ -66,16 +66,15 @@ def _refuse(reason: str, message: str = RELAUNCH_FROM_COURSE, status: int = 400,
     return LaunchError(reason, message, status, **kw)
 
 
-def _unverified(token: str) -> tuple[dict, dict]:
+def _unverified(token: str) -> id_token.IdToken:
+    """The token parsed, once: its header and its claims, not trusted yet."""
     size = len(token.encode("utf-8", "replace"))
     if size > MAX_ID_TOKEN_BYTES:
         raise _refuse(f"id_token too large: {size} bytes (at most {MAX_ID_TOKEN_BYTES})")
     try:
-        header = jwt.get_unverified_header(token)
-        body = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+        return id_token.parse(token)
+    except id_token.TokenError as exc:
         raise _refuse(f"id_token is not a JWT: {quoted(str(exc))}") from exc
-    return header, body
 
 
 def _audiences(body: dict) -> list[str]:
@@ -108,7 +107,8 @@ def _find_registration(store: RegistrationStore, body: dict) -> PlatformRegistra
     )
 
 
-def _verify_signature(token: str, header: dict, registration, key_cache, leeway: float) -> dict:
+def _verify_signature(token: id_token.IdToken, registration, key_cache, leeway: float) -> dict:
+    header = token.header
     if header.get("alg") != "RS256":
         raise _refuse(f"id_token alg {quoted(header.get('alg'))} refused: only RS256 is accepted", status=401)
     if not header.get("kid"):
@@ -120,18 +120,11 @@ def _verify_signature(token: str, header: dict, registration, key_cache, leeway:
     except PlatformKeyError as exc:
         raise _refuse(str(exc), status=401) from exc  # PlatformKeyError quotes what it names
     try:
-        return jwt.decode(
-            token,
-            key,
-            algorithms=["RS256"],
-            audience=registration.client_id,
-            issuer=registration.issuer,
-            leeway=leeway,
-            options={"require": ["exp", "iat", "iss", "aud", "nonce"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
+        return id_token.verify(token, key, audience=registration.client_id, issuer=registration.issuer,
+                               leeway=leeway, require=("exp", "iat", "iss", "aud", "nonce"))
+    except id_token.ExpiredSignatureError as exc:
         raise _refuse("id_token expired", "This launch has expired. " + RELAUNCH_FROM_COURSE, 401) from exc
-    except jwt.PyJWTError as exc:
+    except id_token.TokenError as exc:
         raise _refuse(f"id_token rejected: {exc.__class__.__name__}: {quoted(str(exc))}", status=401) from exc
 
 
@@ -261,7 +254,9 @@ def _check_state(state: str, body: dict, registration, cookies, form, framed: bo
         raise _refuse("launch without state", status=403)
     if not STATE_PATTERN.fullmatch(state):
         raise _refuse("state is not one the tool could have issued", status=403)
-    login = db.session.get(LoginState, state)
+    # The login and whether its nonce was spent already, in one statement (checked in order below).
+    spent = exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == LoginState.nonce)
+    login, used = db.session.execute(select(LoginState, spent).where(LoginState.state == state)).first() or (None, None)
     if login is None or login.expires_at < utcnow():
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
     if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
@@ -272,9 +267,6 @@ def _check_state(state: str, body: dict, registration, cookies, form, framed: bo
     # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a "no").
     if not hmac.compare_digest(body["nonce"].encode(), login.nonce.encode()):
         raise _refuse("nonce does not match the one issued at login", status=403)
-    used = db.session.scalar(
-        select(exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == login.nonce))
-    )
     if used:
         raise _refuse("nonce replayed", status=403)
     return login
@@ -291,10 +283,10 @@ def validate_launch(
     token = form.get("id_token")
     if not token:
         raise _refuse("launch without id_token", "This page must be opened from your course.")
-    header, unverified = _unverified(token)
-    registration = _find_registration(store, unverified)
+    parsed = _unverified(token)
+    registration = _find_registration(store, parsed.claims)
     leeway = float(config["JWT_LEEWAY_SECONDS"])
-    body = _verify_signature(token, header, registration, key_cache, leeway)
+    body = _verify_signature(parsed, registration, key_cache, leeway)
     _check_lifetime(body, leeway)
     _check_claim_types(body)
     _check_azp(body, registration.client_id)

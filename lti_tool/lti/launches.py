@@ -4,9 +4,11 @@ room (made on the first launch as the link's custom parameters say: rooms/setup.
 user's enrolment with the role the launch gave them.
 
 Everything happens in one transaction together with spending the login's state and nonce, so
-a launch is either recorded whole or not at all. Two first launches of the same link at the
-same moment (a class-start rush on PostgreSQL) are resolved by the unique keys: the loser
-retries and finds the winner's rows. Identifiers were checked before (claims.py refuses what
+a launch is either recorded whole or not at all. A repeat launch reads its five rows in one
+SELECT and writes only what changed (its enrolment's last launch, at least). Two first launches
+of the same link at the same moment (a class-start rush on PostgreSQL) are resolved by the
+unique keys: each missing row is an `INSERT … ON CONFLICT DO NOTHING`, and the loser reads the
+winner's row. Identifiers were checked before (claims.py refuses what
 cannot be stored as it is); display values are cleaned and cut to their columns here.
 """
 from __future__ import annotations
@@ -16,8 +18,8 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..logsafe import quoted
@@ -42,18 +44,24 @@ class RecordedLaunch:
     room: Room
 
 
-def _get_or_create(model, keys: dict, defaults: dict):
-    """Find a row by its unique keys or insert it; a concurrent insert is caught in a savepoint."""
-    row = db.session.scalar(select(model).filter_by(**keys))
+def _insert_or_get(model, keys: dict, values: dict):
+    """The row with these unique keys: inserted now (True) or found (False), without a
+    savepoint. `INSERT … ON CONFLICT DO NOTHING RETURNING` settles a concurrent first launch in
+    the statement itself: the loser inserts nothing and reads the winner's row (committed by
+    then: PostgreSQL waits for it), where a failed INSERT would have needed a savepoint."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[db.session.get_bind().dialect.name]
+    statement = insert(model).values(**keys, **values).on_conflict_do_nothing(index_elements=list(keys))
+    row = db.session.scalars(statement.returning(model)).first()
     if row is not None:
-        return row, False
-    try:
-        with db.session.begin_nested():
-            row = model(**keys, **defaults)
-            db.session.add(row)
         return row, True
-    except IntegrityError:
-        return db.session.scalar(select(model).filter_by(**keys)), False
+    return db.session.scalars(select(model).filter_by(**keys)).one(), False
+
+
+def _update(row, values: dict) -> None:
+    """Set what changed (an unchanged value writes nothing: the ORM compares)."""
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
 
 
 def _fit(model, column: str, value: str) -> str:
@@ -61,15 +69,44 @@ def _fit(model, column: str, value: str) -> str:
     return value[: model.__table__.c[column].type.length]
 
 
-def _record_user(claims: LaunchClaims) -> User:
+@dataclass
+class _Known:
+    """What one SELECT found of a launch's rows (None: not there yet)."""
+
+    course: Course | None = None
+    link: ResourceLink | None = None
+    room: Room | None = None
+    user: User | None = None
+    enrolment: Enrolment | None = None
+
+
+def _known_rows(claims: LaunchClaims, context_id: str) -> _Known:
+    """The course, link, room, user and enrolment of a launch in one statement; a repeat
+    launch finds them all. Without the course, nothing else of it can exist but the user."""
+    link_on = and_(ResourceLink.course_id == Course.id, ResourceLink.resource_link_id == claims.resource_link_id)
+    statement = (
+        select(Course, ResourceLink, Room, User, Enrolment)
+        .select_from(Course)
+        .outerjoin(ResourceLink, link_on)
+        .outerjoin(Room, Room.resource_link_id == ResourceLink.id)
+        .outerjoin(User, and_(User.issuer == claims.issuer, User.sub == claims.sub))
+        .outerjoin(Enrolment, and_(Enrolment.user_id == User.id, Enrolment.resource_link_id == ResourceLink.id))
+        .where(Course.issuer == claims.issuer, Course.deployment_id == claims.deployment_id,
+               Course.context_id == context_id)
+    )
+    row = db.session.execute(statement).first()
+    return _Known(*row) if row is not None else _Known()
+
+
+def _record_user(claims: LaunchClaims, user: User | None) -> User:
     profile = {
         name: _fit(User, name, claims.display(name)) for name in ("name", "given_name", "family_name", "email")
     }
-    user, created = _get_or_create(User, {"issuer": claims.issuer, "sub": claims.sub}, profile)
-    if not created:
-        for name, value in profile.items():
-            if value and getattr(user, name) != value:
-                setattr(user, name, value)
+    if user is None:
+        user, created = _insert_or_get(User, {"issuer": claims.issuer, "sub": claims.sub}, profile)
+        if created:
+            return user
+    _update(user, {name: value for name, value in profile.items() if value})
     return user
 
 
@@ -82,31 +119,46 @@ def _no_context_id(resource_link_id: str) -> str:
     return "no-context-sha256:" + hashlib.sha256(resource_link_id.encode()).hexdigest()
 
 
-def _record_course(claims: LaunchClaims, client_id: str) -> Course:
+def _course_values(claims: LaunchClaims, course: Course | None) -> dict:
+    """What the launch says of its course; what it leaves out keeps its stored value."""
     context = claims.context
-    context_id = claims.context_id or _no_context_id(claims.resource_link_id)
-    course, _ = _get_or_create(
-        Course,
-        {"issuer": claims.issuer, "deployment_id": claims.deployment_id, "context_id": context_id},
-        {"client_id": client_id},
-    )
-    course.label = _fit(Course, "label", clean_display(context.get("label"))) or course.label or ""
-    course.title = _fit(Course, "title", clean_display(context.get("title"))) or course.title or ""
-    course.memberships_url = claims.memberships_url or course.memberships_url
-    course.product_family = claims.product_family or course.product_family
+    return {
+        "label": _fit(Course, "label", clean_display(context.get("label"))) or (course and course.label) or "",
+        "title": _fit(Course, "title", clean_display(context.get("title"))) or (course and course.title) or "",
+        "memberships_url": claims.memberships_url or (course and course.memberships_url),
+        "product_family": claims.product_family or (course and course.product_family),
+    }
+
+
+def _record_course(claims: LaunchClaims, client_id: str, context_id: str, course: Course | None) -> Course:
+    if course is None:
+        keys = {"issuer": claims.issuer, "deployment_id": claims.deployment_id, "context_id": context_id}
+        course, created = _insert_or_get(Course, keys, {"client_id": client_id, **_course_values(claims, None)})
+        if created:
+            return course
+    _update(course, _course_values(claims, course))
     return course
 
 
-def _record_link(claims: LaunchClaims, course: Course) -> ResourceLink:
-    link, _ = _get_or_create(
-        ResourceLink, {"course_id": course.id, "resource_link_id": claims.resource_link_id}, {}
-    )
+def _link_values(claims: LaunchClaims, link: ResourceLink | None) -> dict:
     title = _fit(ResourceLink, "title", clean_display(claims.resource_link.get("title")))
-    link.title = title or link.title or ""
-    link.lineitem_url = claims.ags.get("lineitem") or link.lineitem_url
-    link.lineitems_url = claims.ags.get("lineitems") or link.lineitems_url
+    values = {
+        "title": title or (link and link.title) or "",
+        "lineitem_url": claims.ags.get("lineitem") or (link and link.lineitem_url),
+        "lineitems_url": claims.ags.get("lineitems") or (link and link.lineitems_url),
+    }
     if claims.ags_scopes is not None:
-        link.ags_scopes = claims.ags_scopes
+        values["ags_scopes"] = claims.ags_scopes
+    return values
+
+
+def _record_link(claims: LaunchClaims, course: Course, link: ResourceLink | None) -> ResourceLink:
+    if link is None:
+        keys = {"course_id": course.id, "resource_link_id": claims.resource_link_id}
+        link, created = _insert_or_get(ResourceLink, keys, _link_values(claims, None))
+        if created:
+            return link
+    _update(link, _link_values(claims, link))
     return link
 
 
@@ -117,23 +169,32 @@ def platform_default_provider(issuer: str, client_id: str) -> str:
     return platform_choice if platform_choice in provider_names() else current_app.config["VIDEO_PROVIDER"]
 
 
-def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course) -> Room:
+def _record_room(claims: LaunchClaims, link: ResourceLink, course: Course, room: Room | None) -> Room:
     """The link's room; on its first launch, made as the link's custom parameters say
     (rooms/setup.py: provider, first schedule, settings, grading)."""
-    room = db.session.scalar(select(Room).where(Room.resource_link_id == link.id))
     if room is not None:
         return room
     title = link.title or course.title or "Live class"
     setup = room_setup(claims.custom, platform_default_provider(claims.issuer, course.client_id))
-    room, created = _get_or_create(
+    room, created = _insert_or_get(
         Room,
         {"resource_link_id": link.id},
         {"meeting_id": new_meeting_id(), "name": _fit(Room, "name", title), **setup.room_values()},
     )
     if created:  # only the launch that made the room gives it its first timetable
-        db.session.flush()
         schedule_first(room)
     return room
+
+
+def _record_enrolment(claims: LaunchClaims, user: User, link: ResourceLink, enrolment: Enrolment | None):
+    values = {"role": room_role(claims.roles), "lti_roles": claims.roles, "last_launch_at": utcnow(),
+              "return_url": own_return_url(claims)}
+    if enrolment is None:
+        enrolment, created = _insert_or_get(Enrolment, {"user_id": user.id, "resource_link_id": link.id}, values)
+        if created:
+            return enrolment
+    _update(enrolment, values)
+    return enrolment
 
 
 def check_review(claims: LaunchClaims) -> None:
@@ -165,24 +226,19 @@ def record_launch(validated: ValidatedLaunch) -> RecordedLaunch:
         consume_login(validated)
         if validated.adopts_deployment:
             adopt_deployment(validated.registration, claims.deployment_id)
-        user = _record_user(claims)
-        course = _record_course(claims, validated.registration.client_id)
-        db.session.flush()
-        link = _record_link(claims, course)
-        db.session.flush()
-        room = _record_room(claims, link, course)
-        enrolment, _ = _get_or_create(
-            Enrolment, {"user_id": user.id, "resource_link_id": link.id}, {"role": "attendee"}
-        )
-        enrolment.role = room_role(claims.roles)
-        enrolment.lti_roles = claims.roles
-        enrolment.last_launch_at = utcnow()
-        enrolment.return_url = own_return_url(claims)
+        context_id = claims.context_id or _no_context_id(claims.resource_link_id)
+        known = _known_rows(claims, context_id)
+        user = _record_user(claims, known.user)
+        course = _record_course(claims, validated.registration.client_id, context_id, known.course)
+        link = _record_link(claims, course, known.link)
+        room = _record_room(claims, link, course, known.room)
+        enrolment = _record_enrolment(claims, user, link, known.enrolment)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     if validated.adopts_deployment:
+        current_app.extensions["registrations"].forget_cached()  # its copy lacks the deployment
         log.info("launch: deployment %s adopted by %s / %s (its first launch)", quoted(claims.deployment_id),
                  quoted(claims.issuer), quoted(validated.registration.client_id))
     log.info(

@@ -12,6 +12,10 @@ Database registrations are written here too: `add_database_platform` (`platform 
 `adopt_deployment` (the first launch of a registration the platform answered without a
 deployment id). Turned-off registrations (`platform disable`) are never found; `disabled()`
 tells a launch it was refused for that reason.
+
+Logins and launches look registrations up in memory: the file's, and each process's copy of the
+database's, read again at most every `DATABASE_CACHE_SECONDS` and at once after a change made
+through this store (docs/security.md, "Registrations").
 """
 from __future__ import annotations
 
@@ -175,9 +179,14 @@ def _searchable(value) -> bool:
 
 
 class RegistrationStore(ToolConfAbstract):
-    """File registrations (kept in memory) and database ones (read on each lookup)."""
+    """File registrations (kept in memory) and database ones (a copy per process, read again
+    at most every `DATABASE_CACHE_SECONDS`, and at once after this process changes one)."""
 
     ORIGINS_CACHE_SECONDS = 30.0
+    # How long a process may go on using its copy of the database registrations: a registration
+    # disabled, deleted or changed by another process (the CLI, another worker) is seen within
+    # this bound (docs/security.md). Every login and launch used to read them again.
+    DATABASE_CACHE_SECONDS = 5.0
 
     def __init__(self, file_registrations: list[PlatformRegistration], key_ring=None):
         super().__init__()
@@ -188,6 +197,9 @@ class RegistrationStore(ToolConfAbstract):
             self.set_iss_has_many_clients(reg.issuer)
         self._origins: tuple[float, list[str]] | None = None
         self._origins_lock = threading.Lock()
+        self.clock = time.monotonic  # tests move it forward instead of waiting
+        self._database: tuple[float, tuple[PlatformRegistration, ...]] | None = None
+        self._generation = 0  # bumped by forget_cached: a copy read meanwhile is not kept
 
     def platform_origins(self) -> list[str]:
         """The web origins of every live registration (issuer and login URL): where the LMS's
@@ -209,6 +221,23 @@ class RegistrationStore(ToolConfAbstract):
         """A registration changed in this process: the next lookup reads them again."""
         with self._origins_lock:
             self._origins = None
+            self._database = None
+            self._generation += 1
+
+    def _database_registrations(self, fresh: bool = False) -> tuple[PlatformRegistration, ...]:
+        """Every database registration, turned-off ones included, from this process's copy (read
+        again when `fresh`)."""
+        now = self.clock()
+        with self._origins_lock:
+            if not fresh and self._database is not None and now - self._database[0] < self.DATABASE_CACHE_SECONDS:
+                return self._database[1]
+            generation = self._generation
+        rows = db.session.scalars(select(Platform).options(joinedload(Platform.deployments)).order_by(Platform.id))
+        loaded = tuple(_from_platform_row(row) for row in rows.unique())
+        with self._origins_lock:
+            if generation == self._generation:
+                self._database = (now, loaded)
+        return loaded
 
     # --- lookups used by the tool ------------------------------------------------------------
     def _file_matches(self, issuer: str, client_id: str | None) -> list[PlatformRegistration]:
@@ -218,21 +247,25 @@ class RegistrationStore(ToolConfAbstract):
             if r.issuer == issuer and (client_id is None or r.client_id == client_id)
         ]
 
-    def _database_matches(self, issuer: str, client_id: str | None) -> list[PlatformRegistration]:
-        query = select(Platform).where(Platform.issuer == issuer, Platform.active.is_(True))
-        if client_id is not None:
-            query = query.where(Platform.client_id == client_id)
+    def _database_matches(self, issuer: str, client_id: str | None, fresh: bool = False) -> list[PlatformRegistration]:
         file_clients = {r.client_id for r in self._file_matches(issuer, None)}
-        rows = db.session.scalars(query).all()
-        # A database row shadowed by a file registration is not live.
-        return [_from_platform_row(row) for row in rows if row.client_id not in file_clients]
+        return [
+            r for r in self._database_registrations(fresh)
+            # A database row shadowed by a file registration is not live.
+            if r.issuer == issuer and r.active and (client_id is None or r.client_id == client_id)
+            and r.client_id not in file_clients
+        ]
 
-    def find(self, issuer: str, client_id: str | None = None) -> PlatformRegistration | None:
+    def find(self, issuer: str, client_id: str | None = None, fresh: bool = False) -> PlatformRegistration | None:
         """The registration for issuer (+ client id); without a client id, the issuer's only
-        registration or the one marked default."""
+        registration or the one marked default. `fresh`: as the database has it now (for the
+        administration pages, which must close the moment a registration is disabled)."""
         if not _searchable(issuer) or (client_id is not None and not _searchable(client_id)):
             return None
-        matches = self._file_matches(issuer, client_id) + self._database_matches(issuer, client_id)
+        in_file = self._file_matches(issuer, client_id)
+        if client_id is not None and in_file:
+            return in_file[0]  # the file's wins: no need for the database ones
+        matches = in_file + self._database_matches(issuer, client_id, fresh)
         if client_id is not None or len(matches) == 1:
             return matches[0] if matches else None
         defaults = [m for m in matches if m.default]
@@ -240,25 +273,14 @@ class RegistrationStore(ToolConfAbstract):
 
     def find_first(self, issuer: str, client_ids: list[str]) -> PlatformRegistration | None:
         """The registration of the first of `client_ids` registered for issuer (an id_token's
-        audiences, in order), with at most one database query whatever their number."""
+        audiences, in order)."""
         wanted = [c for c in client_ids if _searchable(c)] if _searchable(issuer) else []
         if not wanted:
             return None
         in_file = {r.client_id: r for r in self._file_matches(issuer, None)}
         if wanted[0] in in_file:
             return in_file[wanted[0]]
-        query = (
-            select(Platform)
-            .options(joinedload(Platform.deployments))  # the deployments in the same statement
-            .where(
-                Platform.issuer == issuer,
-                Platform.active.is_(True),
-                # A database row shadowed by a file registration is not live.
-                Platform.client_id.in_([c for c in wanted if c not in in_file]),
-            )
-        )
-        rows = db.session.scalars(query).unique()
-        in_database = {row.client_id: _from_platform_row(row) for row in rows}
+        in_database = {r.client_id: r for r in self._database_matches(issuer, None)}
         return next((in_file.get(c) or in_database[c] for c in wanted if c in in_file or c in in_database), None)
 
     def all(self) -> list[PlatformRegistration]:
@@ -289,12 +311,9 @@ class RegistrationStore(ToolConfAbstract):
         wanted = [c for c in client_ids if _searchable(c)] if _searchable(issuer) else []
         file_clients = {r.client_id for r in self._file_matches(issuer, None)} if wanted else set()
         wanted = [c for c in wanted if c not in file_clients]
-        if not wanted:
-            return False
-        query = select(Platform.id).where(
-            Platform.issuer == issuer, Platform.client_id.in_(wanted), Platform.active.is_(False)
+        return bool(wanted) and any(
+            r.issuer == issuer and r.client_id in wanted and not r.active for r in self._database_registrations()
         )
-        return db.session.scalar(query.limit(1)) is not None
 
     def deployment_owners(self, issuer: str, deployment_id: str) -> set[str]:
         """The client ids of issuer (file and database) that have this deployment id."""

@@ -14,11 +14,9 @@ The exceptions are the ones every provider's callbacks share (providers/callback
 from __future__ import annotations
 
 import math
+import sys
 
 import jwt
-from google.protobuf import json_format
-from google.protobuf.message import Message
-from livekit.api import TokenVerifier, WebhookReceiver
 
 from ...attendance.events import (
     MEETING_ENDED,
@@ -91,6 +89,10 @@ def verify_and_parse(raw_body: bytes, authorization: str | None, api_key: str, a
         body = bytes(raw_body).decode("utf-8")
     except UnicodeDecodeError:
         raise CallbackAuthError("LiveKit webhook body is not UTF-8: it cannot be LiveKit's") from None
+    # Imported here: livekit-api and protobuf cost every process 13 MB (provider.py's _LazyModule).
+    from google.protobuf import json_format
+    from livekit.api import TokenVerifier, WebhookReceiver
+
     try:
         WebhookReceiver(TokenVerifier(api_key, api_secret)).receive(body, token)
     except (json_format.ParseError, RecursionError) as exc:  # raised after the token and the hash checked out
@@ -103,7 +105,7 @@ def verify_and_parse(raw_body: bytes, authorization: str | None, api_key: str, a
     return event
 
 
-def events_from_webhook(event: dict | Message, received_at_ms: int | None = None) -> list[IncomingEvent]:
+def events_from_webhook(event, received_at_ms: int | None = None) -> list[IncomingEvent]:
     """The attendance events in one LiveKit webhook (`event`: the verified dict, or a
     `WebhookEvent` proto): room_started → MEETING_STARTED, room_finished → MEETING_ENDED,
     participant_joined → USER_JOINED, participant_left and participant_connection_aborted →
@@ -118,8 +120,12 @@ def events_from_webhook(event: dict | Message, received_at_ms: int | None = None
     time is the participant's `joinedAt` (joins) or the room's creation (room_started), else
     `received_at_ms`. Raises `CallbackFormatError` when a wanted event lacks its room or ids.
     """
-    if isinstance(event, Message):
-        event = json_format.MessageToDict(event)
+    if not isinstance(event, dict) and "google.protobuf" in sys.modules:
+        from google.protobuf import json_format
+        from google.protobuf.message import Message
+
+        if isinstance(event, Message):
+            event = json_format.MessageToDict(event)
     if not isinstance(event, dict):
         raise CallbackFormatError("LiveKit webhook event is not an object")
     name = event.get("event")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import importlib
 import json
 import logging
 import re
@@ -22,10 +24,6 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
-
-import aiohttp
-from google.protobuf.message import DecodeError
-from livekit import api as lk
 
 from ..base import (
     NOT_FOUND,
@@ -46,6 +44,23 @@ from ..base import (
 
 logger = logging.getLogger("lti_tool.providers.livekit")
 
+
+class _LazyModule:
+    """A module imported at its first use. livekit-api brings protobuf and aiohttp (13 MB in each
+    process, a quarter of a second to import): a tool running BigBlueButton never needs them,
+    and a LiveKit one pays at its first LiveKit call instead of in every worker at start."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+lk = _LazyModule("livekit.api")
+aiohttp = _LazyModule("aiohttp")
+protobuf_message = _LazyModule("google.protobuf.message")
+
 # An access token is only needed to (re)connect: once connected, the LiveKit server refreshes
 # the client's token itself. Two hours covers a class; a page that must reconnect later asks
 # the tool for a fresh token (POST /rooms/<id>/live/token).
@@ -64,15 +79,22 @@ CONFIG_NAMES = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 # {room_name} and {time}). Empty: recording is not offered.
 RECORDING_FILEPATH_SETTING = "LIVEKIT_RECORDING_FILEPATH"
 RECORDING_LAYOUT = "speaker"
-# Egress states in which a room is being recorded (ENDING: stopping, the file is being finished).
-_RECORDING = {lk.EgressStatus.Value(s) for s in ("EGRESS_STARTING", "EGRESS_ACTIVE")}
-# Egress states that left a file: complete, or stopped at its time limit (the file is kept).
-_FINISHED = {lk.EgressStatus.Value(s) for s in ("EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED")}
 RECORDING_BASE_URL_SETTING = "LIVEKIT_RECORDING_BASE_URL"
-_FILE_TYPES = {".mp4": lk.EncodedFileType.MP4, ".ogg": lk.EncodedFileType.OGG}
 
-# Participants that are not people: recorders (egress), stream inputs (ingress), bots (agent).
-_NOT_PEOPLE = {lk.ParticipantInfo.Kind.Value(k) for k in ("EGRESS", "INGRESS", "AGENT")}
+
+@functools.cache
+def _enums() -> dict:
+    """livekit-api's enumeration values the provider compares with (read once, at first use)."""
+    return {
+        # Egress states in which a room is being recorded (ENDING: stopping, the file is being finished).
+        "recording": {lk.EgressStatus.Value(s) for s in ("EGRESS_STARTING", "EGRESS_ACTIVE")},
+        # Egress states that left a file: complete, or stopped at its time limit (the file is kept).
+        "finished": {lk.EgressStatus.Value(s) for s in ("EGRESS_COMPLETE", "EGRESS_LIMIT_REACHED")},
+        "file_types": {".mp4": lk.EncodedFileType.MP4, ".ogg": lk.EncodedFileType.OGG},
+        # Participants that are not people: recorders (egress), stream inputs (ingress), bots (agent).
+        "not_people": {lk.ParticipantInfo.Kind.Value(k) for k in ("EGRESS", "INGRESS", "AGENT")},
+    }
+
 _SCHEMES = {"wss": "https", "ws": "http", "https": "https", "http": "http"}
 _JWT = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
 # The classroom page (classroom.py) a join sends the browser to.
@@ -220,7 +242,7 @@ class LiveKitServer:
         except (TimeoutError, aiohttp.ClientError) as exc:
             # Only the exception's class: its text may carry request details.
             raise _WorthRetrying(type(exc).__name__) from None
-        except DecodeError:
+        except protobuf_message.DecodeError:
             raise ProviderMisconfigured(
                 f"LiveKit call {method} got an answer that is not LiveKit's: LIVEKIT_URL "
                 f"({self.url}) may point at another server"
@@ -432,7 +454,7 @@ class LiveKitProvider(VideoProvider):
             people = [
                 p
                 for p in self.server.list_participants(meeting_id)
-                if p.kind not in _NOT_PEOPLE and p.state != lk.ParticipantInfo.State.DISCONNECTED
+                if p.kind not in _enums()["not_people"] and p.state != lk.ParticipantInfo.State.DISCONNECTED
             ]
         except MeetingNotFound:  # closed between the two calls
             return NOT_FOUND
@@ -540,7 +562,7 @@ class LiveKitProvider(VideoProvider):
         return [
             info.egress_id
             for info in self.server.list_egress(meeting_id, active=True)
-            if info.room_name == meeting_id and info.status in _RECORDING
+            if info.room_name == meeting_id and info.status in _enums()["recording"]
         ]
 
     def active_recording(self, meeting_id: str) -> str | None:
@@ -556,7 +578,7 @@ class LiveKitProvider(VideoProvider):
         return [
             self._recording_of(info, info.file_results[0])
             for info in self.server.list_egress(meeting_id)
-            if info.room_name == meeting_id and info.status in _FINISHED and info.file_results
+            if info.room_name == meeting_id and info.status in _enums()["finished"] and info.file_results
         ]
 
     def _recording_of(self, info, file) -> Recording:
@@ -689,7 +711,7 @@ def _status_from(room: lk.Room, participants: tuple[Participant, ...] | None = N
 
 def _file_type(filepath: str) -> int:
     """MP4 for a .mp4 path, OGG for .ogg; otherwise Egress's default (it adds the extension)."""
-    for suffix, file_type in _FILE_TYPES.items():
+    for suffix, file_type in _enums()["file_types"].items():
         if filepath.lower().endswith(suffix):
             return file_type
     return lk.EncodedFileType.DEFAULT_FILETYPE
