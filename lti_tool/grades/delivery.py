@@ -1,10 +1,15 @@
 """Delivering the outbox: pending `ScoreDelivery` rows to the platform's AGS score service.
 
-Any number of workers may run (`flask --app wsgi worker`, or the thread inside the embedded
-server). A worker claims a row with a conditional UPDATE that sets a lease (`locked_until`);
-only one worker wins a row, on PostgreSQL as on SQLite, and a worker killed mid-delivery loses
-nothing: the lease runs out and the row is sent again. Sending twice is harmless: a score is a
-whole value with a timestamp that only moves forward.
+Any number of workers may run, in any number of processes on any number of machines (`flask
+--app wsgi worker`, or the thread inside the embedded server). A worker claims a batch of due
+rows in one statement that sets a lease (`locked_until`): `UPDATE … WHERE id IN (SELECT … FOR
+UPDATE SKIP LOCKED)` on PostgreSQL, so concurrent claims never wait for each other nor take the
+same row; on SQLite the same statement runs under the database's one write lock. The batch is
+sent by a few threads of the worker (DELIVERY_THREADS), each with its own database session and
+kept-alive HTTP session. Each row is marked delivered as soon as the platform has taken it, so a
+worker killed mid-batch leaves only its unsent rows (and at most one in flight per thread): the
+lease runs out and any worker sends them. A worker whose lease is about to run out stops and
+gives its unsent rows back rather than race the next one (docs/queues.md).
 
 Outcomes: delivered; 409 (the platform holds a score as new as ours at one-second resolution)
 → a later timestamp, sent again at once; timeouts, 5xx and 429 → retry with exponential backoff
@@ -14,7 +19,8 @@ failed with the platform's message, no retry storm. Failed rows show on the teac
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
@@ -36,9 +42,12 @@ def _services():
     return current_app.extensions["platform_services"]
 
 
-def due_deliveries(limit: int = 50) -> list[int]:
-    now = utcnow()
-    return db.session.scalars(
+def _lease_seconds() -> float:
+    return float(current_app.config["DELIVERY_LEASE_SECONDS"])
+
+
+def _due(now, limit: int):
+    return (
         select(ScoreDelivery.id)
         .where(
             ScoreDelivery.status == "pending",
@@ -47,10 +56,33 @@ def due_deliveries(limit: int = 50) -> list[int]:
         )
         .order_by(ScoreDelivery.next_attempt_at, ScoreDelivery.id)
         .limit(limit)
+    )
+
+
+def due_deliveries(limit: int = 50) -> list[int]:
+    return db.session.scalars(_due(utcnow(), limit)).all()
+
+
+def claim_batch(limit: int | None = None) -> tuple[list[int], datetime]:
+    """Lease up to `limit` due rows (DELIVERY_BATCH_SIZE) to this worker in one statement;
+    returns their ids and the lease's end, which also marks them as this claim's own."""
+    now = utcnow()
+    lease_end = now + timedelta(seconds=_lease_seconds())
+    limit = limit or int(current_app.config["DELIVERY_BATCH_SIZE"])
+    # SKIP LOCKED: rows another worker is claiming right now are left to it (PostgreSQL; SQLite
+    # has no row locks and ignores it: its write lock makes the statement atomic).
+    due = _due(now, limit).with_for_update(skip_locked=True).scalar_subquery()
+    ids = db.session.scalars(
+        update(ScoreDelivery).where(ScoreDelivery.id.in_(due))
+        .values(locked_until=lease_end).returning(ScoreDelivery.id)
+        .execution_options(synchronize_session=False)
     ).all()
+    db.session.commit()
+    return sorted(ids), lease_end
 
 
 def claim(delivery_id: int) -> bool:
+    """Lease one row (tests; the worker claims batches)."""
     now = utcnow()
     result = db.session.execute(
         update(ScoreDelivery)
@@ -59,20 +91,60 @@ def claim(delivery_id: int) -> bool:
             ScoreDelivery.status == "pending",
             or_(ScoreDelivery.locked_until.is_(None), ScoreDelivery.locked_until < now),
         )
-        .values(locked_until=now + timedelta(seconds=float(current_app.config["DELIVERY_LEASE_SECONDS"])))
+        .values(locked_until=now + timedelta(seconds=_lease_seconds()))
     )
     db.session.commit()
     return result.rowcount == 1
 
 
-def deliver_due(limit: int = 50) -> int:
-    """Send what is due; returns how many rows this call handled."""
-    handled = 0
-    for delivery_id in due_deliveries(limit):
-        if claim(delivery_id):
-            deliver(db.session.get(ScoreDelivery, delivery_id))
-            handled += 1
-    return handled
+def deliver_due(limit: int | None = None, pool: ThreadPoolExecutor | None = None) -> int:
+    """Claim one batch and send it (in `pool`'s threads when given); returns how many rows
+    this call handled."""
+    ids, lease_end = claim_batch(limit)
+    threads = int(current_app.config["DELIVERY_THREADS"]) if pool is not None else 1
+    if threads <= 1 or len(ids) <= 1:
+        deliver_claimed(ids, lease_end)
+        return len(ids)
+    app = current_app._get_current_object()
+    futures = [pool.submit(_deliver_in_context, app, ids[n::threads], lease_end)
+               for n in range(min(threads, len(ids)))]
+    wait(futures)
+    for future in futures:
+        future.result()  # a thread's error is this pass's error (its rows wait for the lease)
+    return len(ids)
+
+
+def _deliver_in_context(app, ids: list[int], lease_end: datetime) -> None:
+    with app.app_context():
+        try:
+            deliver_claimed(ids, lease_end)
+        finally:
+            db.session.remove()
+
+
+def deliver_claimed(ids: list[int], lease_end: datetime) -> None:
+    """Send claimed rows one after the other while the lease lasts; give back the rest."""
+    # Stop early enough that the last row sent is done before another worker may claim it.
+    stop_at = lease_end - timedelta(seconds=_lease_seconds() / 4)
+    for n, delivery_id in enumerate(ids):
+        if utcnow() >= stop_at:
+            release(ids[n:], lease_end)
+            return
+        delivery = db.session.get(ScoreDelivery, delivery_id)
+        if delivery is not None and delivery.status == "pending":
+            deliver(delivery)
+
+
+def release(ids: list[int], lease_end: datetime) -> None:
+    """Give rows back to every worker at once — those still under this claim's lease only."""
+    db.session.execute(
+        update(ScoreDelivery)
+        .where(ScoreDelivery.id.in_(ids), ScoreDelivery.status == "pending",
+               ScoreDelivery.locked_until == lease_end)
+        .values(locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def _next_timestamp(delivery: ScoreDelivery):
