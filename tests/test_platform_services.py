@@ -183,6 +183,7 @@ def test_token_expiring_within_a_minute_is_renewed(platform, registration, servi
     db.session.execute(update(PlatformToken).values(
         expires_at=datetime.now(UTC) + timedelta(seconds=50)))
     db.session.commit()
+    services._memory.clear()  # what this process remembers for a few seconds: as if they passed
 
     second = services.access_token(registration, [SCOPE_SCORE])
 
@@ -528,6 +529,7 @@ def test_token_sealed_under_another_secret_key_is_fetched_again(app, platform, r
                                                                  services):
     services.access_token(registration, [SCOPE_SCORE])
     app.config["SECRET_KEY"] = "another secret key, another sealing key"
+    services._memory.clear()  # a restart with the new key
 
     token = services.access_token(registration, [SCOPE_SCORE])
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..logsafe import quoted
@@ -126,13 +127,23 @@ def deliver_claimed(ids: list[int], lease_end: datetime) -> None:
     """Send claimed rows one after the other while the lease lasts; give back the rest."""
     # Stop early enough that the last row sent is done before another worker may claim it.
     stop_at = lease_end - timedelta(seconds=_lease_seconds() / 4)
-    for n, delivery_id in enumerate(ids):
-        if utcnow() >= stop_at:
-            release(ids[n:], lease_end)
-            return
-        delivery = db.session.get(ScoreDelivery, delivery_id)
-        if delivery is not None and delivery.status == "pending":
-            deliver(delivery)
+    session = db.session()
+    # The rows, their links and rooms in one query, kept across the commits after each row (they
+    # are this claim's own; a grading switched off meanwhile is seen by the next batch).
+    claimed = {d.id: d for d in session.scalars(
+        select(ScoreDelivery).where(ScoreDelivery.id.in_(ids))
+        .options(joinedload(ScoreDelivery.resource_link).joinedload(ResourceLink.room)))}
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        for n, delivery_id in enumerate(ids):
+            if utcnow() >= stop_at:
+                release(ids[n:], lease_end)
+                return
+            delivery = claimed.get(delivery_id)
+            if delivery is not None and delivery.status == "pending":
+                deliver(delivery)
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def release(ids: list[int], lease_end: datetime) -> None:
@@ -254,8 +265,9 @@ def deliver(delivery: ScoreDelivery) -> None:
 def _finish(delivery: ScoreDelivery, status: str) -> None:
     delivery.status, delivery.locked_until, delivery.last_error = status, None, None
     delivery.attempts += 1
+    delivery_id = delivery.id  # read before the commit, which may expire it
     db.session.commit()
-    log.info("score delivery %s: %s", delivery.id, status)
+    log.info("score delivery %s: %s", delivery_id, status)
 
 
 def _fail(delivery: ScoreDelivery, message: str) -> None:

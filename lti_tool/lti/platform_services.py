@@ -53,6 +53,7 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_SECONDS = 300
 TOKEN_REUSE_MARGIN = timedelta(seconds=60)  # a cached token is dropped this long before expiry
 DEFAULT_TOKEN_SECONDS = 3600  # when the platform's answer has no expires_in
+TOKEN_MEMORY_SECONDS = 10  # a process rereads the shared token at least this often
 NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)  # the expiry of a key row that holds no token
 MESSAGE_LIMIT = 500  # characters of a platform's error body kept in messages
 MAX_PAGES = 1000  # a Link rel="next" chain longer than this is a platform bug, not a roster
@@ -193,6 +194,7 @@ class PlatformServices:
         # need the same token wait for the first one's answer instead of asking too.
         self._token_locks: dict[tuple, threading.Lock] = {}
         self._token_locks_guard = threading.Lock()
+        self._memory: dict[tuple, tuple[str, datetime, float]] = {}  # see _remembered
 
     @property
     def session(self) -> requests.Session:
@@ -212,6 +214,9 @@ class PlatformServices:
         """A bearer token for these scopes: the stored one while it is fresh (and is not the
         `refused` one), else a new one — fetched by exactly one process at a time (see below)."""
         key = scopes_key(scopes)
+        remembered = self._remembered(registration, key)
+        if remembered is not None and remembered != refused:
+            return remembered
         cached = self._cached_token(registration, key)
         if cached is not None and cached != refused:
             return cached
@@ -220,6 +225,25 @@ class PlatformServices:
             if cached is not None and cached != refused:
                 return cached
             return self._fetch_once(registration, key, refused)
+
+    def _remembered(self, registration, key: str) -> str | None:
+        """The token this process read or fetched last, for TOKEN_MEMORY_SECONDS: a class's
+        scores do not each read the shared row. A token the platform refuses meanwhile is
+        answered 401 and replaced through the row, as always."""
+        entry = self._memory.get((registration.issuer, registration.client_id, key))
+        if entry is None:
+            return None
+        token, expires_at, read_at = entry
+        if time.monotonic() - read_at > TOKEN_MEMORY_SECONDS or expires_at - TOKEN_REUSE_MARGIN <= _utcnow():
+            return None
+        return token
+
+    def _remember(self, registration, key: str, token: str | None, expires_at: datetime) -> None:
+        ident = (registration.issuer, registration.client_id, key)
+        if token is None:
+            self._memory.pop(ident, None)
+        else:
+            self._memory[ident] = (token, expires_at, time.monotonic())
 
     def _token_lock(self, registration, key: str) -> threading.Lock:
         with self._token_locks_guard:
@@ -239,7 +263,8 @@ class PlatformServices:
                 token, expires_at = self._request_token(registration, key)
                 connection.execute(update(PlatformToken).where(*self._token_row(registration, key))
                                    .values(sealed_token=_sealed(token), expires_at=expires_at))
-                return token
+            self._remember(registration, key, token, expires_at)  # once committed
+            return token
         except SQLAlchemyError as exc:
             log.warning("access token of %s: the shared token row is unavailable: %s",
                         registration.issuer, _db_error(exc))
@@ -264,19 +289,11 @@ class PlatformServices:
             index_elements=["issuer", "client_id", "scopes"])
 
     def invalidate(self, registration, scopes, access_token: str | None = None) -> None:
-        """Forget the stored token (only if it is still `access_token`, when given): the platform
-        refused it. A token another worker has stored meanwhile is kept. (`access_token(…,
-        refused=…)` does the same under the row lock; this is for callers outside a fetch.)"""
-        key = scopes_key(scopes)
-        if access_token is not None and self._cached_token(registration, key) != access_token:
-            return
-        try:
-            with db.engine.begin() as connection:
-                connection.execute(update(PlatformToken).where(*self._token_row(registration, key))
-                                   .values(sealed_token=None, expires_at=NEVER_FRESH))
-        except SQLAlchemyError as exc:
-            log.warning("could not drop the cached access token of %s: %s", registration.issuer,
-                        _db_error(exc))
+        """Forget what this process remembers of the token: the platform refused it. The shared
+        row is replaced by the next `access_token(…, refused=access_token)`, under the row lock
+        and only if it still holds that token — so workers refused at the same moment fetch one
+        new token between them, and a token another worker stored meanwhile is kept."""
+        self._remember(registration, scopes_key(scopes), None, NEVER_FRESH)
 
     @staticmethod
     def _token_row(registration, key: str) -> tuple:
@@ -292,7 +309,9 @@ class PlatformServices:
             row = connection.execute(query).first()
         if row is None or row.expires_at - TOKEN_REUSE_MARGIN <= _utcnow():
             return None
-        return _unsealed(row.sealed_token)
+        token = _unsealed(row.sealed_token)
+        self._remember(registration, key, token, row.expires_at)
+        return token
 
     def _request_token(self, registration, key: str) -> tuple[str, datetime]:
         form = {
