@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import aliased, joinedload
 
 from ..extensions import db
 from ..logsafe import quoted
@@ -133,6 +134,7 @@ def deliver_claimed(ids: list[int], lease_end: datetime) -> None:
     claimed = {d.id: d for d in session.scalars(
         select(ScoreDelivery).where(ScoreDelivery.id.in_(ids))
         .options(joinedload(ScoreDelivery.resource_link).joinedload(ResourceLink.room)))}
+    prefetched = Prefetched.of(list(claimed.values())) if claimed else None
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     try:
         for n, delivery_id in enumerate(ids):
@@ -141,9 +143,42 @@ def deliver_claimed(ids: list[int], lease_end: datetime) -> None:
                 return
             delivery = claimed.get(delivery_id)
             if delivery is not None and delivery.status == "pending":
-                deliver(delivery)
+                deliver(delivery, prefetched)
     finally:
         session.expire_on_commit = expire_on_commit
+
+
+@dataclass
+class Prefetched:
+    """What deliveries of one claimed batch would each ask the database for, asked once:
+    which rows a newer score supersedes, each person's last timestamp sent, the registrations."""
+
+    superseded: set[int]
+    last_sent: dict[tuple[int, int], datetime]
+    registrations: dict[tuple[str, str], object] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, deliveries: list[ScoreDelivery]) -> Prefetched:
+        ids = [d.id for d in deliveries]
+        newer = aliased(ScoreDelivery)
+        superseded = set(db.session.scalars(select(ScoreDelivery.id).where(
+            ScoreDelivery.id.in_(ids),
+            exists().where(newer.resource_link_id == ScoreDelivery.resource_link_id,
+                           newer.user_id == ScoreDelivery.user_id, newer.id > ScoreDelivery.id,
+                           newer.status.in_(("pending", "delivered"))))))
+        last_sent = {(link, user): at for link, user, at in db.session.execute(
+            select(ScoreDelivery.resource_link_id, ScoreDelivery.user_id, func.max(ScoreDelivery.sent_timestamp))
+            .where(ScoreDelivery.user_id.in_({d.user_id for d in deliveries}),
+                   ScoreDelivery.resource_link_id.in_({d.resource_link_id for d in deliveries}),
+                   ScoreDelivery.sent_timestamp.is_not(None))
+            .group_by(ScoreDelivery.resource_link_id, ScoreDelivery.user_id))}
+        return cls(superseded, last_sent)
+
+    def registration(self, delivery: ScoreDelivery):
+        key = (delivery.issuer, delivery.client_id)
+        if key not in self.registrations:
+            self.registrations[key] = current_app.extensions["registrations"].find(*key)
+        return self.registrations[key]
 
 
 def release(ids: list[int], lease_end: datetime) -> None:
@@ -158,10 +193,13 @@ def release(ids: list[int], lease_end: datetime) -> None:
     db.session.commit()
 
 
-def _next_timestamp(delivery: ScoreDelivery):
+def _next_timestamp(delivery: ScoreDelivery, prefetched: Prefetched | None = None):
     """Now, but strictly after the last timestamp sent for this person and line item at the
     platform's one-second resolution (Moodle answers 409 otherwise)."""
-    last = db.session.scalar(
+    if prefetched is not None:
+        last = prefetched.last_sent.get((delivery.resource_link_id, delivery.user_id))
+        return _after(last)
+    return _after(db.session.scalar(
         select(ScoreDelivery.sent_timestamp)
         .where(
             ScoreDelivery.resource_link_id == delivery.resource_link_id,
@@ -170,7 +208,10 @@ def _next_timestamp(delivery: ScoreDelivery):
         )
         .order_by(ScoreDelivery.sent_timestamp.desc())
         .limit(1)
-    )
+    ))
+
+
+def _after(last):
     now = utcnow()
     if last is not None and now.replace(microsecond=0) <= last.replace(microsecond=0):
         return last.replace(microsecond=0) + ONE_SECOND + timedelta(microseconds=now.microsecond)
@@ -212,7 +253,9 @@ def lineitem_for(link: ResourceLink, registration) -> str | None:
     return url
 
 
-def _superseded(delivery: ScoreDelivery) -> bool:
+def _superseded(delivery: ScoreDelivery, prefetched: Prefetched | None = None) -> bool:
+    if prefetched is not None:
+        return delivery.id in prefetched.superseded
     newer = db.session.scalar(
         select(ScoreDelivery.id).where(
             ScoreDelivery.resource_link_id == delivery.resource_link_id,
@@ -224,15 +267,16 @@ def _superseded(delivery: ScoreDelivery) -> bool:
     return newer is not None
 
 
-def deliver(delivery: ScoreDelivery) -> None:
-    if _superseded(delivery):
+def deliver(delivery: ScoreDelivery, prefetched: Prefetched | None = None) -> None:
+    if _superseded(delivery, prefetched):
         _finish(delivery, "superseded")
         return
     link = delivery.resource_link
     if link.room is not None and not link.room.graded:
         _finish(delivery, "superseded")  # grading was turned off after it was queued
         return
-    registration = current_app.extensions["registrations"].find(delivery.issuer, delivery.client_id)
+    registration = (prefetched.registration(delivery) if prefetched is not None
+                    else current_app.extensions["registrations"].find(delivery.issuer, delivery.client_id))
     if registration is None:
         _fail(delivery, "the platform is no longer registered with the tool")
         return
@@ -246,11 +290,13 @@ def deliver(delivery: ScoreDelivery) -> None:
         (_retry if exc.retryable else _fail)(delivery, f"line item: {exc}")
         return
     for _ in range(2):  # a 409 gets one immediate second try with a later timestamp
-        timestamp = _next_timestamp(delivery)
+        timestamp = _next_timestamp(delivery, prefetched)
         outcome = _services().post_score(registration, lineitem, _score_body(delivery, timestamp))
         if outcome.kind != "conflict":
             break
         delivery.sent_timestamp = timestamp  # the platform has at least this one
+        if prefetched is not None:
+            prefetched.last_sent[(delivery.resource_link_id, delivery.user_id)] = timestamp
         db.session.commit()  # never hold a write open across a call to the platform
     if outcome.kind == "delivered":
         delivery.sent_timestamp = timestamp
