@@ -180,7 +180,7 @@ class GunicornApp:
                 if requests.get(self.url + ready_path, timeout=2).status_code < 500:
                     self._wait_for_workers()
                     return self
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a slow first answer
+            except requests.RequestException:  # not listening yet, or too busy starting to answer in 2 s
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer within {timeout} s: see {self.log_path}")

@@ -548,7 +548,9 @@ class RosterMember(db.Model):
 
 # --- grades -------------------------------------------------------------------------------------
 class PlatformToken(db.Model):
-    """An OAuth2 access token of a platform, cached for every worker until shortly before expiry."""
+    """An OAuth2 access token of a platform and scope set, shared by every worker until shortly
+    before expiry; the row is also the lock its one fetcher holds (lti/platform_services.py).
+    `sealed_token`: Fernet-sealed with a key derived from SECRET_KEY; NULL while none is held."""
 
     __tablename__ = "platform_tokens"
     __table_args__ = (UniqueConstraint("issuer", "client_id", "scopes"),)
@@ -557,7 +559,7 @@ class PlatformToken(db.Model):
     issuer: Mapped[str] = mapped_column(String(255))
     client_id: Mapped[str] = mapped_column(String(255))
     scopes: Mapped[str] = mapped_column(String(1024))  # sorted, space-separated
-    access_token: Mapped[str] = mapped_column(Text)
+    sealed_token: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import Flask
@@ -37,6 +38,7 @@ class Worker:
         self._roster_failures: dict[int, float] = {}
         self._last_soon = None  # monotonic time of this worker's last look for classes starting soon
         self._last_retention = None  # monotonic time of this worker's last recording retention pass
+        self._delivery_pool = None  # threads sending a claimed batch of scores, made on first use
 
     def run_once(self) -> int:
         """One pass; returns how much work it did (0 = idle)."""
@@ -64,7 +66,10 @@ class Worker:
     def _deliver(self) -> int:
         from .grades.delivery import deliver_due
 
-        return deliver_due()
+        threads = int(self.app.config["DELIVERY_THREADS"])
+        if threads > 1 and self._delivery_pool is None:
+            self._delivery_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lti-delivery")
+        return deliver_due(pool=self._delivery_pool)
 
     def _apply_stuck_events(self) -> int:
         """Events stored by a process that died before applying them."""

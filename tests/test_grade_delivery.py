@@ -1,17 +1,26 @@
 """Delivery guarantees of the score outbox, against the fake Moodle over real HTTP."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from lti_tool.extensions import db
-from lti_tool.models import ResourceLink, ScoreDelivery, utcnow
+from lti_tool.grades import delivery
+from lti_tool.lti.platform_services import SCOPE_SCORE
+from lti_tool.models import PlatformToken, ResourceLink, ScoreDelivery, utcnow
 from lti_tool.worker import Worker, start_worker_thread
 from tests.support import ClassRun, hour_long_class, scores_for
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def deliveries(live, **where):
@@ -154,24 +163,8 @@ def test_embedded_worker_thread_delivers_without_a_separate_worker(live):
     assert {s["userId"] for s in platform.scores} == {"4", "5", "6"}
 
 
-@pytest.mark.parametrize("live_overrides", [{"DELIVERY_LEASE_SECONDS": "2"}])
-def test_worker_process_killed_mid_delivery_then_another_delivers(live, tmp_path):
-    """A real `flask --app wsgi worker` process is killed (SIGKILL) while the gradebook is
-    answering its score; once the lease runs out, another worker delivers everything."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from lti_tool.attendance.roster import courses_needing_roster, refresh_roster
-
-    platform = live.platform
-    hour_long_class(live)
-    with live.app.app_context():
-        for course in courses_needing_roster():
-            refresh_roster(course)
-    platform.score_delay_seconds = 30
+def worker_process(live, log_path, **settings) -> subprocess.Popen:
+    """A real `flask --app wsgi worker` process on the live tool's database and platform."""
     config = live.app.config
     env = {
         **os.environ,
@@ -179,26 +172,103 @@ def test_worker_process_killed_mid_delivery_then_another_delivers(live, tmp_path
         "TOOL_BASE_URL": config["TOOL_BASE_URL"], "TOOL_CONFIG": config["TOOL_CONFIG"],
         "KEYS_DIR": config["KEYS_DIR"], "SECRET_KEY": config["SECRET_KEY"],
         "BBB_SERVER_URL": config["BBB_SERVER_URL"], "BBB_SHARED_SECRET": config["BBB_SHARED_SECRET"],
-        "DELIVERY_LEASE_SECONDS": "2", "ATTENDANCE_POLL_SECONDS": "3600",
+        "ATTENDANCE_POLL_SECONDS": "3600", **settings,
     }
-    root = Path(__file__).resolve().parent.parent
-    with open(tmp_path / "worker.log", "w") as worker_log:  # the worker keeps its own copy of the handle
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=root, env=env,
-            stdout=subprocess.DEVNULL, stderr=worker_log,
-        )
+    with open(log_path, "w") as worker_log:  # the worker keeps its own copy of the handle
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=worker_log)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def queue_every_score(live) -> None:
+    """An hour-long class, and the roster, so that every score is queued before any worker runs."""
+    from lti_tool.attendance.roster import courses_needing_roster, refresh_roster
+
+    hour_long_class(live)
+    with live.app.app_context():
+        for course in courses_needing_roster():
+            refresh_roster(course)
+
+
+def test_two_worker_processes_deliver_each_score_once_with_one_token(live, tmp_path):
+    """Two `flask worker` processes (separate database connections, separate in-process locks)
+    race for the same queue and the same, not yet fetched, access token."""
+    platform = live.platform
+    queue_every_score(live)
+    with live.app.app_context():  # no token stored yet: both workers need one at once
+        db.session.execute(delete(PlatformToken))
+        db.session.commit()
+    tokens_before = len(platform.issued_tokens)
+    workers = [worker_process(live, tmp_path / f"worker{n}.log", DELIVERY_BATCH_SIZE="1")
+               for n in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while len({s["userId"] for s in platform.scores}) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a second delivery of any score would arrive now
+    finally:
+        for worker in workers:
+            stop(worker)
+    assert sorted(s["userId"] for s in platform.scores) == ["4", "5", "6"], [
+        (tmp_path / f"worker{n}.log").read_text()[-2000:] for n in range(2)]
+    score_tokens = [t for t in platform.issued_tokens[tokens_before:] if SCOPE_SCORE in t["scopes"]]
+    assert len(score_tokens) == 1
+
+
+def test_claims_never_overlap_and_leave_rows_another_worker_holds(live):
+    queue_every_score(live)
+    with live.app.app_context():
+        first, lease_end = delivery.claim_batch(2)
+        second, _ = delivery.claim_batch(2)
+        third, _ = delivery.claim_batch(2)
+        assert (len(first), len(second), third) == (2, 1, [])
+        delivery.release(first, lease_end)  # given back (its lease about to run out)
+        assert sorted(delivery.claim_batch(5)[0]) == sorted(first)
+
+
+@pytest.mark.parametrize("live_overrides", [{"DELIVERY_LEASE_SECONDS": "4"}])
+def test_worker_gives_back_rows_it_cannot_send_before_its_lease_ends(live):
+    """A slow platform: the worker sends what it can while the lease lasts and gives the rest
+    back instead of racing the worker that takes them over."""
+    platform = live.platform
+    queue_every_score(live)
+    platform.score_delay_seconds = 1.6  # two fit before the lease's last quarter, the third not
+    with live.app.app_context():
+        ids, lease_end = delivery.claim_batch()
+        delivery.deliver_claimed(ids, lease_end)  # one after the other; stops 1 s before the end
+        rows = db.session.scalars(select(ScoreDelivery).order_by(ScoreDelivery.id)).all()
+        sent = [d for d in rows if d.status == "delivered"]
+        given_back = [d for d in rows if d.status == "pending"]
+        assert sent and given_back and all(d.locked_until is None for d in given_back)
+    platform.score_delay_seconds = 0
+    live.run_worker()
+    assert sorted(s["userId"] for s in platform.scores) == ["4", "5", "6"]
+
+
+@pytest.mark.parametrize("live_overrides", [{"DELIVERY_LEASE_SECONDS": "2"}])
+def test_worker_process_killed_mid_delivery_then_another_delivers(live, tmp_path):
+    """A real `flask --app wsgi worker` process is killed (SIGKILL) while the gradebook is
+    answering its score; once the lease runs out, another worker delivers everything."""
+    platform = live.platform
+    queue_every_score(live)
+    platform.score_delay_seconds = 30
+    worker = worker_process(live, tmp_path / "worker.log", DELIVERY_LEASE_SECONDS="2")
     try:
         deadline = time.monotonic() + 30
         while platform.score_requests_started == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert platform.score_requests_started == 1, (tmp_path / "worker.log").read_text()[-2000:]
     finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        stop(worker)
     platform.score_delay_seconds = 0
     with live.app.app_context():
         claimed = db.session.scalars(select(ScoreDelivery).where(ScoreDelivery.locked_until.is_not(None))).all()
-        assert len(claimed) == 1 and claimed[0].status == "pending", "the killed worker's claim stays pending"
+        # The worker leased its whole batch (the three scores); the lease outlives it.
+        assert len(claimed) == 3 and {d.status for d in claimed} == {"pending"}, "the killed claim stays"
     time.sleep(2.1)  # the lease runs out
     live.run_worker()
     assert {d[1] for d in deliveries(live)} == {"delivered"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 
 import tests.fakes.lti_platform as fake_platform
 from lti_tool.extensions import db
+from lti_tool.lti import platform_services
 from lti_tool.lti.platform_services import (
     MEDIA_LINEITEM,
     MEDIA_LINEITEM_CONTAINER,
@@ -62,12 +64,17 @@ def score(user_id="4", given=80.0, at=BASE_TIME, comment="attended 48 of 60 minu
     }
 
 
-def cached_tokens() -> list:
+Cached = namedtuple("Cached", "scopes access_token expires_at")
+
+
+def cached_tokens() -> list[Cached]:
+    """The shared tokens, unsealed (key rows that hold no token are left out)."""
     rows = db.session.execute(
-        select(PlatformToken.scopes, PlatformToken.access_token, PlatformToken.expires_at)
+        select(PlatformToken.scopes, PlatformToken.sealed_token, PlatformToken.expires_at)
     ).all()
     db.session.rollback()
-    return rows
+    return [Cached(scopes, platform_services._unsealed(sealed), expires_at)
+            for scopes, sealed, expires_at in rows if sealed]
 
 
 def requests_to(platform, path_end: str, method: str | None = None) -> list[dict]:
@@ -176,6 +183,7 @@ def test_token_expiring_within_a_minute_is_renewed(platform, registration, servi
     db.session.execute(update(PlatformToken).values(
         expires_at=datetime.now(UTC) + timedelta(seconds=50)))
     db.session.commit()
+    services._memory.clear()  # what this process remembers for a few seconds: as if they passed
 
     second = services.access_token(registration, [SCOPE_SCORE])
 
@@ -449,7 +457,7 @@ def test_roster_of_an_unreachable_platform_is_retryable(platform, registration, 
     assert (raised.value.status, raised.value.retryable) == (None, True)
 
 
-def test_worker_storing_a_token_for_a_key_already_cached_replaces_it(app, platform, registration,
+def test_worker_that_looked_before_another_stored_a_token_reuses_it(app, platform, registration,
                                                                      services, monkeypatch):
     first = services.access_token(registration, [SCOPE_SCORE])
     late = PlatformServices.from_app(app)
@@ -457,19 +465,30 @@ def test_worker_storing_a_token_for_a_key_already_cached_replaces_it(app, platfo
 
     second = late.access_token(registration, [SCOPE_SCORE])
 
-    assert second != first
-    assert [row.access_token for row in cached_tokens()] == [second]
-    assert services.access_token(registration, [SCOPE_SCORE]) == second
+    assert second == first  # read again under the row lock: no second token request
+    assert platform.token_requests == 1
+    assert [row.access_token for row in cached_tokens()] == [first]
 
 
-def test_workers_refreshing_together_all_get_a_working_token(app, platform, registration):
+def test_workers_refreshing_together_make_one_token_request(app, platform, registration,
+                                                           monkeypatch):
+    """Four PlatformServices (four processes' worth of in-process locks) need a token at once:
+    the row lock lets one fetch it, the others wait and reuse it."""
     start, tokens, errors = threading.Barrier(4), [], []
+    real_request = PlatformServices._request_token
+
+    def slow_request(self, *args):  # a token endpoint slow enough for every worker to ask
+        time.sleep(0.3)
+        return real_request(self, *args)
+
+    monkeypatch.setattr(PlatformServices, "_request_token", slow_request)
 
     def worker():
         with app.app_context():
+            services = PlatformServices.from_app(app)
             start.wait(timeout=10)
             try:
-                tokens.append(PlatformServices.from_app(app).access_token(registration, [SCOPE_NRPS]))
+                tokens.append(services.access_token(registration, [SCOPE_NRPS]))
             except Exception as exc:  # the assertion below shows it
                 errors.append(exc)
 
@@ -480,24 +499,60 @@ def test_workers_refreshing_together_all_get_a_working_token(app, platform, regi
         thread.join(timeout=30)
 
     assert errors == [] and len(tokens) == 4
-    [(_, cached, _)] = cached_tokens()
-    assert cached in tokens
-    assert all(token in platform.access_tokens for token in tokens)
+    assert platform.token_requests == 1
+    assert set(tokens) == {platform.issued_tokens[0]["access_token"]}
+    assert [row.access_token for row in cached_tokens()] == tokens[:1]
 
 
-def test_token_cache_failure_is_logged_without_the_token(platform, registration, services,
-                                                        monkeypatch, caplog):
-    from sqlalchemy import insert
+def test_token_refused_in_two_workers_is_fetched_again_once(app, platform, registration):
+    first, second = PlatformServices.from_app(app), PlatformServices.from_app(app)
+    old = first.access_token(registration, [SCOPE_SCORE])
+    platform.expire_access_tokens()  # both workers hold `old`; the platform answers it with 401
 
-    # A write the database refuses, with the token among the statement's parameters.
-    monkeypatch.setattr(PlatformServices, "_upsert", staticmethod(
-        lambda dialect, values: insert(PlatformToken).values(**values, id="not a number")))
+    renewed = first.access_token(registration, [SCOPE_SCORE], refused=old)
+    also = second.access_token(registration, [SCOPE_SCORE], refused=old)
+
+    assert renewed == also != old
+    assert platform.token_requests == 2
+
+
+def test_token_is_sealed_at_rest(app, platform, registration, services):
+    token = services.access_token(registration, [SCOPE_SCORE])
+
+    [sealed] = db.session.scalars(select(PlatformToken.sealed_token)).all()
+    db.session.rollback()
+    assert token not in sealed
+    assert platform_services._unsealed(sealed) == token
+
+
+def test_token_sealed_under_another_secret_key_is_fetched_again(app, platform, registration,
+                                                                 services):
+    services.access_token(registration, [SCOPE_SCORE])
+    app.config["SECRET_KEY"] = "another secret key, another sealing key"
+    services._memory.clear()  # a restart with the new key
 
     token = services.access_token(registration, [SCOPE_SCORE])
 
-    assert token == platform.issued_tokens[0]["access_token"]  # the token still serves this call
-    assert "could not cache the access token" in caplog.text
-    assert token not in caplog.text
+    assert token == platform.issued_tokens[1]["access_token"]
+    assert platform.token_requests == 2
+
+
+def test_token_store_failure_is_retryable_and_logged_without_the_token(platform, registration,
+                                                                       services, monkeypatch,
+                                                                       caplog):
+    real_update = platform_services.update
+    # A write the database refuses, with the (here unsealed) token among its parameters.
+    monkeypatch.setattr(platform_services, "_sealed", lambda token: token)
+    monkeypatch.setattr(platform_services, "update",
+                        lambda table: real_update(table).values(id="not a number"))
+
+    with pytest.raises(PlatformServiceError) as raised:
+        services.access_token(registration, [SCOPE_SCORE])
+
+    token = platform.issued_tokens[0]["access_token"]
+    assert raised.value.retryable
+    assert "the shared token row is unavailable" in caplog.text
+    assert token not in caplog.text and token not in raised.value.message
     assert cached_tokens() == []
 
 

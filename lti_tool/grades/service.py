@@ -42,27 +42,36 @@ class PersonGrade:
 
 def graded_people(room: Room) -> list[User]:
     """Attendees of this resource link: those who launched it as attendee, and the course's
-    roster members whose roles make them attendees."""
+    roster members whose roles make them attendees. A few queries whatever the class's size."""
     link = room.resource_link
     people: dict[int, User] = {}
-    enrolments = db.session.scalars(select(Enrolment).where(Enrolment.resource_link_id == link.id)).all()
+    enrolments = db.session.execute(
+        select(Enrolment.role, User).join(User, User.id == Enrolment.user_id)
+        .where(Enrolment.resource_link_id == link.id)
+    ).all()
     moderators = set()
-    for enrolment in enrolments:
-        if enrolment.role == ATTENDEE:
-            people[enrolment.user_id] = enrolment.user
+    for role, user in enrolments:
+        if role == ATTENDEE:
+            people[user.id] = user
         else:
-            moderators.add(enrolment.user_id)
+            moderators.add(user.id)
     course = link.course
     members = db.session.scalars(
         select(RosterMember).where(RosterMember.course_id == course.id, RosterMember.status == "Active")
     ).all()
-    for member in members:
-        if room_role(member.roles) != ATTENDEE:
-            continue
-        user = db.session.scalar(select(User).where(User.issuer == course.issuer, User.sub == member.sub))
-        if user is not None and user.id not in moderators:
+    subs = [member.sub for member in members if room_role(member.roles) == ATTENDEE]
+    for user in _users_by_sub(course.issuer, subs):
+        if user.id not in moderators:
             people.setdefault(user.id, user)
     return sorted(people.values(), key=lambda u: (u.family_name or u.display_name, u.given_name))
+
+
+def _users_by_sub(issuer: str, subs: list[str], chunk: int = 500) -> list[User]:
+    found = []
+    for start in range(0, len(subs), chunk):  # bounded IN lists
+        found += db.session.scalars(
+            select(User).where(User.issuer == issuer, User.sub.in_(subs[start:start + chunk]))).all()
+    return found
 
 
 def intervals_by_user(sessions: list[ClassSession]) -> dict[tuple[int, str], list]:
@@ -133,63 +142,61 @@ def room_grades(room: Room) -> list[PersonGrade]:
     return grades
 
 
-def _latest_delivery(link_id: int, user_id: int) -> ScoreDelivery | None:
-    return db.session.scalar(
+def _latest_deliveries(link_id: int) -> dict[int, ScoreDelivery]:
+    """Each person's latest delivery that is not superseded, for this resource link (one query)."""
+    rows = db.session.scalars(
         select(ScoreDelivery)
-        .where(
-            ScoreDelivery.resource_link_id == link_id,
-            ScoreDelivery.user_id == user_id,
-            ScoreDelivery.status != "superseded",
-        )
-        .order_by(ScoreDelivery.id.desc())
-        .limit(1)
-    )
+        .where(ScoreDelivery.resource_link_id == link_id, ScoreDelivery.status != "superseded")
+        .order_by(ScoreDelivery.id)
+    ).all()
+    return {row.user_id: row for row in rows}  # the later row wins
+
+
+def _changed(grades: list[PersonGrade], latest: dict[int, ScoreDelivery], force: bool) -> list[PersonGrade]:
+    changed = []
+    for grade in grades:
+        if grade.score is None:
+            continue
+        last = latest.get(grade.user.id)
+        unchanged = last is not None and last.score_given == grade.score and last.comment == grade.comment
+        if not unchanged or (force and last.status == "failed"):
+            changed.append(grade)
+    return changed
 
 
 def queue_room_scores(room: Room, force: bool = False) -> int:
     """Write pending deliveries for every changed score (every score when `force`); none while
-    the room's grading is off."""
+    the room's grading is off. A few statements whatever the class's size."""
     if not room.graded:
         return 0
     link = room.resource_link
     course = link.course
-    queued = 0
-    for grade in room_grades(room):
-        if grade.score is None:
-            continue
-        latest = _latest_delivery(link.id, grade.user.id)
-        unchanged = latest is not None and latest.score_given == grade.score and latest.comment == grade.comment
-        if unchanged and not (force and latest.status == "failed"):
-            continue
+    changed = _changed(room_grades(room), _latest_deliveries(link.id), force)
+    user_ids = [grade.user.id for grade in changed]
+    for start in range(0, len(user_ids), 500):  # their older waiting rows: superseded
         db.session.execute(
             update(ScoreDelivery)
             .where(
                 ScoreDelivery.resource_link_id == link.id,
-                ScoreDelivery.user_id == grade.user.id,
+                ScoreDelivery.user_id.in_(user_ids[start:start + 500]),
                 ScoreDelivery.status.in_(("pending", "failed")),
             )
             .values(status="superseded")
         )
-        db.session.add(
-            ScoreDelivery(
-                resource_link_id=link.id,
-                user_id=grade.user.id,
-                issuer=course.issuer,
-                client_id=course.client_id,
-                sub=grade.user.sub,
-                score_given=grade.score,
-                score_maximum=room.score_maximum,
-                activity_progress="Completed",
-                grading_progress="FullyGraded",
-                comment=grade.comment,
-                status="pending",
-                next_attempt_at=utcnow(),
-            )
+    now = utcnow()
+    db.session.add_all(
+        ScoreDelivery(
+            resource_link_id=link.id, user_id=grade.user.id, issuer=course.issuer,
+            client_id=course.client_id, sub=grade.user.sub, score_given=grade.score,
+            score_maximum=room.score_maximum, activity_progress="Completed",
+            grading_progress="FullyGraded", comment=grade.comment, status="pending",
+            next_attempt_at=now,
         )
-        queued += 1
-    if queued:
-        log.info("room %s: %d score(s) queued for delivery", room.id, queued)
-    return queued
+        for grade in changed
+    )
+    if changed:
+        log.info("room %s: %d score(s) queued for delivery", room.id, len(changed))
+    return len(changed)
 
 
 def save_policy(room: Room, policy: GradePolicy, graded: bool | None = None) -> int:

@@ -1,8 +1,10 @@
 """The platform's LTI Advantage services as the tool calls them: OAuth2 access tokens, Assignment
 and Grade Services (line items, scores) and Names and Role Provisioning Services (the roster).
 
-Access tokens are cached in `PlatformToken`, outside the caller's transaction, so that every
-worker reuses the same token until shortly before it expires. Runs inside an app context.
+Access tokens are kept in `PlatformToken`, outside the caller's transaction, sealed (Fernet, with a
+key derived from SECRET_KEY), so that every thread and process on every machine reuses the same
+token until shortly before it expires; exactly one of them fetches a missing or expired one, under
+a row lock (docs/queues.md). Runs inside an app context.
 
     services = PlatformServices.from_app(current_app)
     outcome = services.post_score(registration, lineitem_url, score)   # ScoreOutcome
@@ -10,6 +12,8 @@ worker reuses the same token until shortly before it expires. Runs inside an app
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import secrets
@@ -22,7 +26,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import jwt
 import requests
-from sqlalchemy import delete, select
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,6 +53,8 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_SECONDS = 300
 TOKEN_REUSE_MARGIN = timedelta(seconds=60)  # a cached token is dropped this long before expiry
 DEFAULT_TOKEN_SECONDS = 3600  # when the platform's answer has no expires_in
+TOKEN_MEMORY_SECONDS = 10  # a process rereads the shared token at least this often
+NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)  # the expiry of a key row that holds no token
 MESSAGE_LIMIT = 500  # characters of a platform's error body kept in messages
 MAX_PAGES = 1000  # a Link rel="next" chain longer than this is a platform bug, not a roster
 
@@ -151,6 +159,27 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _fernet() -> Fernet:
+    # Its own key, derived from SECRET_KEY as the platforms' video settings derive theirs.
+    digest = hashlib.sha256(b"lti-tool platform access tokens:" + current_app.config["SECRET_KEY"].encode())
+    return Fernet(base64.urlsafe_b64encode(digest.digest()))
+
+
+def _sealed(token: str) -> str:
+    return _fernet().encrypt(token.encode()).decode()
+
+
+def _unsealed(sealed: str | None) -> str | None:
+    """The token, or None when there is none or SECRET_KEY changed since it was sealed (then
+    a new one is fetched)."""
+    if not sealed:
+        return None
+    try:
+        return _fernet().decrypt(sealed.encode()).decode()
+    except (InvalidToken, ValueError):
+        return None
+
+
 class PlatformServices:
     """Calls to the LTI Advantage services of the platforms the tool is registered with."""
 
@@ -165,6 +194,7 @@ class PlatformServices:
         # need the same token wait for the first one's answer instead of asking too.
         self._token_locks: dict[tuple, threading.Lock] = {}
         self._token_locks_guard = threading.Lock()
+        self._memory: dict[tuple, tuple[str, datetime, float]] = {}  # see _remembered
 
     @property
     def session(self) -> requests.Session:
@@ -181,36 +211,89 @@ class PlatformServices:
 
     # ----------------------------------------------------------------- access tokens
     def access_token(self, registration, scopes, *, refused: str | None = None) -> str:
-        """A bearer token for these scopes: the cached one while it is fresh (and is not the
-        `refused` one), else a new one."""
+        """A bearer token for these scopes: the stored one while it is fresh (and is not the
+        `refused` one), else a new one — fetched by exactly one process at a time (see below)."""
         key = scopes_key(scopes)
+        remembered = self._remembered(registration, key)
+        if remembered is not None and remembered != refused:
+            return remembered
         cached = self._cached_token(registration, key)
         if cached is not None and cached != refused:
             return cached
-        with self._token_lock(registration, key):
+        with self._token_lock(registration, key):  # one thread of this process goes to the database
             cached = self._cached_token(registration, key)  # another thread may have fetched it
             if cached is not None and cached != refused:
                 return cached
-            token, expires_at = self._request_token(registration, key)
-            self._store_token(registration, key, token, expires_at)
-            return token
+            return self._fetch_once(registration, key, refused)
+
+    def _remembered(self, registration, key: str) -> str | None:
+        """The token this process read or fetched last, for TOKEN_MEMORY_SECONDS: a class's
+        scores do not each read the shared row. A token the platform refuses meanwhile is
+        answered 401 and replaced through the row, as always."""
+        entry = self._memory.get((registration.issuer, registration.client_id, key))
+        if entry is None:
+            return None
+        token, expires_at, read_at = entry
+        if time.monotonic() - read_at > TOKEN_MEMORY_SECONDS or expires_at - TOKEN_REUSE_MARGIN <= _utcnow():
+            return None
+        return token
+
+    def _remember(self, registration, key: str, token: str | None, expires_at: datetime) -> None:
+        ident = (registration.issuer, registration.client_id, key)
+        if token is None:
+            self._memory.pop(ident, None)
+        else:
+            self._memory[ident] = (token, expires_at, time.monotonic())
 
     def _token_lock(self, registration, key: str) -> threading.Lock:
         with self._token_locks_guard:
             return self._token_locks.setdefault((registration.issuer, registration.client_id, key), threading.Lock())
 
-    def invalidate(self, registration, scopes, access_token: str | None = None) -> None:
-        """Forget the cached token (only if it is still `access_token`, when given): the platform
-        refused it. A token another worker has stored meanwhile is kept."""
-        query = delete(PlatformToken).where(*self._token_row(registration, scopes_key(scopes)))
-        if access_token is not None:
-            query = query.where(PlatformToken.access_token == access_token)
+    def _fetch_once(self, registration, key: str, refused: str | None) -> str:
+        """Fetch a token while holding the key's row: on PostgreSQL `SELECT … FOR UPDATE` (every
+        other process asking for this key waits for this transaction, then reads its token); on
+        SQLite the write lock taken by the INSERT serialises the same way. The wait is bounded
+        (`lock_timeout` on PostgreSQL, the busy timeout on SQLite)."""
         try:
             with db.engine.begin() as connection:
-                connection.execute(query)
+                row = self._locked_row(connection, registration, key)
+                token = _unsealed(row.sealed_token) if row.expires_at - TOKEN_REUSE_MARGIN > _utcnow() else None
+                if token is not None and token != refused:
+                    return token  # another process fetched it while this one waited
+                token, expires_at = self._request_token(registration, key)
+                connection.execute(update(PlatformToken).where(*self._token_row(registration, key))
+                                   .values(sealed_token=_sealed(token), expires_at=expires_at))
+            self._remember(registration, key, token, expires_at)  # once committed
+            return token
         except SQLAlchemyError as exc:
-            log.warning("could not drop the cached access token of %s: %s", registration.issuer,
-                        _db_error(exc))
+            log.warning("access token of %s: the shared token row is unavailable: %s",
+                        registration.issuer, _db_error(exc))
+            raise PlatformServiceError(f"access token: {_db_error(exc)}", None, True) from exc
+
+    def _locked_row(self, connection, registration, key: str):
+        if connection.dialect.name == "postgresql":
+            # Waits for another process's fetch at most as long as that fetch may take.
+            connection.execute(text(f"SET LOCAL lock_timeout = '{int((self.timeout + 5) * 1000)}ms'"))
+        connection.execute(self._key_row(connection.dialect.name, registration, key))
+        return connection.execute(
+            select(PlatformToken.sealed_token, PlatformToken.expires_at)
+            .where(*self._token_row(registration, key)).with_for_update()).one()
+
+    @staticmethod
+    def _key_row(dialect: str, registration, key: str):
+        """The key's row, made when missing (with no token, long expired); kept when present."""
+        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+        return insert(PlatformToken).values(
+            issuer=registration.issuer, client_id=registration.client_id, scopes=key,
+            sealed_token=None, expires_at=NEVER_FRESH).on_conflict_do_nothing(
+            index_elements=["issuer", "client_id", "scopes"])
+
+    def invalidate(self, registration, scopes, access_token: str | None = None) -> None:
+        """Forget what this process remembers of the token: the platform refused it. The shared
+        row is replaced by the next `access_token(…, refused=access_token)`, under the row lock
+        and only if it still holds that token — so workers refused at the same moment fetch one
+        new token between them, and a token another worker stored meanwhile is kept."""
+        self._remember(registration, scopes_key(scopes), None, NEVER_FRESH)
 
     @staticmethod
     def _token_row(registration, key: str) -> tuple:
@@ -219,37 +302,16 @@ class PlatformServices:
                 PlatformToken.scopes == key)
 
     def _cached_token(self, registration, key: str) -> str | None:
-        query = select(PlatformToken.access_token, PlatformToken.expires_at).where(
+        query = select(PlatformToken.sealed_token, PlatformToken.expires_at).where(
             *self._token_row(registration, key))
         # Its own connection: the caller's session would keep a stale row in its identity map.
         with db.engine.connect() as connection:
             row = connection.execute(query).first()
         if row is None or row.expires_at - TOKEN_REUSE_MARGIN <= _utcnow():
             return None
-        return row.access_token
-
-    def _store_token(self, registration, key: str, token: str, expires_at: datetime) -> None:
-        """Upsert in its own transaction: another worker may store a token for the same key at
-        the same moment (the last one wins; both tokens are valid)."""
-        values = {"issuer": registration.issuer, "client_id": registration.client_id,
-                  "scopes": key, "access_token": token, "expires_at": expires_at}
-        try:
-            with db.engine.begin() as connection:
-                connection.execute(self._upsert(connection.dialect.name, values))
-        except SQLAlchemyError as exc:
-            # The token still works; only other workers will not find it.
-            log.warning("could not cache the access token of %s: %s", registration.issuer,
-                        _db_error(exc))
-
-    @staticmethod
-    def _upsert(dialect: str, values: dict):
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-        statement = insert(PlatformToken).values(**values)
-        return statement.on_conflict_do_update(
-            index_elements=["issuer", "client_id", "scopes"],
-            set_={"access_token": statement.excluded.access_token,
-                  "expires_at": statement.excluded.expires_at},
-        )
+        token = _unsealed(row.sealed_token)
+        self._remember(registration, key, token, row.expires_at)
+        return token
 
     def _request_token(self, registration, key: str) -> tuple[str, datetime]:
         form = {
