@@ -94,6 +94,9 @@ def test_gives_up_after_the_last_retry_and_the_teacher_can_retry(live):
         make_due(live)
     failed = deliveries(live, status="failed")
     assert failed and all("gave up" in error for *_, error in failed)
+    # the attempt that gave up is counted once, not twice
+    assert {attempts for _, _, attempts, _, _ in failed} == {delivery.MAX_ATTEMPTS}
+    assert all(f"gave up after {delivery.MAX_ATTEMPTS} attempts" in error for *_, error in failed)
     page = teacher.get("/attendance")
     assert "Failed" in page.text and "retry failed" in page.text
     platform.down = False

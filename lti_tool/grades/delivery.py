@@ -318,9 +318,10 @@ def _finish(delivery: ScoreDelivery, status: str) -> None:
     log.info("score delivery %s: %s", delivery_id, status)
 
 
-def _fail(delivery: ScoreDelivery, message: str, outcome: str = "failed") -> None:
+def _fail(delivery: ScoreDelivery, message: str, outcome: str = "failed", attempt_counted: bool = False) -> None:
     delivery.status, delivery.locked_until, delivery.last_error = "failed", None, message[:2000]
-    delivery.attempts += 1
+    if not attempt_counted:  # _retry has counted the attempt that made it give up
+        delivery.attempts += 1
     db.session.commit()
     GRADE_DELIVERIES.labels(outcome).inc()
     log.warning("score delivery %s failed: %s", delivery.id, quoted(message, 500))
@@ -329,7 +330,7 @@ def _fail(delivery: ScoreDelivery, message: str, outcome: str = "failed") -> Non
 def _retry(delivery: ScoreDelivery, message: str, retry_after: float | None = None) -> None:
     delivery.attempts += 1
     if delivery.attempts >= MAX_ATTEMPTS:
-        _fail(delivery, f"gave up after {delivery.attempts} attempts: {message}", "given_up")
+        _fail(delivery, f"gave up after {delivery.attempts} attempts: {message}", "given_up", attempt_counted=True)
         return
     base = float(current_app.config["RETRY_BASE_SECONDS"])
     delay = min(BACKOFF_CAP_SECONDS, base * 2 ** (delivery.attempts - 1))
