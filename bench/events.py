@@ -18,8 +18,8 @@ within the drain time are late.
 
 Then a backlog: N events (20,000; 2,000 with --quick) sent as batches of 100, eight POSTs in
 flight, as fast as the tool accepts them; the time from the first POST until the last event is
-applied. Then every student event sent so far put back to `pending` (intervals deleted) and applied again by
-`flask webhooks replay`, timed.
+applied. Then the backlog's events marked `failed` (intervals deleted) and applied again by
+`flask webhooks replay`, timed. One `flask worker` process runs throughout, as in production.
 
     .venv/bin/python bench/events.py [--quick]
 """
@@ -82,8 +82,8 @@ class Students:
     """Every student of every room toggles in and out; each event has its own millisecond, so
     (user, time) names it and the whole run stays in order-free, realistic shape."""
 
-    def __init__(self, stack: Stack, rooms: list[dict], per_room: int):
-        self.bbb, self.rooms, self.per_room = stack.bbb, rooms, per_room
+    def __init__(self, stack: Stack, rooms: list[dict], per_room: int, prefix: str = "bench"):
+        self.bbb, self.rooms, self.per_room, self.prefix = stack.bbb, rooms, per_room, prefix
         self.inside: set[tuple[int, int]] = set()
         self.sequence = 0
 
@@ -92,7 +92,7 @@ class Students:
         room_n = self.sequence % len(self.rooms)
         student = (self.sequence // len(self.rooms)) % self.per_room
         room = self.rooms[room_n]
-        uid, ts = f"bench-{room_n}-{student}", room["t0"] + self.sequence * 7
+        uid, ts = f"{self.prefix}-{room_n}-{student}", room["t0"] + self.sequence * 7
         if (room_n, student) in self.inside:
             self.inside.discard((room_n, student))
             event = self.bbb.event_user_left(room["meeting_id"], uid, ts, room["internal_id"])
@@ -121,7 +121,7 @@ def checksum_url(hook: str, body: bytes) -> str:
 
 
 # ----------------------------------------------------------------------------- the poller
-def poll_applied(database_url: str, stop, pipe) -> None:
+def poll_applied(database_url: str, ready, stop, pipe) -> None:
     """In its own process: the first moment each event's inbox row is seen applied."""
     import psycopg
 
@@ -130,6 +130,7 @@ def poll_applied(database_url: str, stop, pipe) -> None:
     floor = 0
     with psycopg.connect(database_url, autocommit=True) as connection:
         while not stop.is_set():
+            ready.set()
             rows = connection.execute(
                 "SELECT id, status, external_user_id, (extract(epoch FROM occurred_at) * 1000)::bigint "
                 "FROM provider_events WHERE id > %s AND status <> 'pending'", (floor,)).fetchall()
@@ -150,9 +151,11 @@ def poll_applied(database_url: str, stop, pipe) -> None:
 class Poller:
     def __init__(self, database_url: str):
         context = multiprocessing.get_context("spawn")
-        self.stop, (self.receiver, sender) = context.Event(), context.Pipe(duplex=False)
-        self.process = context.Process(target=poll_applied, args=(database_url, self.stop, sender), daemon=True)
+        self.stop, ready, (self.receiver, sender) = context.Event(), context.Event(), context.Pipe(duplex=False)
+        self.process = context.Process(target=poll_applied, args=(database_url, ready, self.stop, sender),
+                                       daemon=True)
         self.process.start()
+        ready.wait(60)  # polling before the first event is sent
 
     def finish(self) -> tuple[dict, float]:
         cpu = process_cpu_seconds(self.process.pid)
@@ -286,14 +289,15 @@ def backlog(stack: Stack, students: Students, count: int) -> dict:
             "events_per_s": round(count / elapsed, 1), **readings.delta(), "load": machine_load()}
 
 
-def replay_everything(stack: Stack) -> dict:
-    """Every student event sent so far put back to pending (intervals gone), then `webhooks replay`."""
+def replay_backlog(stack: Stack) -> dict:
+    """The backlog's events marked failed (their intervals gone: the worker leaves failed events
+    alone), then `webhooks replay`, which applies them again."""
     import psycopg
 
     with psycopg.connect(stack.database_url, autocommit=True) as connection:
-        connection.execute("DELETE FROM attendance_intervals WHERE external_user_id LIKE 'bench-%'")
-        reset = connection.execute("UPDATE provider_events SET status = 'pending', applied_at = NULL "
-                                   "WHERE external_user_id LIKE 'bench-%'").rowcount
+        connection.execute("DELETE FROM attendance_intervals WHERE external_user_id LIKE 'backlog-%'")
+        reset = connection.execute("UPDATE provider_events SET status = 'failed', applied_at = NULL "
+                                   "WHERE external_user_id LIKE 'backlog-%'").rowcount
     started = time.monotonic()
     output = stack.flask("webhooks", "replay")
     elapsed = time.monotonic() - started
@@ -302,20 +306,23 @@ def replay_everything(stack: Stack) -> dict:
             "load": machine_load()}
 
 
-def run(quick: bool) -> dict:
-    rates, seconds = (QUICK_RATES, 2) if quick else (RATES, 4)
-    rooms, per_room, backlog_size = (2, 50, 2000) if quick else (4, 250, 20_000)
+def run(quick: bool, rates: tuple | None = None, backlog_size: int | None = None) -> dict:
+    rates, seconds = rates or (QUICK_RATES if quick else RATES), 2 if quick else 4
+    rooms, per_room = (2, 50) if quick else (4, 250)
+    backlog_size = backlog_size or (2000 if quick else 20_000)
     load_before, results = machine_load(), []
     with Stack("events_quick" if quick else "events", workers=2) as stack:
-        students = Students(stack, start_rooms(stack, rooms), per_room)
+        stack.start_workers(1)  # as in production: the worker applies what no request is applying
+        in_class = start_rooms(stack, rooms)
+        students = Students(stack, in_class, per_room)
         for per_post in (1, 10):
             for rate in rates:
                 results.append(rate_step(stack, students, rate, per_post, seconds))
-        results.append(backlog(stack, students, backlog_size))
-        results.append(replay_everything(stack))
+        results.append(backlog(stack, Students(stack, in_class, per_room, prefix="backlog"), backlog_size))
+        results.append(replay_backlog(stack))
     return {"benchmark": "events", "load_before": load_before, "load_after": machine_load(),
             "setup": {"rooms": rooms, "students_per_room": per_room, "seconds_per_rate": seconds,
-                      "gunicorn_workers": 2, "database": "postgresql"},
+                      "gunicorn_workers": 2, "flask_worker_processes": 1, "database": "postgresql"},
             "results": results, "goals": goals(results, backlog_size)}
 
 
@@ -345,4 +352,8 @@ def goals(results: list[dict], backlog_size: int) -> list[dict]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
-    print(json.dumps(run(parser.parse_args().quick), indent=2))
+    parser.add_argument("--rates", help="offered events/s, comma-separated (default 50,100,200,500,800)")
+    parser.add_argument("--backlog", type=int, help="backlog size (default 20000; 2000 with --quick)")
+    args = parser.parse_args()
+    chosen = tuple(int(rate) for rate in args.rates.split(",")) if args.rates else None
+    print(json.dumps(run(args.quick, chosen, args.backlog), indent=2))

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -135,6 +134,12 @@ def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Rece
     value it cannot hold), each event is inserted on its own instead, so that one costs only
     itself. A duplicate still waiting (pending: stored by a request that failed before applying
     it; or an unconfirmed end) is handed back in `retried`."""
+    receipt = _store(events, status)
+    db.session.commit()
+    return receipt
+
+
+def _store(events: list[E.IncomingEvent], status: str) -> Receipt:
     receipt, now_ms, values = Receipt(), to_ms(utcnow()), {}
     for event in events:
         reason = refusal_reason(event, now_ms)
@@ -150,14 +155,16 @@ def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Rece
         except (SQLAlchemyError, ValueError):  # ValueError: text the driver cannot encode
             receipt.new, receipt.retried = [], []
             _insert_one_by_one(list(values.values()), receipt)
-    db.session.commit()
     return receipt
 
 
 def _insert_new(values: list[dict], receipt: Receipt) -> None:
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[db.session.get_bind().dialect.name]
-    statement = insert(ProviderEvent).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(ProviderEvent)
-    receipt.new = list(db.session.scalars(statement, values))
+    # Core, not the ORM's bulk insert: its statement is compiled once and cached.
+    table = ProviderEvent.__table__
+    statement = insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    ids = list(db.session.scalars(statement, values))
+    receipt.new = list(db.session.scalars(select(ProviderEvent).where(ProviderEvent.id.in_(ids)))) if ids else []
     stored_now = {row.dedupe_key for row in receipt.new}
     seen_before = [row["dedupe_key"] for row in values if row["dedupe_key"] not in stored_now]
     if seen_before:
@@ -224,36 +231,25 @@ def prune_unknown_events(older_than: timedelta) -> tuple[int, datetime]:
 
 # Events applied per transaction: a person's intervals are rebuilt once per batch, not per event.
 APPLY_BATCH = 500
-# A request that applies the inbox's pending events gives up after this long (the rest waits
-# for the next request or the worker): its own answer must not wait for a whole backlog.
-APPLY_WINDOW_SECONDS = 2.0
-# On SQLite (no row locks to skip) the worker leaves recent pending events to their requests.
-STUCK_AFTER = timedelta(seconds=10)
-# One applier of the inbox among the web requests (a PostgreSQL advisory lock, per transaction):
-# the others only store and answer, so under load the events are applied in large batches.
-APPLIER_LOCK = 0x1AB0_E7E5
 
 
-def _postgres() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+def claim_pending(limit: int = APPLY_BATCH, ids: list[int] | None = None) -> list[ProviderEvent]:
+    """Pending events for this transaction to apply (these ids only, when given), oldest first.
+    On PostgreSQL they are locked FOR UPDATE SKIP LOCKED: any number of workers on any number of
+    machines claim at once, each gets other events, and an event is applied by one of them only
+    (it is no longer pending once that transaction commits; a claim made meanwhile re-reads it)."""
+    query = select(ProviderEvent).where(ProviderEvent.status == "pending")
+    if ids is not None:
+        query = query.where(ProviderEvent.id.in_(ids))
+    query = query.order_by(ProviderEvent.id).limit(limit).with_for_update(skip_locked=True)
+    return list(db.session.scalars(query))
 
 
-def claim_pending(limit: int = APPLY_BATCH, older_than: timedelta | None = None) -> list[ProviderEvent]:
-    """Pending events for this transaction to apply, oldest first. On PostgreSQL they are locked
-    (FOR UPDATE SKIP LOCKED): any number of processes on any number of machines claim at once,
-    each gets other events, and an event is applied by one of them only (it is no longer pending
-    once that transaction commits)."""
-    query = select(ProviderEvent).where(ProviderEvent.status == "pending").order_by(ProviderEvent.id).limit(limit)
-    if older_than is not None and not _postgres():
-        query = query.where(ProviderEvent.received_at < utcnow() - older_than)
-    return list(db.session.scalars(query.with_for_update(skip_locked=True)))
-
-
-def apply_stuck_events(limit: int = APPLY_BATCH) -> int:
-    """The worker's part: apply pending events no request is applying — stored by a process that
-    died before applying them, or left when a request's applying window closed. On PostgreSQL any
-    unlocked pending event qualifies (a request applying its events holds their locks)."""
-    rows = claim_pending(limit, older_than=STUCK_AFTER)
+def apply_pending(limit: int = APPLY_BATCH) -> int:
+    """The worker's part: apply a batch of the inbox's pending events, in one transaction. They
+    were stored by requests that found others waiting (under load: applied here in large
+    batches), or by a process that died before applying them. Returns how many."""
+    rows = claim_pending(limit)
     if rows:
         apply_rows(rows)
     else:
@@ -261,35 +257,15 @@ def apply_stuck_events(limit: int = APPLY_BATCH) -> int:
     return len(rows)
 
 
-def apply_pending(window_seconds: float = APPLY_WINDOW_SECONDS) -> int:
-    """A web request's part, after storing: apply the inbox's pending events (its own and any
-    other request's) in batches, unless another request is at it (PostgreSQL) — that one goes on
-    until none are left, and looks again after letting go, so nothing stored before is missed."""
-    applied, deadline = 0, time.monotonic() + window_seconds
-    while time.monotonic() < deadline:
-        if _postgres() and not db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                                 {"key": APPLIER_LOCK}):
-            db.session.rollback()
-            return applied
-        rows = claim_pending()
-        if rows:
-            apply_rows(rows)  # commits: the lock goes with the transaction
-            applied += len(rows)
-            continue
-        db.session.rollback()
-        if not _postgres():
-            return applied  # SQLite: no event was pending in this write transaction
-        # Someone may have stored an event and found the lock taken just before it was let go:
-        # look again, unlocked (events other processes are applying are skipped, not waited for).
-        again = claim_pending(1)
-        db.session.rollback()
-        if not again:
-            return applied
-    return applied
+def _others_waiting(mine: list[ProviderEvent]) -> bool:
+    """Are events other than these pending? (Then the worker is behind: join its queue.)"""
+    others = select(ProviderEvent.id).where(ProviderEvent.status == "pending",
+                                            ProviderEvent.id.not_in([row.id for row in mine]))
+    return db.session.scalar(select(others.exists())) or False
 
 
-def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
-    """Apply again every stored event in these states, oldest first, APPLY_BATCH per transaction;
+def replay(statuses=("pending", "unknown_meeting", "failed"), batch: int = APPLY_BATCH) -> dict[str, int]:
+    """Apply again every stored event in these states, oldest first, `batch` per transaction;
     returns the new states. Events being applied elsewhere at the time are skipped (PostgreSQL)."""
     outcome: dict[str, int] = defaultdict(int)
     after = (from_ms(0), 0)  # where the last batch stopped: an event replayed again unknown is not redone
@@ -300,7 +276,7 @@ def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
                    (ProviderEvent.occurred_at > after[0])
                    | ((ProviderEvent.occurred_at == after[0]) & (ProviderEvent.id > after[1])))
             .order_by(ProviderEvent.occurred_at, ProviderEvent.id)
-            .limit(APPLY_BATCH)
+            .limit(batch)
             .with_for_update(skip_locked=True)
         ))
         if not rows:
@@ -318,7 +294,7 @@ def apply_event(row: ProviderEvent) -> None:
     apply_rows([row])
 
 
-def apply_rows(rows: list[ProviderEvent]) -> None:
+def apply_rows(rows: list[ProviderEvent], commit: bool = True) -> None:
     """Apply stored events in one transaction, the events of one meeting run together (their
     session locked once, each person's intervals rebuilt once). If a run's events fail together,
     they are applied one by one, each in a savepoint: a failing event is marked failed (and
@@ -336,7 +312,8 @@ def apply_rows(rows: list[ProviderEvent]) -> None:
 
         for room in rooms_to_grade.values():
             queue_room_scores(room)
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 def _apply_run(rows: list[ProviderEvent]) -> list[tuple]:
@@ -550,19 +527,30 @@ def _replace_intervals(session: ClassSession, merged: dict[str, list]) -> None:
 
 
 def receive(events: list[E.IncomingEvent]) -> Receipt:
-    """Store (committed: nothing is lost from here on), then apply what is pending — this
-    request's events and any other's, in batches (`apply_pending`) — and a reported end that was
-    waiting for confirmation. When applying fails here, the events wait as pending for the
-    worker (`Worker._apply_stuck_events`): the answer is still a success."""
-    receipt = store_events(events)
+    """Store the events and, in the same transaction, apply them — unless other events are
+    waiting in the inbox: then the worker applies these too, in its next batch (under load, a
+    request only stores: one INSERT). Committed before the answer: nothing is lost from here on.
+    When applying fails, the events are stored again on their own and wait as pending for the
+    worker: the answer is still a success."""
+    receipt = _store(events, "pending")
     try:
-        waiting = [row for row in receipt.retried if row.status != "pending"]
-        if waiting:
-            apply_rows(waiting)
         if receipt.new or receipt.retried:
-            apply_pending()
+            _apply_or_queue(receipt)
+        db.session.commit()
     except SQLAlchemyError:
         db.session.rollback()
-        log.exception("applying %d stored event(s) failed: the worker applies them later",
+        log.exception("applying %d event(s) failed: stored for the worker to apply",
                       len(receipt.new) + len(receipt.retried))
+        return store_events(events)
     return receipt
+
+
+def _apply_or_queue(receipt: Receipt) -> None:
+    # An end waiting for confirmation is not pending: the worker would not apply it.
+    ready = [row for row in receipt.retried if row.status != "pending"]
+    if not _others_waiting(receipt.new + receipt.retried):
+        # The new rows are this transaction's alone; pending ones stored before may be a worker's.
+        earlier = [row.id for row in receipt.retried if row.status == "pending"]
+        ready += receipt.new + (claim_pending(len(earlier), ids=earlier) if earlier else [])
+    if ready:
+        apply_rows(ready, commit=False)
