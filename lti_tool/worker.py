@@ -78,6 +78,8 @@ class Worker:
         """The inbox's own loop (a thread of `run_forever`): a request that finds events waiting
         only stores its own, so they are applied here, a batch per transaction, within
         INBOX_IDLE_SECONDS — not after a whole pass of the other tasks."""
+        from .attendance.service import APPLY_BATCH
+
         while not stop.is_set():
             try:
                 with self.app.app_context():
@@ -88,7 +90,7 @@ class Worker:
             except Exception:  # as in run_forever: log it and go on
                 log.exception("applying the inbox failed")
                 busy = 0
-            if not busy:
+            if busy < APPLY_BATCH:  # a full batch: a backlog, go on; else let the next one gather
                 stop.wait(INBOX_IDLE_SECONDS)
 
     def _provider_tasks(self) -> int:

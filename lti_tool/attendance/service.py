@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -139,7 +140,9 @@ def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Rece
     return receipt
 
 
-def _store(events: list[E.IncomingEvent], status: str) -> Receipt:
+def _store(events: list[E.IncomingEvent], status: str, savepoint: bool = True) -> Receipt:
+    """`store_events` without the commit. `savepoint=False` when nothing else was written in this
+    transaction (a request's first write): a refused statement then rolls back the transaction."""
     receipt, now_ms, values = Receipt(), to_ms(utcnow()), {}
     for event in events:
         reason = refusal_reason(event, now_ms)
@@ -150,9 +153,11 @@ def _store(events: list[E.IncomingEvent], status: str) -> Receipt:
         values.setdefault(row["dedupe_key"], row)  # the same event twice in one delivery: once
     if values:
         try:
-            with db.session.begin_nested():
+            with db.session.begin_nested() if savepoint else nullcontext():
                 _insert_new(list(values.values()), receipt)
         except (SQLAlchemyError, ValueError):  # ValueError: text the driver cannot encode
+            if not savepoint:
+                db.session.rollback()
             receipt.new, receipt.retried = [], []
             _insert_one_by_one(list(values.values()), receipt)
     return receipt
@@ -257,11 +262,25 @@ def apply_pending(limit: int = APPLY_BATCH) -> int:
     return len(rows)
 
 
-def _others_waiting(mine: list[ProviderEvent]) -> bool:
-    """Are events other than these pending? (Then the worker is behind: join its queue.)"""
+# Held (for one transaction) by a web request applying events: a request that cannot take it
+# only stores its events (PostgreSQL advisory lock; SQLite has one writer at a time anyway).
+APPLIER_LOCK = 0x1AB0_E7E5
+
+
+def _apply_here(mine: list[ProviderEvent]) -> bool:
+    """Should this request apply its events itself? Only when the inbox is quiet: no other event
+    pending and (PostgreSQL) no other request applying. Otherwise the worker is, or soon will be,
+    applying a batch: these join it, and under load the requests are cheap inserts."""
     others = select(ProviderEvent.id).where(ProviderEvent.status == "pending",
                                             ProviderEvent.id.not_in([row.id for row in mine]))
-    return db.session.scalar(select(others.exists())) or False
+    quiet = ~others.exists()
+    if _postgres():
+        quiet = func.pg_try_advisory_xact_lock(APPLIER_LOCK) & quiet
+    return bool(db.session.scalar(select(quiet)))
+
+
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
 
 
 def replay(statuses=("pending", "unknown_meeting", "failed"), batch: int = APPLY_BATCH) -> dict[str, int]:
@@ -532,7 +551,7 @@ def receive(events: list[E.IncomingEvent]) -> Receipt:
     request only stores: one INSERT). Committed before the answer: nothing is lost from here on.
     When applying fails, the events are stored again on their own and wait as pending for the
     worker: the answer is still a success."""
-    receipt = _store(events, "pending")
+    receipt = _store(events, "pending", savepoint=False)
     try:
         if receipt.new or receipt.retried:
             _apply_or_queue(receipt)
@@ -548,7 +567,7 @@ def receive(events: list[E.IncomingEvent]) -> Receipt:
 def _apply_or_queue(receipt: Receipt) -> None:
     # An end waiting for confirmation is not pending: the worker would not apply it.
     ready = [row for row in receipt.retried if row.status != "pending"]
-    if not _others_waiting(receipt.new + receipt.retried):
+    if _apply_here(receipt.new + receipt.retried):
         # The new rows are this transaction's alone; pending ones stored before may be a worker's.
         earlier = [row.id for row in receipt.retried if row.status == "pending"]
         ready += receipt.new + (claim_pending(len(earlier), ids=earlier) if earlier else [])
