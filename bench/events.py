@@ -21,7 +21,13 @@ flight, as fast as the tool accepts them; the time from the first POST until the
 applied. Then the backlog's events marked `failed` (intervals deleted) and applied again by
 `flask webhooks replay`, timed. One `flask worker` process runs throughout, as in production.
 
-    .venv/bin/python bench/events.py [--quick]
+Readings per step: CPU seconds of the tool (gunicorn workers + the `flask worker` process),
+of PostgreSQL (all its processes: other users of the server count too, and backends that exit
+take their CPU with them, so a negative delta can appear) and of this load generator and of
+the poller; commits in the bench database (pg_stat_database: the poller's commits included);
+the machine's load averages.
+
+    .venv/bin/python bench/events.py [--quick] [--rates 50,200,500] [--backlog 5000]
 """
 from __future__ import annotations
 
