@@ -9,7 +9,8 @@ out, are offered open-loop at each rate for a few seconds:
 - "single": one event per POST (bbb-webhooks without multiEvent);
 - "batch10": ten events per POST (bbb-webhooks' multiEvent batches).
 
-What is measured, per event: from just before its POST is sent (bench clock) to the moment a
+What is measured, per event: from its moment in the schedule (the offer is open-loop: at most
+256 POSTs in flight, and waiting for a free slot counts) to the moment a
 poller (its own process, polling PostgreSQL every 20 ms) first sees its inbox row with status
 `applied`. A row is `applied` in the same transaction that rewrote the person's attendance
 intervals, so this is "event sent -> attendance stored and visible", with up to ~20 ms of
@@ -182,11 +183,10 @@ async def offer(url_for, deliveries, per_second: float, in_flight: int, timeout:
     headers = {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
     connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-        async def post(keys, body):
+        async def post(keys, body, due: float):
+            for key in keys:  # its moment in the schedule: waiting for a free slot is latency too
+                sent[key] = due
             async with gate:
-                moment = time.time()
-                for key in keys:
-                    sent[key] = moment
                 try:
                     async with http.post(url_for(body), data=body, headers=headers) as answer:
                         await answer.read()
@@ -198,12 +198,13 @@ async def offer(url_for, deliveries, per_second: float, in_flight: int, timeout:
             else:
                 failures[str(status)] = failures.get(str(status), 0) + len(keys)
 
-        start, tasks = time.monotonic(), []
+        start, wall_start, tasks = time.monotonic(), time.time(), []
         for n, (keys, body) in enumerate(deliveries):
             delay = start + n / per_second - time.monotonic() if per_second else 0
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(keys, body)))
+            due = wall_start + n / per_second if per_second else time.time()
+            tasks.append(asyncio.create_task(post(keys, body, due)))
         await asyncio.gather(*tasks)
         offered_seconds = time.monotonic() - start
     return {"sent": sent, "accepted": accepted, "failures": failures, "offered_seconds": offered_seconds}
@@ -342,7 +343,8 @@ def goals(results: list[dict], backlog_size: int) -> list[dict]:
                           "measured": f"{step['applied_per_s']} events/s applied, p99 {p99:.2f} s, "
                                       f"{step['lost']} lost, {step['late']} late",
                           "baseline": "issue 12: 40/s on time; at 120/s offered 79/s, p99 10.5 s",
-                          "met": step["lost"] == 0 and step["late"] == 0 and p99 < 2})
+                          "met": step["lost"] == 0 and step["late"] == 0 and p99 < 2
+                          and step["applied_per_s"] >= 0.95 * 500})
     sent = next(r for r in results if str(r.get("mode", "")).startswith("backlog"))
     found.append({"goal": f"a {backlog_size:,}-event backlog in under 30 s",
                   "measured": f"{sent['all_applied_seconds']} s ({sent['events_per_s']} events/s)",
