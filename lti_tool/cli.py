@@ -260,12 +260,14 @@ def worker(once):
 @webhooks_cli.command("replay")
 @click.option("--include-failed/--unknown-only", default=True, show_default=True,
               help="Also re-apply events whose application failed.")
-def webhooks_replay(include_failed):
+@click.option("--batch-size", type=click.IntRange(min=1, max=10_000), default=500, show_default=True,
+              help="Events applied per transaction (each person's intervals rebuilt once per batch).")
+def webhooks_replay(include_failed, batch_size):
     """Apply stored events again: those for meetings that were unknown, and failed ones."""
     from .attendance.service import replay
 
     statuses = ("pending", "unknown_meeting", "failed") if include_failed else ("pending", "unknown_meeting")
-    counts = replay(statuses)
+    counts = replay(statuses, batch=batch_size)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to replay"
     click.echo(f"replayed {sum(counts.values())} event(s): {summary}")
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -476,6 +477,8 @@ class ProviderEvent(db.Model):
     """
 
     __tablename__ = "provider_events"
+    # Recomputing a person's intervals reads their events in the session.
+    __table_args__ = (Index("ix_provider_events_session_user", "session_id", "external_user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
@@ -502,6 +505,7 @@ class AttendanceInterval(db.Model):
     """A stretch of time one person spent in one class session (merged, provider times)."""
 
     __tablename__ = "attendance_intervals"
+    __table_args__ = (Index("ix_attendance_intervals_session_user", "session_id", "external_user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("class_sessions.id", ondelete="CASCADE"), index=True)

@@ -23,6 +23,7 @@ from .logsafe import quoted
 log = logging.getLogger(__name__)
 
 IDLE_SLEEP_SECONDS = 0.5  # a queued score is picked up within about a second
+INBOX_IDLE_SECONDS = 0.1  # one indexed query per idle tenth of a second: events wait little
 ROSTER_RETRY_SECONDS = 60
 PRUNE_EVERY_SECONDS = 3600  # pruning is one cheap DELETE, but there is no hurry either
 RETENTION_EVERY_SECONDS = 600  # old recordings: a few indexed reads, deleted within minutes
@@ -53,6 +54,7 @@ class Worker:
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         log.info("worker started")
+        threading.Thread(target=self.apply_inbox_forever, args=(stop,), name="lti-inbox", daemon=True).start()
         while not stop.is_set():
             try:
                 busy = self.run_once()
@@ -72,10 +74,29 @@ class Worker:
         return deliver_due(pool=self._delivery_pool)
 
     def _apply_stuck_events(self) -> int:
-        """Events stored by a process that died before applying them."""
-        from .attendance.service import apply_stuck_events
+        """Events stored but not applied (a request under load, or one that died)."""
+        from .attendance.service import apply_pending
 
-        return apply_stuck_events()
+        return apply_pending()
+
+    def apply_inbox_forever(self, stop: threading.Event) -> None:
+        """The inbox's own loop (a thread of `run_forever`): a request that finds events waiting
+        only stores its own, so they are applied here, a batch per transaction, within
+        INBOX_IDLE_SECONDS — not after a whole pass of the other tasks."""
+        from .attendance.service import APPLY_BATCH
+
+        while not stop.is_set():
+            try:
+                with self.app.app_context():
+                    try:
+                        busy = self._apply_stuck_events()
+                    finally:
+                        db.session.remove()
+            except Exception:  # as in run_forever: log it and go on
+                log.exception("applying the inbox failed")
+                busy = 0
+            if busy < APPLY_BATCH:  # a full batch: a backlog, go on; else let the next one gather
+                stop.wait(INBOX_IDLE_SECONDS)
 
     def _provider_tasks(self) -> int:
         """What the provider packages do at every pass (BBB: settle end callbacks it could not

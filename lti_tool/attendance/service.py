@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..extensions import db
@@ -107,35 +110,76 @@ def _storable_key(event: E.IncomingEvent) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _row_of(event: E.IncomingEvent) -> ProviderEvent:
-    return ProviderEvent(
-        provider=event.provider,
-        source=event.source,
-        kind=event.kind,
-        dedupe_key=_storable_key(event),
-        meeting_id=event.meeting_id,
-        run_id=event.run_id,
-        run_started_at=from_ms(event.run_started_at_ms) if event.run_started_at_ms is not None else None,
-        external_user_id=event.external_user_id,
-        user_name=(event.user_name or "")[: column_length(ProviderEvent.user_name)],
-        role=event.role or "",
-        occurred_at=from_ms(event.occurred_at_ms),
-        payload={**(event.payload or {}), **({"connection": event.connection} if event.connection else {})},
-    )
+def _values_of(event: E.IncomingEvent, status: str) -> dict:
+    return {
+        "provider": event.provider,
+        "source": event.source,
+        "kind": event.kind,
+        "dedupe_key": _storable_key(event),
+        "meeting_id": event.meeting_id,
+        "run_id": event.run_id,
+        "run_started_at": from_ms(event.run_started_at_ms) if event.run_started_at_ms is not None else None,
+        "external_user_id": event.external_user_id,
+        "user_name": (event.user_name or "")[: column_length(ProviderEvent.user_name)],
+        "role": event.role or "",
+        "occurred_at": from_ms(event.occurred_at_ms),
+        "payload": {**(event.payload or {}), **({"connection": event.connection} if event.connection else {})},
+        "status": status,
+        "received_at": utcnow(),
+    }
 
 
 def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Receipt:
-    """Check and insert each event on its own (a savepoint each: one the database refuses costs
-    only itself), skip duplicates, and commit. A duplicate still waiting (pending: stored by a
-    request that failed before applying it; or an unconfirmed end) is handed back in `retried`."""
-    receipt, now_ms = Receipt(), to_ms(utcnow())
+    """Check each event, insert the storable ones in one statement (duplicates skipped by the
+    database: ON CONFLICT DO NOTHING), and commit. If the database refuses the statement (one
+    value it cannot hold), each event is inserted on its own instead, so that one costs only
+    itself. A duplicate still waiting (pending: stored by a request that failed before applying
+    it; or an unconfirmed end) is handed back in `retried`."""
+    receipt = _store(events, status)
+    db.session.commit()
+    return receipt
+
+
+def _store(events: list[E.IncomingEvent], status: str, savepoint: bool = True) -> Receipt:
+    """`store_events` without the commit. `savepoint=False` when nothing else was written in this
+    transaction (a request's first write): a refused statement then rolls back the transaction."""
+    receipt, now_ms, values = Receipt(), to_ms(utcnow()), {}
     for event in events:
         reason = refusal_reason(event, now_ms)
         if reason is not None:
             receipt.refused.append(f"{event.kind} for meeting {quoted(event.meeting_id, 40)}: {reason}")
             continue
-        row = _row_of(event)
-        row.status = status
+        row = _values_of(event, status)
+        values.setdefault(row["dedupe_key"], row)  # the same event twice in one delivery: once
+    if values:
+        try:
+            with db.session.begin_nested() if savepoint else nullcontext():
+                _insert_new(list(values.values()), receipt)
+        except (SQLAlchemyError, ValueError):  # ValueError: text the driver cannot encode
+            if not savepoint:
+                db.session.rollback()
+            receipt.new, receipt.retried = [], []
+            _insert_one_by_one(list(values.values()), receipt)
+    return receipt
+
+
+def _insert_new(values: list[dict], receipt: Receipt) -> None:
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[db.session.get_bind().dialect.name]
+    # Core, not the ORM's bulk insert: its statement is compiled once and cached.
+    table = ProviderEvent.__table__
+    statement = insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    ids = list(db.session.scalars(statement, values))
+    receipt.new = list(db.session.scalars(select(ProviderEvent).where(ProviderEvent.id.in_(ids)))) if ids else []
+    stored_now = {row.dedupe_key for row in receipt.new}
+    seen_before = [row["dedupe_key"] for row in values if row["dedupe_key"] not in stored_now]
+    if seen_before:
+        for stored in db.session.scalars(select(ProviderEvent).where(ProviderEvent.dedupe_key.in_(seen_before))):
+            _note_stored_before(stored, receipt)
+
+
+def _insert_one_by_one(values: list[dict], receipt: Receipt) -> None:
+    for value in values:
+        row = ProviderEvent(**value)
         try:
             with db.session.begin_nested():
                 db.session.add(row)
@@ -143,10 +187,8 @@ def store_events(events: list[E.IncomingEvent], status: str = "pending") -> Rece
         except IntegrityError as exc:
             _note_duplicate(row, exc, receipt)
         except SQLAlchemyError as exc:
-            receipt.refused.append(f"{event.kind} for meeting {quoted(event.meeting_id, 40)}: "
+            receipt.refused.append(f"{row.kind} for meeting {quoted(row.meeting_id, 40)}: "
                                    f"the database refused it ({_error_name(exc)})")
-    db.session.commit()
-    return receipt
 
 
 def _note_duplicate(row: ProviderEvent, exc: IntegrityError, receipt: Receipt) -> None:
@@ -154,10 +196,15 @@ def _note_duplicate(row: ProviderEvent, exc: IntegrityError, receipt: Receipt) -
     if stored is None:  # not a duplicate: another constraint of the database refused it
         receipt.refused.append(f"{row.kind} for meeting {quoted(row.meeting_id, 40)}: "
                                f"the database refused it ({_error_name(exc)})")
-    elif stored.status in ("pending", "unconfirmed"):
+    else:
+        _note_stored_before(stored, receipt)
+
+
+def _note_stored_before(stored: ProviderEvent, receipt: Receipt) -> None:
+    if stored.status in ("pending", "unconfirmed"):
         receipt.retried.append(stored)
     else:
-        log.info("duplicate event ignored: %s", quoted(row.dedupe_key))
+        log.info("duplicate event ignored: %s", quoted(stored.dedupe_key))
 
 
 def _error_name(exc: SQLAlchemyError) -> str:
@@ -187,80 +234,165 @@ def prune_unknown_events(older_than: timedelta) -> tuple[int, datetime]:
     return result.rowcount, cutoff
 
 
-STUCK_AFTER = timedelta(seconds=10)
+# Events applied per transaction: a person's intervals are rebuilt once per batch, not per event.
+APPLY_BATCH = 500
 
 
-def apply_stuck_events(limit: int = 200) -> int:
-    """Apply what a process stored and then died before applying (pending for a while)."""
-    rows = db.session.scalars(
-        select(ProviderEvent)
-        .where(ProviderEvent.status == "pending", ProviderEvent.received_at < utcnow() - STUCK_AFTER)
-        .order_by(ProviderEvent.occurred_at)
-        .limit(limit)
-    ).all()
+def claim_pending(limit: int = APPLY_BATCH, ids: list[int] | None = None) -> list[ProviderEvent]:
+    """Pending events for this transaction to apply (these ids only, when given), oldest first.
+    On PostgreSQL they are locked FOR UPDATE SKIP LOCKED: any number of workers on any number of
+    machines claim at once, each gets other events, and an event is applied by one of them only
+    (it is no longer pending once that transaction commits; a claim made meanwhile re-reads it)."""
+    query = select(ProviderEvent).where(ProviderEvent.status == "pending")
+    if ids is not None:
+        query = query.where(ProviderEvent.id.in_(ids))
+    query = query.order_by(ProviderEvent.id).limit(limit).with_for_update(skip_locked=True)
+    return list(db.session.scalars(query))
+
+
+def apply_pending(limit: int = APPLY_BATCH) -> int:
+    """The worker's part: apply a batch of the inbox's pending events, in one transaction. They
+    were stored by requests that found others waiting (under load: applied here in large
+    batches), or by a process that died before applying them. Returns how many."""
+    rows = claim_pending(limit)
     if rows:
-        apply_rows(list(rows))
+        apply_rows(rows)
+    else:
+        db.session.rollback()
     return len(rows)
 
 
-def replay(statuses=("pending", "unknown_meeting", "failed")) -> dict[str, int]:
-    """Apply again every stored event in these states, oldest first; returns the new states."""
-    ids = db.session.scalars(
-        select(ProviderEvent.id)
-        .where(ProviderEvent.status.in_(statuses))
-        .order_by(ProviderEvent.occurred_at, ProviderEvent.id)
-    ).all()
+# Held (for one transaction) by a web request applying events: a request that cannot take it
+# only stores its events (PostgreSQL advisory lock; SQLite has one writer at a time anyway).
+APPLIER_LOCK = 0x1AB0_E7E5
+
+
+def _apply_here(mine: list[ProviderEvent]) -> bool:
+    """Should this request apply its events itself? Only when the inbox is quiet: no other event
+    pending and (PostgreSQL) no other request applying. Otherwise the worker is, or soon will be,
+    applying a batch: these join it, and under load the requests are cheap inserts."""
+    others = select(ProviderEvent.id).where(ProviderEvent.status == "pending",
+                                            ProviderEvent.id.not_in([row.id for row in mine]))
+    quiet = ~others.exists()
+    if _postgres():
+        quiet = func.pg_try_advisory_xact_lock(APPLIER_LOCK) & quiet
+    return bool(db.session.scalar(select(quiet)))
+
+
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def replay(statuses=("pending", "unknown_meeting", "failed"), batch: int = APPLY_BATCH) -> dict[str, int]:
+    """Apply again every stored event in these states, oldest first, `batch` per transaction;
+    returns the new states. Events being applied elsewhere at the time are skipped (PostgreSQL)."""
     outcome: dict[str, int] = defaultdict(int)
-    for event_id in ids:
-        row = db.session.get(ProviderEvent, event_id)
-        row.status, row.error = "pending", None
-        apply_event(row)
-        outcome[db.session.get(ProviderEvent, event_id).status] += 1
-    return dict(outcome)
+    after = (from_ms(0), 0)  # where the last batch stopped: an event replayed again unknown is not redone
+    while True:
+        rows = list(db.session.scalars(
+            select(ProviderEvent)
+            .where(ProviderEvent.status.in_(statuses),
+                   (ProviderEvent.occurred_at > after[0])
+                   | ((ProviderEvent.occurred_at == after[0]) & (ProviderEvent.id > after[1])))
+            .order_by(ProviderEvent.occurred_at, ProviderEvent.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ))
+        if not rows:
+            db.session.rollback()
+            return dict(outcome)
+        after = (rows[-1].occurred_at, rows[-1].id)
+        for row in rows:
+            row.status, row.error = "pending", None
+        apply_rows(rows)
+        for row in rows:
+            outcome[row.status] += 1
 
 
 def apply_event(row: ProviderEvent) -> None:
     apply_rows([row])
 
 
-def apply_rows(rows: list[ProviderEvent]) -> None:
-    """Apply stored events in one transaction, each in a savepoint: a failing event is marked
-    failed (and replayable) without undoing the others. The scores the new attendance changes
-    are queued in the same transaction (the outbox), once per room however many events."""
+def apply_rows(rows: list[ProviderEvent], commit: bool = True) -> None:
+    """Apply stored events in one transaction, the events of one meeting run together (their
+    session locked once, each person's intervals rebuilt once). If a run's events fail together,
+    they are applied one by one, each in a savepoint: a failing event is marked failed (and
+    replayable) without undoing the others. The scores the new attendance changes are queued in
+    the same transaction (the outbox), once per room however many events."""
     rooms_to_grade: dict[int, Room] = {}
     # Sessions are locked in one order by every applier, so two batches never deadlock.
-    for row in sorted(rows, key=lambda r: (r.meeting_id, r.run_id or "", r.occurred_at, r.id or 0)):
-        try:
-            with db.session.begin_nested():
-                room, session = _apply(row)
-        except Exception as exc:  # recorded on the row and replayable
-            log.exception("applying event %s failed", row.id)
-            row.status, row.error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
-            continue
-        if session is not None and session.ended_at is not None:
-            rooms_to_grade[room.id] = room
+    ordered = sorted(rows, key=lambda r: (r.meeting_id, r.run_id or "", r.occurred_at, r.id or 0))
+    for _, group in groupby(ordered, key=lambda r: (r.meeting_id, r.run_id or "")):
+        for room, session in _apply_run(list(group)):
+            if session is not None and session.ended_at is not None:
+                rooms_to_grade[room.id] = room
     if rooms_to_grade:
         from ..grades.service import queue_room_scores
 
         for room in rooms_to_grade.values():
             queue_room_scores(room)
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
-def _apply(row: ProviderEvent):
-    """Apply one event; returns (room, session), either None when the event does not apply."""
-    room = db.session.scalar(select(Room).where(Room.meeting_id == row.meeting_id))
+def _apply_run(rows: list[ProviderEvent]) -> list[tuple]:
+    """The events of one meeting run, together; one by one if that fails."""
+    try:
+        with db.session.begin_nested():
+            return [_apply_together(rows)]
+    except Exception:  # one of them is bad: find it, applying each on its own
+        log.warning("applying %d event(s) of meeting %s together failed: one by one", len(rows),
+                    quoted(rows[0].meeting_id))
+    applied = []
+    for row in rows:
+        try:
+            with db.session.begin_nested():
+                applied.append(_apply(row))
+        except Exception as exc:  # recorded on the row and replayable
+            log.exception("applying event %s failed", row.id)
+            row.status, row.error = "failed", f"{exc.__class__.__name__}: {exc}"[:2000]
+    return applied
+
+
+def _apply_together(rows: list[ProviderEvent]):
+    """Apply events of one meeting run (in time order); returns (room, session) as `_apply`."""
+    room = db.session.scalar(select(Room).where(Room.meeting_id == rows[0].meeting_id))
     if room is None:
-        log.warning("event %s for unknown meeting %s kept for replay", quoted(row.kind), quoted(row.meeting_id))
-        row.status = "unknown_meeting"
+        log.warning("%d event(s) for unknown meeting %s kept for replay", len(rows), quoted(rows[0].meeting_id))
+        for row in rows:
+            row.status = "unknown_meeting"
         return None, None
-    if row.kind not in E.KINDS or row.kind == E.RECORDING_READY or not row.run_id:
-        row.status, row.applied_at = "ignored", utcnow()
+    applicable = [row for row in rows if _applicable(row)]
+    for row in rows:
+        if not _applicable(row):
+            row.status, row.applied_at = "ignored", utcnow()
+    if not applicable:
         return room, None
+    session = _locked_session(room, applicable[0])
+    everyone, people = False, set()
+    for row in applicable:
+        _take(session, room, row)
+        everyone = everyone or row.kind in (E.MEETING_ENDED, E.MEETING_STARTED)
+        people.add(row.external_user_id)
+    db.session.flush()
+    recompute_session(session, None if everyone else sorted(p for p in people if p is not None))
+    return room, session
+
+
+def _applicable(row: ProviderEvent) -> bool:
+    return row.kind in E.KINDS and row.kind != E.RECORDING_READY and bool(row.run_id)
+
+
+def _locked_session(room: Room, row: ProviderEvent) -> ClassSession:
     session = session_for(room, row.run_id, row.run_started_at)
     # One applier per session at a time (PostgreSQL; SQLite's write lock does the same): each then
     # recomputes from every event the others committed, not from a snapshot that misses them.
     db.session.refresh(session, with_for_update=True)
+    return session
+
+
+def _take(session: ClassSession, room: Room, row: ProviderEvent) -> None:
+    """What one event changes of its session: its start or end; the event is then applied."""
     row.session_id = session.id
     # The start is the earliest moment any event of the session reports besides its end: the
     # provider's start event, or (a run id need not carry a time, webhooks come in any order, a
@@ -270,6 +402,20 @@ def _apply(row: ProviderEvent):
     elif session.started_at is None or row.occurred_at < session.started_at:
         session.started_at = row.occurred_at
     row.status, row.applied_at = "applied", utcnow()
+
+
+def _apply(row: ProviderEvent):
+    """Apply one event; returns (room, session), either None when the event does not apply."""
+    room = db.session.scalar(select(Room).where(Room.meeting_id == row.meeting_id))
+    if room is None:
+        log.warning("event %s for unknown meeting %s kept for replay", quoted(row.kind), quoted(row.meeting_id))
+        row.status = "unknown_meeting"
+        return None, None
+    if not _applicable(row):
+        row.status, row.applied_at = "ignored", utcnow()
+        return room, None
+    session = _locked_session(room, row)
+    _take(session, room, row)
     db.session.flush()
     users = None if row.kind in (E.MEETING_ENDED, E.MEETING_STARTED) else [row.external_user_id]
     recompute_session(session, users)
@@ -373,36 +519,57 @@ def recompute_session(session: ClassSession, external_user_ids: list[str] | None
     for row in db.session.scalars(query):
         by_user[row.external_user_id][connection_of(row)].append(row)
     users = external_user_ids if external_user_ids is not None else list(by_user)
+    merged = {}
     for external_id in users:
         intervals = [i for rows in by_user.get(external_id, {}).values() for i in _pair(rows, session)]
-        _replace_intervals(session, external_id, _clip(merge_intervals(intervals), session))
+        merged[external_id] = _clip(merge_intervals(intervals), session)
+    _replace_intervals(session, merged)
 
 
-def _replace_intervals(session: ClassSession, external_id: str, intervals) -> None:
+def _replace_intervals(session: ClassSession, merged: dict[str, list]) -> None:
+    """These people's intervals in the session, instead of theirs before (three statements)."""
+    people = [p for p in merged if p is not None]
+    if not people:
+        return
     db.session.execute(
         delete(AttendanceInterval).where(
-            AttendanceInterval.session_id == session.id, AttendanceInterval.external_user_id == external_id
+            AttendanceInterval.session_id == session.id, AttendanceInterval.external_user_id.in_(people)
         )
     )
-    user_id = db.session.scalar(select(User.id).where(User.public_id == external_id))
-    for start, end in intervals:
-        db.session.add(
-            AttendanceInterval(
-                session_id=session.id, external_user_id=external_id, user_id=user_id, joined_at=start, left_at=end
-            )
-        )
+    user_ids = dict(db.session.execute(select(User.public_id, User.id).where(User.public_id.in_(people))).all())
+    db.session.add_all(
+        AttendanceInterval(session_id=session.id, external_user_id=external_id, user_id=user_ids.get(external_id),
+                           joined_at=start, left_at=end)
+        for external_id in people
+        for start, end in merged[external_id]
+    )
 
 
 def receive(events: list[E.IncomingEvent]) -> Receipt:
-    """Store (committed: nothing is lost from here on), then apply what was new — and what an
-    earlier, failed request stored without applying. When applying fails here, the events wait
-    as pending for the worker (`Worker._apply_stuck_events`): the answer is still a success."""
-    receipt = store_events(events)
-    if receipt.new or receipt.retried:
-        try:
-            apply_rows(receipt.new + receipt.retried)
-        except SQLAlchemyError:
-            db.session.rollback()
-            log.exception("applying %d stored event(s) failed: the worker applies them later",
-                          len(receipt.new) + len(receipt.retried))
+    """Store the events and, in the same transaction, apply them — unless other events are
+    waiting in the inbox: then the worker applies these too, in its next batch (under load, a
+    request only stores: one INSERT). Committed before the answer: nothing is lost from here on.
+    When applying fails, the events are stored again on their own and wait as pending for the
+    worker: the answer is still a success."""
+    receipt = _store(events, "pending", savepoint=False)
+    try:
+        if receipt.new or receipt.retried:
+            _apply_or_queue(receipt)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("applying %d event(s) failed: stored for the worker to apply",
+                      len(receipt.new) + len(receipt.retried))
+        return store_events(events)
     return receipt
+
+
+def _apply_or_queue(receipt: Receipt) -> None:
+    # An end waiting for confirmation is not pending: the worker would not apply it.
+    ready = [row for row in receipt.retried if row.status != "pending"]
+    if _apply_here(receipt.new + receipt.retried):
+        # The new rows are this transaction's alone; pending ones stored before may be a worker's.
+        earlier = [row.id for row in receipt.retried if row.status == "pending"]
+        ready += receipt.new + (claim_pending(len(earlier), ids=earlier) if earlier else [])
+    if ready:
+        apply_rows(ready, commit=False)
