@@ -2,14 +2,14 @@
 a person's intervals in a session (rewritten then); the pending events a worker claims
 
 Revision ID: f7b3d9e18a24
-Revises: d4f1b7c93e52
+Revises: e5a2c8d07f13
 Create Date: 2026-12-05 00:00:00
 """
 from alembic import op
 
 
 revision = 'f7b3d9e18a24'
-down_revision = 'd4f1b7c93e52'
+down_revision = 'e5a2c8d07f13'
 branch_labels = None
 depends_on = None
 
