@@ -162,7 +162,7 @@ class GunicornApp:
                 if requests.get(self.url + ready_path, timeout=2).status_code < 500:
                     self._wait_for_workers()
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine starts slowly
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer within {timeout} s: see {self.log_path}")
