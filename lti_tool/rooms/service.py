@@ -27,6 +27,7 @@ from . import settings_form
 from .settings_form import SettingsRefused  # noqa: F401  (for the views)
 
 log = logging.getLogger(__name__)
+ROOM_REGISTRATIONS_KEPT = 10_000
 
 
 class NotOpenYet(Exception):
@@ -72,8 +73,21 @@ def update_settings(room: Room, form) -> RoomSettings:
 # --- rooms ------------------------------------------------------------------------------------
 def platform_settings_of(room: Room) -> dict[str, str]:
     """The video settings the room's platform registration sets over the environment's."""
-    course = room.resource_link.course
-    return settings_for(course.issuer, course.client_id)
+    return settings_for(*_registration_of(room))
+
+
+def _registration_of(room: Room) -> tuple[str, str]:
+    """(issuer, client_id) of the room's course. A room never moves to another course, so each
+    process keeps it: a crowd of polls and joins does not read the resource link and the course
+    every time. Keyed by the meeting id, random and never reused (a room id can be, in SQLite)."""
+    known = current_app.extensions.setdefault("room_registrations", {})
+    found = known.get(room.meeting_id)
+    if found is None:
+        course = room.resource_link.course
+        if len(known) >= ROOM_REGISTRATIONS_KEPT:
+            known.clear()  # bounded: re-read once, never grown without end
+        found = known[room.meeting_id] = (course.issuer, course.client_id)
+    return found
 
 
 def provider_of(room: Room) -> VideoProvider:
