@@ -5,7 +5,9 @@
  * - [data-status-url] (templates/rooms/_live_area.html): every room page polls the tool (never
  *   the video server) and swaps in the class's state as the server words it: not started,
  *   starting, live (since when, how many people, recorded or not), ended (docs/room-states.md);
- *   the waiting page ([data-wait]) opens the room page as soon as the person may join;
+ *   the waiting page ([data-wait]) swaps in the Join control in place as soon as the person may
+ *   join, like the room page does (it no longer loads the room page: at the top of the hour a
+ *   class of 2,000 would ask the tool for 2,000 whole pages at once);
  * - form[data-join]: starts or joins the class through fetch, so a refusal shows in this tab.
  *
  * The room ticket travels in the X-Room-Ticket header, never in a URL; the tool answers each
@@ -94,7 +96,6 @@
         if (!data) return;
         if (data.same) { follow(); return; }
         shownVersion = data.version || "";
-        if (area.hasAttribute("data-wait") && data.open && data.url) { window.location.replace(data.url); return; }
         show(data);
         follow();
       })
