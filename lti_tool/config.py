@@ -35,6 +35,10 @@ CONTRACT = (
 TUNABLES = (
     Setting("ROOM_STATE_CHECK_SECONDS", "5", NUMBER,
             "How often, at most, the tool asks the video server whether a room's meeting runs."),
+    Setting("ROOM_SHOWN_SECONDS", "1", NUMBER,
+            "How long each process answers a status poll from a page that already shows the room's "
+            "current state without the database (never longer than ROOM_STATE_CHECK_SECONDS): how late "
+            "another process's pages may learn of a change."),
     Setting("RECORDINGS_CHECK_SECONDS", "60", NUMBER,
             "How often, at most, the tool asks the video server for a room's recordings (docs/recordings.md)."),
     Setting("RECORDINGS_PAGE_REFRESH_SECONDS", "30", NUMBER,

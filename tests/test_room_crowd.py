@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from lti_tool.extensions import db
 from lti_tool.models import Enrolment, Room
 from lti_tool.rooms.tickets import issue_ticket
@@ -18,6 +20,7 @@ def poll(person, shown: str | None = None):
     return person.session.get(person.url("/status"), headers=headers)
 
 
+@pytest.mark.parametrize("live_overrides", [{"ROOM_SHOWN_SECONDS": "0"}])
 def test_a_waiting_students_poll_costs_one_statement(live):
     student = live.launch("student")
     shown = poll(student).json()["version"]  # the first poll may take the state check
@@ -25,6 +28,31 @@ def test_a_waiting_students_poll_costs_one_statement(live):
         answers = [poll(student, shown) for _ in range(3)]
     assert all(answer.status_code == 200 and answer.json()["same"] for answer in answers)
     assert len(statements) == 3, statements
+
+
+@pytest.mark.parametrize("live_overrides", [{"ROOM_SHOWN_SECONDS": "60"}])  # kept 5 s: the state check's
+def test_a_page_showing_the_current_state_is_answered_without_the_database(live):
+    first, second = live.launch("student"), live.launch("student")
+    shown = poll(first).json()["version"]
+    _ = second.ticket  # read from its page, before counting
+    with counted_statements(live.app) as statements:
+        answers = [poll(person, shown) for person in (first, second, first)]
+    assert [answer.json().get("same") for answer in answers] == [True, True, True]
+    assert answers[1].json()["open"] is False and statements == []
+    # The ticket is still checked first: a forged one gets nothing, kept version or not.
+    forged = first.session.get(first.url("/status"), headers={
+        "X-Room-Ticket": first.ticket[:-4] + "AAAA", "X-Shown-Version": shown, "Accept": "application/json"})
+    assert forged.status_code == 401 and "same" not in forged.text
+
+
+@pytest.mark.parametrize("live_overrides", [{"ROOM_SHOWN_SECONDS": "60"}])
+def test_a_page_showing_the_old_state_learns_of_the_start_at_its_next_poll(live):
+    teacher, student = live.launch("teacher"), live.launch("student")
+    shown = poll(student).json()["version"]
+    assert poll(student, shown).json()["same"] is True
+    assert teacher.join().status_code == 302
+    answer = poll(student, shown).json()
+    assert answer["open"] is True and not answer.get("same") and 'id="join"' in answer["html"]["controls"]
 
 
 def test_a_student_joining_a_started_class_costs_two_statements(live):

@@ -23,7 +23,7 @@ from ..models import Enrolment, Occasion, Room, User, fits, utcnow
 from ..providers import is_ready, provider_for
 from ..providers.base import ALL_SETTINGS, Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
 from ..schedule.service import notify, open_occasion
-from . import settings_form
+from . import settings_form, shown
 from .settings_form import SettingsRefused  # noqa: F401  (for the views)
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ def refresh_state(room: Room, force: bool = False) -> bool:
         )
     db.session.commit()
     db.session.refresh(room)
+    shown.forget(room.id)
     return True
 
 
@@ -239,6 +240,7 @@ def admit(room: Room, user: User, role: str, joining_started: bool = False) -> t
         # The tool's own start changed the state: the next look (a page's poll, the end
         # callback) asks the server again rather than trust a check made before it.
         room.checked_at = None
+        shown.forget(room.id)
         if role != MODERATOR and room_settings(room).wait_for_moderator:
             # A student opened a scheduled class: it is open now, and the next students join it
             # without asking the server to create it again.
@@ -292,4 +294,5 @@ def end_class(room: Room, user: User) -> None:
     room.ended_at = room.ended_by_teacher_at = utcnow()
     room.running = False
     db.session.commit()
+    shown.forget(room.id)
     log.info("room %s: ended by user %s", room.id, user.id)
