@@ -39,7 +39,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stack import Stack, latency_summary, machine_load, postgres_cpu_seconds
+from bench.stack import Stack, latency_summary, machine_load, process_cpu_seconds
 
 # static/pages.js: `follow()` waits 4000 ms + Math.random() * 3000 ms after each answer
 # (10000 ms once the class has ended, which never happens here).
@@ -54,13 +54,18 @@ def page_moves_on_open() -> bool:
     return "window.location.replace(data.url)" in PAGES_JS.read_text()
 
 
-def poll_interval() -> tuple[float, float]:
-    """(base, jitter) seconds of the waiting page's poll, read from pages.js so the bench follows
-    the page when it changes."""
-    found = re.search(r'"ended" \? \d+ : (\d+)\) \+ Math\.random\(\) \* (\d+)', PAGES_JS.read_text())
-    if not found:
-        raise RuntimeError("bench/herd.py no longer recognises the poll interval in static/pages.js")
-    return int(found.group(1)) / 1000, int(found.group(2)) / 1000
+def poll_interval() -> tuple[float, float, bool]:
+    """(base seconds, jitter as a share of the base, whether pages follow the tool's `poll`) of the
+    waiting page's poll, read from pages.js so the bench follows the page when it changes."""
+    text = PAGES_JS.read_text()
+    adaptive = re.search(
+        r"Math\.max\((\d+), crowdSeconds \* 1000\);\s*return base \+ Math\.random\(\) \* base \* ([\d.]+)", text)
+    if adaptive:
+        return int(adaptive.group(1)) / 1000, float(adaptive.group(2)), True
+    fixed = re.search(r'"ended" \? \d+ : (\d+)\) \+ Math\.random\(\) \* (\d+)', text)
+    if fixed:
+        return int(fixed.group(1)) / 1000, int(fixed.group(2)) / int(fixed.group(1)), False
+    raise RuntimeError("bench/herd.py no longer recognises the poll interval in static/pages.js")
 
 
 # ----------------------------------------------------------------------------- setup (untimed)
@@ -96,6 +101,27 @@ def launch_everyone(stack: Stack, students: int, concurrency: int = 8) -> tuple[
     return teacher, pages
 
 
+def database_backends(stack: Stack) -> dict[int, float]:
+    """CPU seconds of the PostgreSQL backends serving this benchmark's database (the tool's
+    pools keep them for the run), by pid: the machine-wide sum moves with other people's work."""
+    if not stack.database_url.startswith("postgresql"):
+        return {}
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(stack.database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as connection:
+        pids = connection.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        found = {pid: process_cpu_seconds(pid) for (pid,) in pids}
+    engine.dispose()
+    return found
+
+
+def database_cpu_since(stack: Stack, before: dict[int, float]) -> float:
+    pids = set(database_backends(stack)) | set(before)  # a backend gone since reads 0: a little lost
+    return sum(process_cpu_seconds(pid) for pid in pids) - sum(before.values())
+
+
 # ----------------------------------------------------------------------------- the herd
 class Herd:
     """The simulated pages and what they saw."""
@@ -103,7 +129,7 @@ class Herd:
     def __init__(self, tool_url: str, pages: list[dict], interval: tuple[float, float]):
         self.tool_url = tool_url
         self.pages = pages
-        self.base, self.jitter = interval
+        self.base, self.jitter, self.adaptive = interval
         self.moves_on_open = page_moves_on_open()
         self.t0: float | None = None
         self.measuring = False
@@ -115,8 +141,10 @@ class Herd:
         self.joined_after: list[float] = []
         self.errors: dict[str, int] = {}
 
-    def wait(self) -> float:
-        return self.base + random.random() * self.jitter
+    def wait(self, crowd: float = 0.0) -> float:
+        """pages.js `interval()`: the page's base, or the tool's `poll` for a big class."""
+        base = max(self.base, crowd) if self.adaptive else self.base
+        return base + random.random() * base * self.jitter
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -130,8 +158,8 @@ class Herd:
     async def page(self, http, page: dict) -> None:
         """One student's tab: the waiting page's script, then the room page's."""
         status_url = self.tool_url + page["path"] + "/status"
-        ticket, shown, joined = page["ticket"], "", False
-        await asyncio.sleep(random.random() * (self.base + self.jitter))  # arrived some time ago
+        ticket, shown, joined, crowd = page["ticket"], "", False, 0.0
+        await asyncio.sleep(random.random() * self.base * (1 + self.jitter))  # arrived some time ago
         while not self.stop.is_set():
             headers = {"Accept": "application/json", "X-Room-Ticket": ticket}
             if shown:
@@ -141,22 +169,23 @@ class Herd:
                 elapsed, code, body = await self.timed(http, "GET", status_url, headers=headers)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self.error(f"poll {type(exc).__name__}")
-                await asyncio.sleep(self.wait())
+                await asyncio.sleep(self.wait(crowd))
                 continue
             if self.measuring:
                 (self.polls_after if sent_after_t0 else self.polls_before).append(elapsed)
             if code != 200:
                 self.error(f"poll {code}")
-                await asyncio.sleep(self.wait())
+                await asyncio.sleep(self.wait(crowd))
                 continue
             data = json.loads(body)
+            crowd = data.get("poll") or crowd
             if not data.get("same"):
                 shown = data.get("version", "")
                 if not joined and data.get("open"):
                     ticket, joined = await self.join(http, page, data)
                     if self.moves_on_open:
                         shown = ""  # a new page: it shows what it was rendered with
-            await asyncio.sleep(self.wait())
+            await asyncio.sleep(self.wait(crowd))
 
     async def join(self, http, page: dict, data: dict) -> tuple[str, bool]:
         """The waiting page shows the Join control (in place, or by loading the room page); the
@@ -213,7 +242,7 @@ def measure(students: int, quick: bool) -> dict:
     with Stack(f"herd_{students}", workers=2) as stack:
         teacher, pages = launch_everyone(stack, students)
         calls = {name: stack.bbb.count(name) for name in BBB_CALLS}
-        cpu = (stack.cpu_seconds(), postgres_cpu_seconds(), time.process_time(), time.perf_counter())
+        cpu = (stack.cpu_seconds(), database_backends(stack), time.process_time(), time.perf_counter())
         load_before = machine_load()
         herd, start = asyncio.run(run_herd(stack, teacher, pages, warmup=4 if quick else 8,
                                            before=6 if quick else 15, limit=90, tail=4 if quick else 8))
@@ -233,7 +262,7 @@ def measure(students: int, quick: bool) -> dict:
             "load_during": load_before + machine_load(),
             "wall_s": round(wall, 1),
             "web_cpu_s": round(stack.cpu_seconds() - cpu[0], 1),
-            "postgres_cpu_s": round(postgres_cpu_seconds() - cpu[1], 1),
+            "postgres_cpu_s": round(database_cpu_since(stack, cpu[1]), 1),  # this database's backends
             "generator_cpu_s": round(time.process_time() - cpu[2], 1),
             "generator_cpu_share": round((time.process_time() - cpu[2]) / wall, 2),
         }

@@ -84,16 +84,24 @@
   }
 
   var timer = null;
+  // The tool's interval for this room's crowd (`poll`, seconds): a class of 2,000 polls less
+  // often than a class of 30, so that the tool hears from a room at a bounded rate.
+  var crowdSeconds = 0;
+  function interval() {
+    // Jitter spreads a class of students over the interval; a class that ended changes slowly.
+    if (area.getAttribute("data-state") === "ended") return 10000 + Math.random() * 3000;
+    var base = Math.max(4000, crowdSeconds * 1000);
+    return base + Math.random() * base * 0.75;
+  }
   function follow(delay) {
     if (timer) clearTimeout(timer);
-    // Jitter spreads a class of students over the interval; a class that ended changes slowly.
-    var wait = delay !== undefined ? delay : (area.getAttribute("data-state") === "ended" ? 10000 : 4000) + Math.random() * 3000;
-    timer = setTimeout(poll, wait);
+    timer = setTimeout(poll, delay !== undefined ? delay : interval());
   }
   function poll() {
     statusOf(area)
       .then(function (data) {
         if (!data) return;
+        if (data.poll) crowdSeconds = data.poll;
         if (data.same) { follow(); return; }
         shownVersion = data.version || "";
         show(data);

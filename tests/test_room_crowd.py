@@ -96,3 +96,17 @@ def test_a_signed_ticket_pairing_someone_with_another_links_room_opens_nothing(l
     assert answer.status_code == 403
     joined = mine.session.post(theirs.url("/join"), data={"t": forged}, allow_redirects=False)
     assert joined.status_code == 403
+
+
+@pytest.mark.parametrize("live_overrides", [{"ROOM_POLLS_PER_SECOND": "0.1"}])  # 2 people: a "big" class
+def test_a_big_class_is_told_to_poll_less_often(live):
+    teacher, student = live.launch("teacher"), live.launch("student")
+    first = poll(student).json()
+    assert first["poll"] == round(2 / 0.1 / 1.375, 1)  # 2 pages at 0.1 polls a second: every 14.5-25 s
+    assert poll(student, first["version"]).json()["poll"] == first["poll"]  # the kept answer says it too
+    assert poll(teacher).json()["poll"] == first["poll"]
+
+
+def test_a_class_of_ordinary_size_keeps_the_pages_own_interval(live):
+    student = live.launch("student")
+    assert poll(student).json()["poll"] == 0
