@@ -55,7 +55,7 @@ def test_a_page_showing_the_old_state_learns_of_the_start_at_its_next_poll(live)
     assert answer["open"] is True and not answer.get("same") and 'id="join"' in answer["html"]["controls"]
 
 
-def test_a_student_joining_a_started_class_costs_two_statements(live):
+def test_a_student_joining_a_started_class_costs_one_statement(live):
     teacher, student = live.launch("teacher"), live.launch("student")
     assert teacher.join().status_code == 302
     assert poll(student).json()["open"] is True  # this poll asked the server: the state is fresh
@@ -63,7 +63,7 @@ def test_a_student_joining_a_started_class_costs_two_statements(live):
         joined = student.session.post(student.url("/join"), data={"t": student.ticket, "intent": "join"},
                                       headers={"Accept": "application/json"})
     assert joined.status_code == 200 and "role=VIEWER" in joined.json()["url"]
-    assert len(statements) <= 2, statements
+    assert len(statements) == 1, statements  # room, enrolment and user together
     assert live.bbb.count("create") == 1, "a student's join never creates the meeting"
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager
 
 from ..exceptions import AccessDenied
 from ..extensions import db
@@ -84,11 +85,14 @@ def ticket_for_room(room_id: int) -> tuple[str, str, Ticket]:
 
 def authorise(room_id: int) -> RoomAccess:
     token, kind, ticket = ticket_for_room(room_id)
-    # One statement for both rows (what every poll and join of a crowd costs the database): no
-    # row when the room or the enrolment is gone, or when the enrolment is in another link.
+    # One statement for the room, the enrolment and its user (what a crowd's polls and joins cost
+    # the database; `enrolment.user` then needs none): no row when the room or the enrolment is
+    # gone, or when the enrolment is in another link.
     found = db.session.execute(
         select(Room, Enrolment)
         .join(Enrolment, Enrolment.resource_link_id == Room.resource_link_id)
+        .join(Enrolment.user)
+        .options(contains_eager(Enrolment.user))
         .where(Room.id == room_id, Enrolment.id == ticket.enrolment_id)
     ).first()
     if found is None:
