@@ -225,6 +225,7 @@ async def run_herd(stack: Stack, teacher: dict, pages: list[dict], warmup: float
         herd.measuring = True
         await asyncio.sleep(before)
         herd.t0 = time.perf_counter()
+        calls_at_t0 = {name: stack.bbb.count(name) for name in BBB_CALLS}
         elapsed, code, body = await herd.timed(
             http, "POST", stack.tool_url + teacher["path"] + "/join", data={"t": teacher["ticket"]},
             headers={"Accept": "application/json", "X-Room-Ticket": teacher["ticket"], "Origin": stack.tool_url})
@@ -232,6 +233,8 @@ async def run_herd(stack: Stack, teacher: dict, pages: list[dict], warmup: float
         deadline = herd.t0 + limit
         while len(herd.joined_after) < len(pages) and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
+        # The start as the video server sees it: from the teacher's Start until the last student is in.
+        start["bbb_calls_t0_to_all_joined"] = {name: stack.bbb.count(name) - calls_at_t0[name] for name in BBB_CALLS}
         await asyncio.sleep(tail)  # the room pages poll on: polls after t0 include theirs
         herd.stop.set()
         await asyncio.gather(*tasks)
@@ -274,8 +277,9 @@ def measure(students: int, quick: bool) -> dict:
 def goals(rows: list[dict]) -> list[dict]:
     row = max(rows, key=lambda r: r["students"])
     n = row["students"]
-    status_calls = row["bbb_calls"]["getMeetingInfo"] + row["bbb_calls"]["isMeetingRunning"]
-    calls = status_calls + row["bbb_calls"]["create"]
+    during = row["bbb_calls_t0_to_all_joined"]
+    status_calls = during["getMeetingInfo"] + during["isMeetingRunning"]
+    calls = status_calls + during["create"]
     joined = row["all_joined_after_t0_s"]
     polls = max(row["poll_before_t0"]["p99_ms"], row["poll_after_t0"]["p99_ms"])
     return [
@@ -288,7 +292,8 @@ def goals(rows: list[dict]) -> list[dict]:
         {"goal": "waiting polls p99 under 250 ms", "baseline": "9.4 s (issue 12)",
          "measured": f"{polls} ms (worse of before/after t0)", "met": polls < GOAL_POLL_P99_MS},
         {"goal": "the video server asked a handful of times", "baseline": "",
-         "measured": f"{calls} calls (status {status_calls}, create {row['bbb_calls']['create']})",
+         "measured": f"{calls} calls from the start until all joined (status {status_calls}, "
+                     f"create {during['create']}); {sum(row['bbb_calls'].values())} in the whole run",
          "met": calls <= GOAL_BBB_CALLS},
     ]
 
