@@ -117,7 +117,7 @@ CROWD_KEPT_SECONDS = 60.0
 def crowd_poll_seconds(room: Room) -> float:
     """The base interval (seconds) the room's pages should poll at, so that all its people's pages
     together send about ROOM_POLLS_PER_SECOND polls: 0 (the pages' own 4-7 s) for any class up
-    to ~1,100 at the default. The room's enrolments are counted once a minute per process."""
+    to ~550 at the default. The room's enrolments are counted once a minute per process."""
     crowds = current_app.extensions.setdefault("room_crowds", {})
     kept = crowds.get(room.id)
     if kept is None or kept[0] < time.monotonic():
