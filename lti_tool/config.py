@@ -36,6 +36,14 @@ CONTRACT = (
 TUNABLES = (
     Setting("ROOM_STATE_CHECK_SECONDS", "5", NUMBER,
             "How often, at most, the tool asks the video server whether a room's meeting runs."),
+    Setting("ROOM_SHOWN_SECONDS", "1", NUMBER,
+            "How long each process answers a status poll from a page that already shows the room's "
+            "current state without the database (never longer than ROOM_STATE_CHECK_SECONDS): how late "
+            "another process's pages may learn of a change."),
+    Setting("ROOM_POLLS_PER_SECOND", "100", NUMBER,
+            "How many status polls per second the pages of one room may send together: a big class's pages "
+            "poll less often than every 4-7 s (2,000 students: every 14.5-25.4 s, so that all have joined "
+            "within 30 s of the start); up to ~550 students, nothing changes."),
     Setting("RECORDINGS_CHECK_SECONDS", "60", NUMBER,
             "How often, at most, the tool asks the video server for a room's recordings (docs/recordings.md)."),
     Setting("RECORDINGS_PAGE_REFRESH_SECONDS", "30", NUMBER,

@@ -287,7 +287,7 @@ class Enrolment(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     resource_link_id: Mapped[int] = mapped_column(
-        ForeignKey("resource_links.id", ondelete="CASCADE")
+        ForeignKey("resource_links.id", ondelete="CASCADE"), index=True  # a room's people
     )
     role: Mapped[str] = mapped_column(String(16))  # "moderator" or "attendee"
     lti_roles: Mapped[list] = mapped_column(JSON, default=list)

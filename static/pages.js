@@ -5,7 +5,9 @@
  * - [data-status-url] (templates/rooms/_live_area.html): every room page polls the tool (never
  *   the video server) and swaps in the class's state as the server words it: not started,
  *   starting, live (since when, how many people, recorded or not), ended (docs/room-states.md);
- *   the waiting page ([data-wait]) opens the room page as soon as the person may join;
+ *   the waiting page ([data-wait]) swaps in the Join control in place as soon as the person may
+ *   join, like the room page does (it no longer loads the room page: at the top of the hour a
+ *   class of 2,000 would ask the tool for 2,000 whole pages at once);
  * - form[data-join]: starts or joins the class through fetch, so a refusal shows in this tab.
  *
  * The room ticket travels in the X-Room-Ticket header, never in a URL; the tool answers each
@@ -82,19 +84,26 @@
   }
 
   var timer = null;
+  // The tool's interval for this room's crowd (`poll`, seconds): a class of 2,000 polls less
+  // often than a class of 30, so that the tool hears from a room at a bounded rate.
+  var crowdSeconds = 0;
+  function interval() {
+    // Jitter spreads a class of students over the interval; a class that ended changes slowly.
+    if (area.getAttribute("data-state") === "ended") return 10000 + Math.random() * 3000;
+    var base = Math.max(4000, crowdSeconds * 1000);
+    return base + Math.random() * base * 0.75;
+  }
   function follow(delay) {
     if (timer) clearTimeout(timer);
-    // Jitter spreads a class of students over the interval; a class that ended changes slowly.
-    var wait = delay !== undefined ? delay : (area.getAttribute("data-state") === "ended" ? 10000 : 4000) + Math.random() * 3000;
-    timer = setTimeout(poll, wait);
+    timer = setTimeout(poll, delay !== undefined ? delay : interval());
   }
   function poll() {
     statusOf(area)
       .then(function (data) {
         if (!data) return;
+        if (data.poll) crowdSeconds = data.poll;
         if (data.same) { follow(); return; }
         shownVersion = data.version || "";
-        if (area.hasAttribute("data-wait") && data.open && data.url) { window.location.replace(data.url); return; }
         show(data);
         follow();
       })

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import contains_eager
 
 from ..exceptions import AccessDenied
 from ..extensions import db
@@ -26,7 +28,7 @@ from ..logsafe import quoted
 from ..lti.roles import MODERATOR
 from ..models import Enrolment, Room
 from ..request_log import note_room
-from .tickets import PAGE, ROOM, TicketError, issue_page_ticket, issue_ticket, read_ticket
+from .tickets import PAGE, ROOM, Ticket, TicketError, issue_page_ticket, issue_ticket, read_ticket
 
 TICKET_HEADER = "X-Room-Ticket"
 
@@ -60,7 +62,10 @@ def _ticket_in_request() -> tuple[str | None, str]:
     return request.form.get("t"), ROOM
 
 
-def authorise(room_id: int) -> RoomAccess:
+def ticket_for_room(room_id: int) -> tuple[str, str, Ticket]:
+    """The request's ticket (token, kind, what it names) when it is good for this room: signed,
+    not expired, for this very room (`AccessDenied` otherwise). No database: the enrolment it
+    names is checked by `authorise`."""
     token, kind = _ticket_in_request()
     try:
         ticket = read_ticket(token, kind)
@@ -76,10 +81,24 @@ def authorise(room_id: int) -> RoomAccess:
             f"ticket for room {ticket.room_id} used on room {room_id}",
             "You have not opened this class from your course.",
         )
-    room = db.session.get(Room, room_id)
-    enrolment = db.session.get(Enrolment, ticket.enrolment_id)
-    if room is None or enrolment is None or enrolment.resource_link_id != room.resource_link_id:
+    return token, kind, ticket
+
+
+def authorise(room_id: int) -> RoomAccess:
+    token, kind, ticket = ticket_for_room(room_id)
+    # One statement for the room, the enrolment and its user (what a crowd's polls and joins cost
+    # the database; `enrolment.user` then needs none): no row when the room or the enrolment is
+    # gone, or when the enrolment is in another link.
+    found = db.session.execute(
+        select(Room, Enrolment)
+        .join(Enrolment, Enrolment.resource_link_id == Room.resource_link_id)
+        .join(Enrolment.user)
+        .options(contains_eager(Enrolment.user))
+        .where(Room.id == room_id, Enrolment.id == ticket.enrolment_id)
+    ).first()
+    if found is None:
         raise AccessDenied("ticket names an enrolment outside this room", "You do not have access to this class.")
+    room, enrolment = found
     # Forms of the page about to be rendered carry a room ticket: the one that came, or a new one
     # when the page was opened through a URL (page ticket).
     g.ticket = token if kind == ROOM else issue_ticket(enrolment.id, room.id)
@@ -124,15 +143,22 @@ def room_ticket_for(enrolment: Enrolment, room: Room) -> str:
     return issue_ticket(enrolment.id, room.id)
 
 
-def room_view(teacher: bool = False, json: bool = False):
+def room_view(teacher: bool = False, json: bool = False, unchanged=None):
     """The access rule of a room view `view(access, **kwargs)` served at `/<int:room_id>/…`
-    (`json`: the view speaks JSON only, and so do its refusals)."""
+    (`json`: the view speaks JSON only, and so do its refusals). `unchanged(room_id)`: an answer
+    needing no database once the ticket is good for this room (a status poll of a page showing
+    the current state), or None to go on to the view."""
 
     def decorate(view):
         @functools.wraps(view)
         def checked(room_id: int, **kwargs):
             if request.method == "POST":
                 check_origin()
+            if unchanged is not None:
+                ticket_for_room(room_id)
+                answer = unchanged(room_id)
+                if answer is not None:
+                    return answer
             access = authorise(room_id)
             if teacher:
                 require_moderator(access)

@@ -18,9 +18,10 @@ from ..lti.roles import is_site_administrator
 from ..schedule import dashboard
 from ..web import browser_cookie_attributes, wants_json
 from . import service
+from . import shown as shown_versions
 from .access import RoomAccess, page_url, room_view
 from .blueprint import bp
-from .state import class_state
+from .state import class_state, crowd_poll_seconds
 from .tickets import LEAVE, TicketError, issue_ticket, read_ticket
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,16 @@ def show(access: RoomAccess):
     )
 
 
+def _unchanged_status(room_id: int):
+    """A page that says it shows what this process worked out for the room within the last
+    second gets `same` without the database: what most of a waiting crowd's polls are."""
+    shown = request.headers.get("X-Shown-Version")
+    facts = shown_versions.current_facts(room_id, shown)
+    return jsonify({**facts, "version": shown, "same": True}) if facts is not None else None
+
+
 @bp.get("/<int:room_id>/status")
-@room_view(json=True)
+@room_view(json=True, unchanged=_unchanged_status)
 def status(access: RoomAccess):
     """The class's state for the page's script (docs/room-states.md): the facts, the page's
     status area as the server words it (`html`), and where to go now with a fresh page ticket
@@ -67,11 +76,13 @@ def status(access: RoomAccess):
     every few seconds: database reads only (rooms/state.py)."""
     live = class_state(access.room, access.role)
     facts = live.as_json()
+    poll = crowd_poll_seconds(access.room)
     # The words depend on the facts and the role only (the page's own ticket is fixed): a page
     # that says it shows this version gets "same", without rendering or signing anything.
     version = hashlib.sha256(json.dumps([facts, access.is_moderator], sort_keys=True).encode()).hexdigest()[:16]
+    shown_versions.remember(access.room.id, access.is_moderator, version, {**facts, "poll": poll})
     if request.headers.get("X-Shown-Version") == version:
-        return jsonify({**facts, "version": version, "same": True})
+        return jsonify({**facts, "poll": poll, "version": version, "same": True})
     words = {
         part: get_template_attribute("rooms/_class_state.html", part)
         for part in ("status_text", "controls")
@@ -80,7 +91,7 @@ def status(access: RoomAccess):
         "status": str(words["status_text"](access.room, live, access.is_moderator)),
         "controls": str(words["controls"](access.room, live, access.is_moderator, g.ticket)),
     }
-    return jsonify({**facts, "version": version, "url": page_url("rooms.show"), "html": html})
+    return jsonify({**facts, "poll": poll, "version": version, "url": page_url("rooms.show"), "html": html})
 
 
 @bp.post("/<int:room_id>/open")

@@ -23,10 +23,11 @@ from ..models import Enrolment, Occasion, Room, User, fits, utcnow
 from ..providers import is_ready, provider_for
 from ..providers.base import ALL_SETTINGS, Attendee, JoinRole, MeetingSpec, ProviderError, RoomSettings, VideoProvider
 from ..schedule.service import notify, open_occasion
-from . import settings_form
+from . import settings_form, shown
 from .settings_form import SettingsRefused  # noqa: F401  (for the views)
 
 log = logging.getLogger(__name__)
+ROOM_REGISTRATIONS_KEPT = 10_000
 
 
 class NotOpenYet(Exception):
@@ -72,8 +73,21 @@ def update_settings(room: Room, form) -> RoomSettings:
 # --- rooms ------------------------------------------------------------------------------------
 def platform_settings_of(room: Room) -> dict[str, str]:
     """The video settings the room's platform registration sets over the environment's."""
-    course = room.resource_link.course
-    return settings_for(course.issuer, course.client_id)
+    return settings_for(*_registration_of(room))
+
+
+def _registration_of(room: Room) -> tuple[str, str]:
+    """(issuer, client_id) of the room's course. A room never moves to another course, so each
+    process keeps it: a crowd of polls and joins does not read the resource link and the course
+    every time. Keyed by the meeting id, random and never reused (a room id can be, in SQLite)."""
+    known = current_app.extensions.setdefault("room_registrations", {})
+    found = known.get(room.meeting_id)
+    if found is None:
+        course = room.resource_link.course
+        if len(known) >= ROOM_REGISTRATIONS_KEPT:
+            known.clear()  # bounded: re-read once, never grown without end
+        found = known[room.meeting_id] = (course.issuer, course.client_id)
+    return found
 
 
 def provider_of(room: Room) -> VideoProvider:
@@ -165,6 +179,7 @@ def refresh_state(room: Room, force: bool = False) -> bool:
         )
     db.session.commit()
     db.session.refresh(room)
+    shown.forget(room.id)
     return True
 
 
@@ -225,6 +240,7 @@ def admit(room: Room, user: User, role: str, joining_started: bool = False) -> t
         # The tool's own start changed the state: the next look (a page's poll, the end
         # callback) asks the server again rather than trust a check made before it.
         room.checked_at = None
+        shown.forget(room.id)
         if role != MODERATOR and room_settings(room).wait_for_moderator:
             # A student opened a scheduled class: it is open now, and the next students join it
             # without asking the server to create it again.
@@ -278,4 +294,5 @@ def end_class(room: Room, user: User) -> None:
     room.ended_at = room.ended_by_teacher_at = utcnow()
     room.running = False
     db.session.commit()
+    shown.forget(room.id)
     log.info("room %s: ended by user %s", room.id, user.id)

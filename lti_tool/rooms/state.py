@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..lti.roles import MODERATOR
-from ..models import AttendanceInterval, ClassSession, Room, utcnow
+from ..models import AttendanceInterval, ClassSession, Enrolment, Room, utcnow
 from . import service
 
 NOT_STARTED, STARTING, LIVE, ENDED = "not_started", "starting", "live", "ended"
@@ -106,6 +106,27 @@ def _live_facts(room: Room) -> tuple[datetime | None, int | None]:
     lifetime = float(current_app.config["ROOM_STATE_CHECK_SECONDS"])
     _facts_cache()[room.id] = (time.monotonic() + lifetime, key, facts)
     return facts
+
+
+# --- how often the room's pages poll ----------------------------------------------------------------
+PAGE_POLL_SECONDS = 4.0  # static/pages.js: every 4-7 s (the base, plus up to 75 % of it as jitter)
+JITTER_MEAN = 1.375
+CROWD_KEPT_SECONDS = 60.0
+
+
+def crowd_poll_seconds(room: Room) -> float:
+    """The base interval (seconds) the room's pages should poll at, so that all its people's pages
+    together send about ROOM_POLLS_PER_SECOND polls: 0 (the pages' own 4-7 s) for any class up
+    to ~550 at the default. The room's enrolments are counted once a minute per process."""
+    crowds = current_app.extensions.setdefault("room_crowds", {})
+    kept = crowds.get(room.id)
+    if kept is None or kept[0] < time.monotonic():
+        enrolled = db.session.scalar(
+            select(func.count(Enrolment.id)).where(Enrolment.resource_link_id == room.resource_link_id))
+        kept = crowds[room.id] = (time.monotonic() + CROWD_KEPT_SECONDS, enrolled or 0)
+    rate = float(current_app.config["ROOM_POLLS_PER_SECOND"])
+    base = kept[1] / rate / JITTER_MEAN if rate > 0 else 0.0
+    return round(base, 1) if base > PAGE_POLL_SECONDS else 0.0
 
 
 def _last_end(room: Room) -> datetime | None:
