@@ -5,7 +5,10 @@ nothing: no user, course, link, room, enrolment or used nonce, and the login's s
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import row_counts
 from tests.support import LTI, RECORDS, LaunchAttempt, claims_of  # noqa: F401
@@ -41,6 +44,29 @@ def test_launch_records_user_course_link_room_and_enrolment(app, lms):
         "users": 1, "courses": 1, "resource_links": 1, "rooms": 1, "enrolments": 1, "used_nonces": 1,
     }
     assert counts["login_states"] == 0
+
+
+def test_a_returning_launch_records_its_time_and_a_changed_role(app, lms):
+    """A repeat launch writes its time (the usual case: nothing else changed), and a role the
+    platform now says replaces the stored one."""
+    from lti_tool.extensions import db
+    from lti_tool.models import Enrolment
+
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    lms.launch("student")
+    with app.app_context():
+        db.session.execute(sa.update(Enrolment).values(last_launch_at=long_ago))
+        db.session.commit()
+    lms.launch("student")
+    with app.app_context():
+        enrolment = db.session.scalars(sa.select(Enrolment)).one()
+        assert enrolment.last_launch_at > long_ago and enrolment.role == "attendee"
+        db.session.execute(sa.update(Enrolment).values(role="moderator", last_launch_at=long_ago))
+        db.session.commit()
+    lms.launch("student")
+    with app.app_context():
+        enrolment = db.session.scalars(sa.select(Enrolment)).one()
+        assert enrolment.last_launch_at > long_ago and enrolment.role == "attendee"
 
 
 def test_state_cookie_is_deleted_after_launch(lms):

@@ -17,8 +17,9 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Delete, Insert, Row, Select, bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -211,7 +212,7 @@ def is_framed(fetch_dest: str) -> bool:
     return fetch_dest in FRAMED_DESTINATIONS
 
 
-def _browser_binding(login: LoginState, state: str, cookies, form, registration, framed: bool) -> str:
+def _browser_binding(login: Row, state: str, cookies, form, registration, framed: bool) -> str:
     """The browser's proof that it started this login: the state cookie, or, on platforms with
     LTI platform storage, the same secret read back from there by the launch page.
 
@@ -249,14 +250,36 @@ def _browser_binding(login: LoginState, state: str, cookies, form, registration,
 STATE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def _check_state(state: str, body: dict, registration, cookies, form, framed: bool) -> LoginState:
+@cache
+def _statements() -> _LoginStatements:
+    """The launch's statements about its login, built once per process with bound parameters
+    and on the tables (Core): building a statement and its cache key anew, and the ORM's
+    identity map and unit of work around it, cost more worker CPU than the round trip (py-spy)."""
+    logins, used = LoginState.__table__, UsedNonce.__table__
+    spent = exists().where(used.c.issuer == bindparam("issuer"), used.c.nonce == logins.c.nonce)
+    return _LoginStatements(
+        login=select(logins, spent.label("used")).where(logins.c.state == bindparam("state")),
+        spend=delete(logins).where(logins.c.state == bindparam("state")),
+        # Its unique key refuses a replayed nonce on any worker (IntegrityError below).
+        use_nonce=insert(used),
+    )
+
+
+@dataclass(frozen=True)
+class _LoginStatements:
+    login: Select
+    spend: Delete
+    use_nonce: Insert
+
+
+def _check_state(state: str, body: dict, registration, cookies, form, framed: bool) -> Row:
+    """The login row (a login_states row and `used`) this launch comes back to, when it is the browser's."""
     if not state:
         raise _refuse("launch without state", status=403)
     if not STATE_PATTERN.fullmatch(state):
         raise _refuse("state is not one the tool could have issued", status=403)
     # The login and whether its nonce was spent already, in one statement (checked in order below).
-    spent = exists().where(UsedNonce.issuer == registration.issuer, UsedNonce.nonce == LoginState.nonce)
-    login, used = db.session.execute(select(LoginState, spent).where(LoginState.state == state)).first() or (None, None)
+    login = db.session.execute(_statements().login, {"state": state, "issuer": registration.issuer}).first()
     if login is None or login.expires_at < utcnow():
         raise _refuse(f"state unknown or expired ({state[:8]}…)", RELAUNCH_FROM_COURSE, 403)
     if (login.issuer, login.client_id) != (registration.issuer, registration.client_id):
@@ -267,7 +290,7 @@ def _check_state(state: str, body: dict, registration, cookies, form, framed: bo
     # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, not a "no").
     if not hmac.compare_digest(body["nonce"].encode(), login.nonce.encode()):
         raise _refuse("nonce does not match the one issued at login", status=403)
-    if used:
+    if login.used:
         raise _refuse("nonce replayed", status=403)
     return login
 
@@ -300,16 +323,14 @@ def validate_launch(
 
 def consume_login(validated: ValidatedLaunch) -> None:
     """Spend the state and nonce in the current transaction (the caller commits)."""
-    deleted = db.session.execute(delete(LoginState).where(LoginState.state == validated.state)).rowcount
+    statements = _statements()
+    deleted = db.session.execute(statements.spend, {"state": validated.state}).rowcount
     if deleted != 1:
         raise _refuse("state already used by a concurrent launch", status=403)
     exp = datetime.fromtimestamp(int(validated.claims.raw["exp"]), tz=UTC)
-    db.session.add(
-        UsedNonce(
-            issuer=validated.registration.issuer, nonce=validated.claims.raw["nonce"], expires_at=exp + NONCE_KEEP
-        )
-    )
+    used = {"issuer": validated.registration.issuer, "nonce": validated.claims.raw["nonce"],
+            "expires_at": exp + NONCE_KEEP}
     try:
-        db.session.flush()
+        db.session.execute(statements.use_nonce, used)
     except IntegrityError as exc:
         raise _refuse("nonce replayed (concurrent launch)", status=403) from exc
