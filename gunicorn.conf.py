@@ -37,8 +37,8 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5  # nginx's keepalive connections to the upstream (docs/deployment.md)
 # Each worker is replaced after about this many requests (jitter: not all at once), so a slow
 # leak in any library never grows without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
 # No preload: each worker imports the application itself, so `kill -HUP <master>` after an
 # upgrade loads the new code (with preload, only a full restart would), and no database
 # connection or key is ever shared across a fork. It costs memory per worker (docs/deployment.md).

@@ -101,7 +101,7 @@ def postgres_cpu_seconds(database: str | None = None) -> float:
     the backends serving that database (their title names it), so that other people's
     databases on a shared server stay out of the figure — valid while the pools keep their
     connections open, as the tool's do."""
-    total = 0.0
+    seen = _POSTGRES_CPU_SEEN.setdefault(database, {})
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -109,10 +109,15 @@ def postgres_cpu_seconds(database: str | None = None) -> float:
                     continue
                 if database and f" {database} " not in (entry / "cmdline").read_bytes().decode(errors="replace"):
                     continue
-                total += process_cpu_seconds(int(entry.name))
+                seen[int(entry.name)] = max(seen.get(int(entry.name), 0.0), process_cpu_seconds(int(entry.name)))
             except (FileNotFoundError, ProcessLookupError):
                 continue
-    return total
+    return sum(seen.values())
+
+
+# CPU last read of each process, gone ones included: a backend that closes, or a gunicorn worker
+# that max_requests replaces, must not make a later reading smaller than an earlier one.
+_POSTGRES_CPU_SEEN: dict[str | None, dict[int, float]] = {}
 
 
 def percentile(values, p: float) -> float:
@@ -168,6 +173,7 @@ class GunicornApp:
         self.command = command + [target]
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen | None = None
+        self._cpu_seen: dict[int, float] = {}
 
     def start(self, ready_path: str = "/", timeout: float = 60) -> GunicornApp:
         self.log = self.log_path.open("ab")
@@ -195,7 +201,11 @@ class GunicornApp:
         return children_of(self.process.pid) if self.process else []
 
     def cpu_seconds(self) -> float:
-        return sum(process_cpu_seconds(pid) for pid in self.worker_pids())
+        """CPU of the workers, summed over every worker seen so far (a worker replaced by
+        max_requests keeps counting with what it had used when last read)."""
+        for pid in self.worker_pids():
+            self._cpu_seen[pid] = max(self._cpu_seen.get(pid, 0.0), process_cpu_seconds(pid))
+        return sum(self._cpu_seen.values())
 
     def rss_mb(self) -> list[float]:
         return [process_rss_mb(pid) for pid in self.worker_pids()]
